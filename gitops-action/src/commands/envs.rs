@@ -1,0 +1,95 @@
+//! `gitops envs`.
+
+use std::process::ExitCode;
+
+use gitops_core::{Environment, GitTree, Repository, Source};
+use serde::Serialize;
+
+use crate::output::print_json;
+use crate::{Format, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Read the repository at this git revision (a commit, branch, tag or
+    /// expression such as HEAD~1) instead of the working tree.
+    #[arg(long, value_name = "REV")]
+    rev: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    environments: &'a [Environment],
+}
+
+pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let work = super::worktree(&g.repo)?;
+    let repo = match &args.rev {
+        None => load_checked(&work)?,
+        Some(rev) => {
+            let tree = GitTree::at_revision(work.root(), rev)?;
+            load_checked(&tree)?
+        }
+    };
+    match g.format {
+        Format::Json => print_json(&Report {
+            environments: &repo.environments,
+        })?,
+        Format::Text | Format::Markdown => print_table(&repo, g.format == Format::Markdown),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_checked(source: &dyn Source) -> anyhow::Result<Repository> {
+    let repo = Repository::load(source)?;
+    let errors: Vec<_> = repo
+        .problems()
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(gitops_core::Error::Invalid(errors).into());
+    }
+    Ok(repo)
+}
+
+fn print_table(repo: &Repository, markdown: bool) {
+    let header = [
+        "ENVIRONMENT",
+        "STACK",
+        "PIPELINE",
+        "REGION",
+        "ACCOUNT",
+        "PROTECTED",
+        "PARAMETERS",
+    ];
+    let rows: Vec<[String; 7]> = repo
+        .environments
+        .iter()
+        .map(|e| {
+            [
+                e.name.clone(),
+                e.stack.clone(),
+                e.pipeline.clone().unwrap_or_else(|| "-".into()),
+                e.region.clone(),
+                e.account.clone().unwrap_or_else(|| "-".into()),
+                if e.protected { "yes" } else { "no" }.into(),
+                e.parameters
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    if markdown {
+        println!("| {} |", header.join(" | "));
+        println!("|{}", "---|".repeat(header.len()));
+        for r in &rows {
+            println!("| {} |", r.join(" | "));
+        }
+        return;
+    }
+    print!("{}", crate::output::table(&header, &rows));
+    println!("{} environment(s), repository id `{}`", rows.len(), repo.id);
+}

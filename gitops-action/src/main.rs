@@ -1,0 +1,126 @@
+//! `gitops`: GitOps for AWS CloudFormation without Kubernetes.
+//!
+//! Each subcommand gathers state, computes what to do as data, then prints or
+//! executes it. All logic that can be pure lives in `gitops-core`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod aws;
+mod commands;
+mod output;
+
+/// GitOps for AWS CloudFormation, without Kubernetes.
+///
+/// A GitOps repository holds shared CloudFormation templates and one folder
+/// per environment (`environments/<name>/environment.yaml`) whose parameters,
+/// the app version included, feed those templates. `gitops.yaml` at its root
+/// says where things are.
+///
+/// Start with `gitops validate` and `gitops envs` in your repository.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitops",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    /// The GitOps repository: a folder at or below the one holding gitops.yaml.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// Output format. `markdown` is for reports such as plans and summaries.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// When to colour text output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people at a terminal.
+    Text,
+    /// For programs and workflow steps.
+    Json,
+    /// For pull-request comments and step summaries.
+    Markdown,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when standard output is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check gitops.yaml, every environment file and the templates they use.
+    ///
+    /// Reports every problem in one run as `file:line:col: error: message`.
+    /// Nothing contacts AWS. In GitHub Actions (GITHUB_ACTIONS=true) it also
+    /// prints `::error` annotations, so problems show on the right lines of
+    /// the pull request.
+    ///
+    /// Exit status: 0 valid, 1 problems found, 2 usage or internal error.
+    #[command(
+        after_help = "Examples:\n  gitops validate\n  gitops validate --repo examples/basic --format json"
+    )]
+    Validate(commands::validate::Args),
+    /// List the environments, resolved: defaults merged under each file.
+    ///
+    /// With --rev, the repository is read at that git revision without a
+    /// checkout, so an environment deleted since then is still listed.
+    #[command(after_help = "Examples:\n  gitops envs\n  gitops envs --rev HEAD~1 --format json")]
+    Envs(commands::envs::Args),
+    /// Show which AWS account, identity and region the credentials resolve to.
+    ///
+    /// Credentials come from the standard chain: environment variables, a
+    /// profile (AWS_PROFILE), SSO, or web identity as set up by
+    /// aws-actions/configure-aws-credentials. AWS_ENDPOINT_URL or
+    /// --endpoint-url points every call at another endpoint, such as a local
+    /// emulator.
+    #[command(
+        after_help = "Examples:\n  gitops whoami\n  AWS_PROFILE=prod gitops whoami --format json"
+    )]
+    Whoami(commands::whoami::Args),
+}
+
+/// What every command gets.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub repo: PathBuf,
+    pub format: Format,
+    pub color: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let globals = Globals {
+        repo: cli.repo,
+        format: cli.format,
+        color: output::use_color(cli.color),
+    };
+    let result = match cli.command {
+        Command::Validate(a) => commands::validate::run(&globals, a),
+        Command::Envs(a) => commands::envs::run(&globals, a),
+        Command::Whoami(a) => commands::whoami::run(&globals, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e, globals.color);
+            ExitCode::from(commands::error_exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! `gitops.yaml`: the repository-level settings.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::problem::Problem;
+use crate::reader::{kind, parse_yaml, Reader};
+use crate::yaml::Node;
+
+/// The file name of the repository settings.
+pub const CONFIG_FILE: &str = "gitops.yaml";
+
+/// The parsed `gitops.yaml`, with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Config {
+    /// Schema version; only `1` is supported.
+    pub version: u32,
+    /// Identifies this repository on the stacks it manages (`None`: derived).
+    pub id: Option<String>,
+    /// Folder holding one subfolder per environment.
+    pub environments_path: String,
+    /// Name of the environment file inside each environment folder.
+    pub environment_file: String,
+    /// Globs of paths whose change touches every environment.
+    pub shared: Vec<String>,
+    /// Globs of paths whose change touches nothing.
+    pub ignore: Vec<String>,
+    /// How environment stacks are named and built.
+    pub stack: StackSettings,
+    /// Pipeline mode settings; `None` is direct mode.
+    pub pipeline: Option<PipelineSettings>,
+    /// Settings every environment inherits.
+    pub defaults: Defaults,
+    /// Promotion order and the keys promotion copies.
+    pub promotion: Promotion,
+}
+
+/// `stack:` settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StackSettings {
+    /// Stack-name pattern; `{environment}` is the folder name.
+    pub name: String,
+    /// Default template path (environments may override it).
+    pub template: Option<String>,
+    /// CloudFormation capabilities to acknowledge.
+    pub capabilities: Vec<String>,
+}
+
+/// `pipeline:` settings (pipeline mode).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PipelineSettings {
+    /// Pipeline-name pattern.
+    pub name: String,
+    /// Name pattern of the stack that holds the pipeline.
+    pub stack_name: String,
+    /// Template of the pipeline stack.
+    pub template: String,
+}
+
+/// `defaults:` settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Defaults {
+    /// Default AWS region.
+    pub region: String,
+    /// Default stack parameters, rendered as CloudFormation strings.
+    pub parameters: BTreeMap<String, String>,
+    /// Default stack tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `promotion:` settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Promotion {
+    /// Environments from first to last.
+    pub order: Vec<String>,
+    /// Keys copied by promotion: `parameters.<Name>` or `tags.<Key>`.
+    pub keys: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            id: None,
+            environments_path: "environments".into(),
+            environment_file: "environment.yaml".into(),
+            shared: vec!["common/**".into()],
+            ignore: vec!["**/*.md".into()],
+            stack: StackSettings {
+                name: "{environment}-app".into(),
+                template: None,
+                capabilities: vec!["CAPABILITY_IAM".into()],
+            },
+            pipeline: None,
+            defaults: Defaults {
+                region: "us-east-1".into(),
+                parameters: BTreeMap::new(),
+                tags: BTreeMap::new(),
+            },
+            promotion: Promotion {
+                order: Vec::new(),
+                keys: vec!["parameters.AppVersion".into()],
+            },
+        }
+    }
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            name: "{environment}-deploy".into(),
+            stack_name: "{environment}-pipeline".into(),
+            template: "common/pipeline.yaml".into(),
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "id",
+    "environments",
+    "shared",
+    "ignore",
+    "stack",
+    "pipeline",
+    "defaults",
+    "promotion",
+];
+
+/// Parses `gitops.yaml`. Problems are appended to `problems`; `None` means the
+/// file is unusable (syntax error, not a mapping, bad version).
+pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, Option<Node>)> {
+    let (value, doc) = match parse_yaml(CONFIG_FILE, text) {
+        Ok(v) => v,
+        Err(p) => {
+            problems.push(p);
+            return None;
+        }
+    };
+    let empty = Mapping::new();
+    let top = match &value {
+        Value::Mapping(m) => m,
+        Value::Null => &empty,
+        other => {
+            problems.push(Problem::error(
+                CONFIG_FILE,
+                format!("gitops.yaml must be a mapping, found {}", kind(other)),
+            ));
+            return None;
+        }
+    };
+    let mut r = Reader {
+        file: CONFIG_FILE,
+        doc: doc.as_ref(),
+        problems,
+    };
+    let mut cfg = Config::default();
+    r.check_keys(top, &[], TOP_KEYS);
+
+    match top.get("version") {
+        None => {
+            r.error(
+                &[],
+                "missing `version`; add `version: 1` at the top of gitops.yaml",
+            );
+            return None;
+        }
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
+        Some(other) => {
+            let shown = crate::reader::render_scalar(other).unwrap_or_else(|| kind(other).into());
+            r.error(
+                &["version"],
+                format!("unsupported `version: {shown}`; this gitops supports `version: 1`"),
+            );
+            return None;
+        }
+    }
+
+    cfg.id = r.get::<String>(top, &[], "id");
+    if let Some(id) = &cfg.id {
+        if id.trim().is_empty() || id.len() > 128 {
+            r.error(&["id"], "`id` must be 1 to 128 characters");
+        }
+    }
+
+    if let Some(m) = r.map(top, &[], "environments") {
+        r.check_keys(m, &["environments"], &["path", "file"]);
+        if let Some(p) = r.get::<String>(m, &["environments"], "path") {
+            cfg.environments_path = p;
+        }
+        if let Some(f) = r.get::<String>(m, &["environments"], "file") {
+            if f.contains('/') || f.is_empty() {
+                r.error(
+                    &["environments", "file"],
+                    "`environments.file` must be a file name, not a path",
+                );
+            } else {
+                cfg.environment_file = f;
+            }
+        }
+        if crate::source::normalize(&cfg.environments_path).is_none() {
+            r.error(
+                &["environments", "path"],
+                "`environments.path` must be a relative path inside the repository",
+            );
+        }
+    }
+    for key in ["shared", "ignore"] {
+        if let Some(globs) = r.get::<Vec<String>>(top, &[], key) {
+            for g in &globs {
+                if let Err(e) = crate::glob::compile(g) {
+                    r.error(&[key], format!("`{key}` glob `{g}` does not compile: {e}"));
+                }
+            }
+            if key == "shared" {
+                cfg.shared = globs;
+            } else {
+                cfg.ignore = globs;
+            }
+        }
+    }
+    if let Some(m) = r.map(top, &[], "stack") {
+        r.check_keys(m, &["stack"], &["name", "template", "capabilities"]);
+        if let Some(n) = r.get::<String>(m, &["stack"], "name") {
+            cfg.stack.name = n;
+        }
+        cfg.stack.template = r.get::<String>(m, &["stack"], "template");
+        if let Some(c) = r.get::<Vec<String>>(m, &["stack"], "capabilities") {
+            for cap in &c {
+                if !CAPABILITIES.contains(&cap.as_str()) {
+                    let hint = crate::problem::did_you_mean(cap, CAPABILITIES.iter().copied());
+                    r.error(
+                        &["stack", "capabilities"],
+                        format!(
+                            "unknown capability `{cap}`{hint} (known: {})",
+                            CAPABILITIES.join(", ")
+                        ),
+                    );
+                }
+            }
+            cfg.stack.capabilities = c;
+        }
+    }
+    if top.contains_key("pipeline") {
+        let mut p = PipelineSettings::default();
+        if let Some(m) = r.map(top, &[], "pipeline") {
+            r.check_keys(m, &["pipeline"], &["name", "stack-name", "template"]);
+            if let Some(v) = r.get::<String>(m, &["pipeline"], "name") {
+                p.name = v;
+            }
+            if let Some(v) = r.get::<String>(m, &["pipeline"], "stack-name") {
+                p.stack_name = v;
+            }
+            if let Some(v) = r.get::<String>(m, &["pipeline"], "template") {
+                p.template = v;
+            }
+        }
+        cfg.pipeline = Some(p);
+    }
+    if let Some(m) = r.map(top, &[], "defaults") {
+        r.check_keys(m, &["defaults"], &["region", "parameters", "tags"]);
+        if let Some(v) = r.get::<String>(m, &["defaults"], "region") {
+            check_region(&mut r, &["defaults", "region"], &v);
+            cfg.defaults.region = v;
+        }
+        cfg.defaults.parameters = r.string_map(m, &["defaults"], "parameters");
+        cfg.defaults.tags = r.string_map(m, &["defaults"], "tags");
+    }
+    if let Some(m) = r.map(top, &[], "promotion") {
+        r.check_keys(m, &["promotion"], &["order", "keys"]);
+        if let Some(v) = r.get::<Vec<String>>(m, &["promotion"], "order") {
+            cfg.promotion.order = v;
+        }
+        if let Some(v) = r.get::<Vec<String>>(m, &["promotion"], "keys") {
+            for k in &v {
+                if crate::model::PromotedKey::parse(k).is_none() {
+                    r.error(
+                        &["promotion", "keys"],
+                        format!("promotion key `{k}` must be `parameters.<Name>` or `tags.<Key>`"),
+                    );
+                }
+            }
+            cfg.promotion.keys = v;
+        }
+    }
+    Some((cfg, doc))
+}
+
+/// Capabilities CloudFormation accepts.
+pub(crate) const CAPABILITIES: &[&str] = &[
+    "CAPABILITY_IAM",
+    "CAPABILITY_NAMED_IAM",
+    "CAPABILITY_AUTO_EXPAND",
+];
+
+pub(crate) fn check_region(r: &mut Reader<'_>, path: &[&str], region: &str) {
+    let ok = regex_lite_region(region);
+    if !ok {
+        r.error(
+            path,
+            format!("`{region}` is not an AWS region name (such as us-east-1 or eu-west-1)"),
+        );
+    }
+}
+
+fn regex_lite_region(s: &str) -> bool {
+    // e.g. us-east-1, us-gov-west-1, ap-southeast-4, eu-central-2
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}

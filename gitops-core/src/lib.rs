@@ -1,0 +1,50 @@
+//! `gitops-core` models a GitOps repository for AWS CloudFormation: shared
+//! templates plus one folder per environment whose configuration (the app
+//! version included) is the input of those templates.
+//!
+//! Loading and validating a repository, from a working tree or from any git
+//! revision, is pure: nothing here contacts AWS.
+//!
+//! ```
+//! use gitops_core::{Repository, WorkTree};
+//!
+//! # fn main() -> gitops_core::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(dir.path().join("environments/dev")).unwrap();
+//! std::fs::create_dir_all(dir.path().join("common")).unwrap();
+//! std::fs::write(dir.path().join("gitops.yaml"),
+//!     "version: 1\nstack: { template: common/app.yaml }\n").unwrap();
+//! std::fs::write(dir.path().join("common/app.yaml"),
+//!     "Parameters:\n  AppVersion: { Type: String }\nResources:\n  T: { Type: AWS::SNS::Topic }\n").unwrap();
+//! std::fs::write(dir.path().join("environments/dev/environment.yaml"),
+//!     "parameters: { AppVersion: \"1.2.3\" }\n").unwrap();
+//!
+//! let source = WorkTree::new(dir.path())?;
+//! let repo = Repository::load(&source)?;
+//! assert!(repo.validate(&source).is_empty());
+//! let dev = repo.environment("dev").unwrap();
+//! assert_eq!(dev.stack, "dev-app");
+//! assert_eq!(dev.parameters["AppVersion"], "1.2.3");
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod glob;
+mod model;
+mod problem;
+mod reader;
+pub mod source;
+mod template;
+pub mod yaml;
+
+pub use config::{Config, Defaults, PipelineSettings, Promotion, StackSettings, CONFIG_FILE};
+pub use error::{Error, Result};
+pub use model::{
+    check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Repository,
+    AUTOMATIC_PARAMETERS,
+};
+pub use problem::{Problem, ProblemSource, Severity};
+pub use source::{GitTree, Source, WorkTree};
+pub use template::{Template, TemplateParameter, MAX_TEMPLATE_BYTES};

@@ -1,0 +1,654 @@
+//! The GitOps repository model: settings plus resolved environments.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::config::{self, Config, CONFIG_FILE};
+use crate::error::{Error, Result};
+use crate::problem::{did_you_mean, Problem, ProblemSource};
+use crate::reader::{kind, parse_yaml, Reader};
+use crate::source::{normalize, Entry, Source};
+use crate::template::{Template, MAX_TEMPLATE_BYTES};
+use crate::yaml::{Node, Seg};
+
+/// Parameters the tool passes itself, so templates may declare them without defaults.
+pub const AUTOMATIC_PARAMETERS: &[&str] = &["EnvironmentName", "StackName", "PipelineName"];
+
+/// One environment, resolved: `defaults` merged under its file, map by map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Environment {
+    /// The folder name.
+    pub name: String,
+    /// The environment stack's name.
+    pub stack: String,
+    /// The pipeline's name (pipeline mode only).
+    pub pipeline: Option<String>,
+    /// The name of the stack holding the pipeline (pipeline mode only).
+    pub pipeline_stack: Option<String>,
+    /// AWS region.
+    pub region: String,
+    /// Expected AWS account id, if pinned.
+    pub account: Option<String>,
+    /// Whether automation must never delete this environment's stacks.
+    pub protected: bool,
+    /// Repository-relative path of the environment stack's template.
+    pub template: String,
+    /// Repository-relative path of the environment file.
+    pub file: String,
+    /// Stack parameters, as CloudFormation strings.
+    pub parameters: BTreeMap<String, String>,
+    /// Stack tags.
+    pub tags: BTreeMap<String, String>,
+    #[serde(skip)]
+    template_from_file: bool,
+}
+
+impl Environment {
+    /// The folder that holds the environment file.
+    pub fn dir(&self) -> &str {
+        self.file.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+    }
+
+    /// The value of a promoted key such as `parameters.AppVersion`.
+    pub fn value(&self, key: &PromotedKey) -> Option<&str> {
+        match key {
+            PromotedKey::Parameter(n) => self.parameters.get(n),
+            PromotedKey::Tag(n) => self.tags.get(n),
+        }
+        .map(String::as_str)
+    }
+}
+
+/// A key that promotion copies between environments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PromotedKey {
+    /// `parameters.<Name>`.
+    Parameter(String),
+    /// `tags.<Key>`.
+    Tag(String),
+}
+
+impl PromotedKey {
+    /// Parses `parameters.X` or `tags.X`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (map, name) = s.split_once('.')?;
+        if name.is_empty() {
+            return None;
+        }
+        match map {
+            "parameters" => Some(Self::Parameter(name.into())),
+            "tags" => Some(Self::Tag(name.into())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PromotedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Parameter(n) => write!(f, "parameters.{n}"),
+            Self::Tag(n) => write!(f, "tags.{n}"),
+        }
+    }
+}
+
+/// A loaded GitOps repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// The parsed `gitops.yaml`.
+    pub config: Config,
+    /// The id written on every stack this repository manages.
+    pub id: String,
+    /// Environments sorted by name.
+    pub environments: Vec<Environment>,
+    problems: Vec<Problem>,
+    docs: BTreeMap<String, Node>,
+}
+
+const ENV_KEYS: &[&str] = &[
+    "template-file-path",
+    "parameters",
+    "tags",
+    "region",
+    "account",
+    "protected",
+];
+
+impl Repository {
+    /// Loads the repository from `source`.
+    ///
+    /// Problems in environment files are collected (see [`Repository::problems`]);
+    /// only an unusable `gitops.yaml` is an [`Error::Invalid`].
+    pub fn load(source: &dyn Source) -> Result<Self> {
+        let text = match source.read(CONFIG_FILE)? {
+            Entry::File(b) => b,
+            _ => return Err(Error::NoConfig(source.describe())),
+        };
+        let mut problems = Vec::new();
+        let text = match String::from_utf8(text) {
+            Ok(t) => t,
+            Err(_) => {
+                problems.push(Problem::error(CONFIG_FILE, "gitops.yaml is not UTF-8 text"));
+                return Err(Error::Invalid(problems));
+            }
+        };
+        let Some((config, doc)) = config::parse(&text, &mut problems) else {
+            return Err(Error::Invalid(problems));
+        };
+        let id = config.id.clone().unwrap_or_else(|| source.default_id());
+        let mut docs = BTreeMap::new();
+        if let Some(d) = doc {
+            docs.insert(CONFIG_FILE.to_string(), d);
+        }
+        let mut repo = Repository {
+            config,
+            id,
+            environments: Vec::new(),
+            problems,
+            docs,
+        };
+        let env_root = normalize(&repo.config.environments_path).unwrap_or_default();
+        for name in source.subdirs(&env_root)? {
+            let dir = join(&env_root, &name);
+            let file = join(&dir, &repo.config.environment_file);
+            match source.read(&file)? {
+                Entry::File(bytes) => {
+                    if let Some(env) = repo.load_environment(&name, &file, &bytes) {
+                        repo.environments.push(env);
+                    }
+                }
+                _ => repo.problems.push(Problem::warning(
+                    &dir,
+                    format!(
+                        "folder `{dir}` has no {}, so it is not an environment; add one or move the folder out of `{env_root}`",
+                        repo.config.environment_file
+                    ),
+                )),
+            }
+        }
+        repo.check_names();
+        Ok(repo)
+    }
+
+    /// The problems found while loading (without template checks; see [`Repository::validate`]).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// The environment named `name`.
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// The keys promotion copies, parsed.
+    pub fn promoted_keys(&self) -> Vec<PromotedKey> {
+        self.config
+            .promotion
+            .keys
+            .iter()
+            .filter_map(|k| PromotedKey::parse(k))
+            .collect()
+    }
+
+    /// Every problem: those from loading plus the template checks, sorted by
+    /// file and line. Reads templates from `source`; contacts nothing else.
+    pub fn validate(&self, source: &dyn Source) -> Vec<Problem> {
+        let mut problems = self.problems.clone();
+        let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
+        let pipeline_template = self.config.pipeline.as_ref().map(|p| p.template.clone());
+        if let Some(t) = &pipeline_template {
+            let at = (CONFIG_FILE.to_string(), vec!["pipeline", "template"]);
+            self.check_template(source, t, &at, &mut templates, &mut problems);
+        }
+        for env in &self.environments {
+            let at = if env.template_from_file {
+                (env.file.clone(), vec!["template-file-path"])
+            } else {
+                (CONFIG_FILE.to_string(), vec!["stack", "template"])
+            };
+            if env.template.is_empty() {
+                continue; // reported while loading
+            }
+            self.check_template(source, &env.template, &at, &mut templates, &mut problems);
+            let stack_t = templates.get(&env.template).and_then(Option::as_ref);
+            let pipe_t = pipeline_template
+                .as_ref()
+                .and_then(|p| templates.get(p))
+                .and_then(Option::as_ref);
+            self.check_parameters(env, stack_t, pipe_t, &mut problems);
+        }
+        problems.sort_by(|a, b| {
+            (a.file.as_str(), a.line, a.column).cmp(&(b.file.as_str(), b.line, b.column))
+        });
+        problems.dedup();
+        problems
+    }
+
+    fn pos(&self, file: &str, path: &[&str]) -> Option<(usize, usize)> {
+        let segs: Vec<Seg<'_>> = path.iter().map(|k| Seg::Key(k)).collect();
+        self.docs.get(file).and_then(|d| d.line_col(&segs))
+    }
+
+    fn check_template(
+        &self,
+        source: &dyn Source,
+        path: &str,
+        at: &(String, Vec<&str>),
+        cache: &mut BTreeMap<String, Option<Template>>,
+        problems: &mut Vec<Problem>,
+    ) {
+        if cache.contains_key(path) {
+            return;
+        }
+        let refer = |msg: String| {
+            Problem::error(&at.0, msg)
+                .at(self.pos(&at.0, &at.1))
+                .with_source(ProblemSource::Template)
+        };
+        let result = match read_template(source, path) {
+            Ok(t) => Some(t),
+            Err(TemplateError::Reference(msg)) => {
+                problems.push(refer(msg));
+                None
+            }
+            Err(TemplateError::Content(p)) => {
+                problems.push(p);
+                None
+            }
+            Err(TemplateError::Io(e)) => {
+                problems.push(refer(format!("cannot read template `{path}`: {e}")));
+                None
+            }
+        };
+        cache.insert(path.to_string(), result);
+    }
+
+    fn check_parameters(
+        &self,
+        env: &Environment,
+        stack: Option<&Template>,
+        pipeline: Option<&Template>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let Some(stack) = stack else { return };
+        let templates: Vec<&Template> = std::iter::once(stack).chain(pipeline).collect();
+        let env_doc_has = |name: &str| {
+            self.pos(&env.file, &["parameters", name]).is_some()
+                && self
+                    .docs
+                    .get(&env.file)
+                    .and_then(|d| d.get(&[Seg::Key("parameters"), Seg::Key(name)]))
+                    .is_some()
+        };
+        let locate = |name: &str| -> (String, Option<(usize, usize)>) {
+            if env_doc_has(name) {
+                (env.file.clone(), self.pos(&env.file, &["parameters", name]))
+            } else {
+                (
+                    CONFIG_FILE.to_string(),
+                    self.pos(CONFIG_FILE, &["defaults", "parameters", name]),
+                )
+            }
+        };
+        for (name, value) in &env.parameters {
+            let declared: Vec<&Template> = templates
+                .iter()
+                .copied()
+                .filter(|t| t.parameters.contains_key(name))
+                .collect();
+            let (file, pos) = locate(name);
+            if declared.is_empty() {
+                let all = templates
+                    .iter()
+                    .flat_map(|t| t.parameters.keys().map(String::as_str));
+                let hint = did_you_mean(name, all);
+                let names: Vec<&str> = templates.iter().map(|t| t.path.as_str()).collect();
+                problems.push(
+                    Problem::error(
+                        file,
+                        format!(
+                            "environment `{}` sets parameter `{name}`, which {} does not declare{hint}",
+                            env.name,
+                            names.join(" or ")
+                        ),
+                    )
+                    .at(pos),
+                );
+                continue;
+            }
+            for t in declared {
+                if let Err(why) = t.parameters[name].check(value) {
+                    problems.push(
+                        Problem::error(
+                            file.clone(),
+                            format!(
+                                "environment `{}`: parameter `{name}`: {why} (declared in {})",
+                                env.name, t.path
+                            ),
+                        )
+                        .at(pos),
+                    );
+                }
+            }
+        }
+        for t in templates {
+            for (name, spec) in &t.parameters {
+                if spec.default.is_none()
+                    && !env.parameters.contains_key(name)
+                    && !AUTOMATIC_PARAMETERS.contains(&name.as_str())
+                {
+                    problems.push(
+                        Problem::error(
+                            env.file.clone(),
+                            format!(
+                                "environment `{}` does not set parameter `{name}`, which {} requires (it has no Default); add it under `parameters:`",
+                                env.name, t.path
+                            ),
+                        )
+                        .at(self.pos(&env.file, &["parameters"])),
+                    );
+                }
+            }
+        }
+    }
+
+    fn load_environment(&mut self, name: &str, file: &str, bytes: &[u8]) -> Option<Environment> {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            self.problems.push(Problem::error(
+                file,
+                "the environment file is not UTF-8 text",
+            ));
+            return None;
+        };
+        let (value, doc) = match parse_yaml(file, text) {
+            Ok(v) => v,
+            Err(p) => {
+                self.problems.push(p);
+                return None;
+            }
+        };
+        let empty = Mapping::new();
+        let map = match &value {
+            Value::Mapping(m) => m,
+            Value::Null => &empty,
+            other => {
+                self.problems.push(Problem::error(
+                    file,
+                    format!(
+                        "the environment file must be a mapping, found {}",
+                        kind(other)
+                    ),
+                ));
+                return None;
+            }
+        };
+        let cfg = &self.config;
+        let mut r = Reader {
+            file,
+            doc: doc.as_ref(),
+            problems: &mut self.problems,
+        };
+        r.check_keys(map, &[], ENV_KEYS);
+        let template_file = r.get::<String>(map, &[], "template-file-path");
+        let mut parameters = cfg.defaults.parameters.clone();
+        parameters.extend(r.string_map(map, &[], "parameters"));
+        let mut tags = cfg.defaults.tags.clone();
+        tags.extend(r.string_map(map, &[], "tags"));
+        let region = match r.get::<String>(map, &[], "region") {
+            Some(v) => {
+                config::check_region(&mut r, &["region"], &v);
+                v
+            }
+            None => cfg.defaults.region.clone(),
+        };
+        let account = r.get::<Value>(map, &[], "account").and_then(|v| {
+            let s = crate::reader::render_scalar(&v).unwrap_or_default();
+            if s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()) {
+                Some(s)
+            } else {
+                r.error(
+                    &["account"],
+                    "`account` must be a 12-digit AWS account id in quotes, such as \"123456789012\"",
+                );
+                None
+            }
+        });
+        let protected = r.get::<bool>(map, &[], "protected").unwrap_or(false);
+        let template_from_file = template_file.is_some();
+        let template = match template_file.or_else(|| cfg.stack.template.clone()) {
+            Some(t) => normalize(&t).unwrap_or(t),
+            None => {
+                r.error(
+                    &[],
+                    format!(
+                        "environment `{name}` has no template: set `template-file-path` here or `stack.template` in gitops.yaml"
+                    ),
+                );
+                String::new()
+            }
+        };
+        let stack = cfg.stack.name.replace("{environment}", name);
+        let (pipeline, pipeline_stack) = match &cfg.pipeline {
+            Some(p) => (
+                Some(p.name.replace("{environment}", name)),
+                Some(p.stack_name.replace("{environment}", name)),
+            ),
+            None => (None, None),
+        };
+        if let Some(d) = doc {
+            self.docs.insert(file.to_string(), d);
+        }
+        Some(Environment {
+            name: name.to_string(),
+            stack,
+            pipeline,
+            pipeline_stack,
+            region,
+            account,
+            protected,
+            template,
+            file: file.to_string(),
+            parameters,
+            tags,
+            template_from_file,
+        })
+    }
+
+    fn check_names(&mut self) {
+        let mut problems = Vec::new();
+        let mut stacks: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut pipelines: BTreeMap<&str, &str> = BTreeMap::new();
+        for env in &self.environments {
+            for (what, name) in [
+                ("stack", Some(&env.stack)),
+                ("pipeline stack", env.pipeline_stack.as_ref()),
+            ] {
+                let Some(name) = name else { continue };
+                if let Err(why) = check_stack_name(name) {
+                    problems.push(Problem::error(
+                        env.dir(),
+                        format!("environment `{}` gives the {what} name `{name}`, which is invalid: {why}; rename the folder or change the name pattern in gitops.yaml", env.name),
+                    ));
+                }
+                if let Some(other) = stacks.insert(name, &env.name) {
+                    problems.push(Problem::error(
+                        env.dir(),
+                        format!("environments `{other}` and `{}` both resolve to the stack `{name}`; the name pattern in gitops.yaml must include {{environment}}", env.name),
+                    ));
+                }
+            }
+            if let Some(p) = &env.pipeline {
+                if let Err(why) = check_pipeline_name(p) {
+                    problems.push(Problem::error(
+                        env.dir(),
+                        format!("environment `{}` gives the pipeline name `{p}`, which is invalid: {why}", env.name),
+                    ));
+                }
+                if let Some(other) = pipelines.insert(p, &env.name) {
+                    problems.push(Problem::error(
+                        env.dir(),
+                        format!("environments `{other}` and `{}` both resolve to the pipeline `{p}`; `pipeline.name` must include {{environment}}", env.name),
+                    ));
+                }
+            }
+        }
+        let names: BTreeSet<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
+        for (i, name) in self.config.promotion.order.iter().enumerate() {
+            if !names.contains(name.as_str()) {
+                let hint = did_you_mean(name, names.iter().copied());
+                let pos = self.docs.get(CONFIG_FILE).and_then(|d| {
+                    d.line_col(&[Seg::Key("promotion"), Seg::Key("order"), Seg::Index(i)])
+                });
+                problems.push(
+                    Problem::error(
+                        CONFIG_FILE,
+                        format!(
+                            "`promotion.order` names `{name}`, which is not an environment{hint}"
+                        ),
+                    )
+                    .at(pos),
+                );
+            }
+        }
+        self.problems.extend(problems);
+    }
+}
+
+/// Why a template could not be used.
+#[derive(Debug)]
+pub(crate) enum TemplateError {
+    /// The reference itself is wrong (missing, absolute, outside).
+    Reference(String),
+    /// The file is there but is not a usable template.
+    Content(Problem),
+    /// Reading failed.
+    Io(Error),
+}
+
+/// Reads and parses the template at `path`, with every path and size check.
+pub(crate) fn read_template(source: &dyn Source, path: &str) -> Result<Template, TemplateError> {
+    if path.starts_with('/') || std::path::Path::new(path).is_absolute() {
+        return Err(TemplateError::Reference(format!(
+            "template path `{path}` is absolute; use a path relative to the repository root"
+        )));
+    }
+    let Some(rel) = normalize(path) else {
+        return Err(TemplateError::Reference(format!(
+            "template path `{path}` escapes the repository with `..`"
+        )));
+    };
+    match source.read(&rel).map_err(TemplateError::Io)? {
+        Entry::Missing => Err(TemplateError::Reference(format!(
+            "template `{rel}` does not exist in {}",
+            source.describe()
+        ))),
+        Entry::Dir => Err(TemplateError::Reference(format!(
+            "template `{rel}` is a folder, not a file"
+        ))),
+        Entry::Outside(target) => Err(TemplateError::Reference(format!(
+            "template `{rel}` is a symlink that points outside the repository (to `{target}`)"
+        ))),
+        Entry::File(bytes) => {
+            let content = |msg: String| {
+                TemplateError::Content(
+                    Problem::error(&rel, msg).with_source(ProblemSource::Template),
+                )
+            };
+            if bytes.len() > MAX_TEMPLATE_BYTES {
+                return Err(content(format!(
+                    "template is {} bytes, over CloudFormation's limit of {MAX_TEMPLATE_BYTES} bytes; split it into nested stacks",
+                    bytes.len()
+                )));
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|_| content("template is not UTF-8 text".into()))?;
+            Template::parse(&rel, &text).map_err(TemplateError::Content)
+        }
+    }
+}
+
+/// Loads the template at `path`, as an [`Error`] when it is unusable.
+pub fn load_template(source: &dyn Source, path: &str) -> Result<Template> {
+    read_template(source, path).map_err(|e| match e {
+        TemplateError::Reference(m) => Error::Invalid(vec![Problem::error(path, m)]),
+        TemplateError::Content(p) => Error::Invalid(vec![p]),
+        TemplateError::Io(e) => e,
+    })
+}
+
+/// Checks a CloudFormation stack name: a letter first, then `[A-Za-z0-9-]`, at most 128.
+pub fn check_stack_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err("it must be 1 to 128 characters".into());
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err("it must start with a letter".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(format!(
+            "`{c}` is not allowed (only letters, digits and `-`)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a CodePipeline name: `[A-Za-z0-9.@_-]`, at most 100.
+pub fn check_pipeline_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 100 {
+        return Err("it must be 1 to 100 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '_' | '-')))
+    {
+        return Err(format!(
+            "`{c}` is not allowed (only letters, digits and `.@_-`)"
+        ));
+    }
+    Ok(())
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_stack_name("dev-app").is_ok());
+        assert!(check_stack_name("1dev").is_err());
+        assert!(check_stack_name("dev_app").is_err());
+        assert!(check_stack_name(&"a".repeat(129)).is_err());
+        assert!(check_pipeline_name("dev.deploy@x_y-z").is_ok());
+        assert!(check_pipeline_name("dev deploy").is_err());
+        assert!(check_pipeline_name(&"a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn promoted_keys() {
+        assert_eq!(
+            PromotedKey::parse("parameters.AppVersion"),
+            Some(PromotedKey::Parameter("AppVersion".into()))
+        );
+        assert_eq!(
+            PromotedKey::parse("tags.release"),
+            Some(PromotedKey::Tag("release".into()))
+        );
+        assert_eq!(PromotedKey::parse("region"), None);
+        assert_eq!(PromotedKey::parse("parameters."), None);
+    }
+}

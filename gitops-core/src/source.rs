@@ -1,0 +1,428 @@
+//! Where a repository's files come from: a working tree, or a git revision
+//! read straight from the object database without a checkout.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The outcome of reading a path from a [`Source`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// A regular file (symlinks inside the repository are followed).
+    File(Vec<u8>),
+    /// A directory.
+    Dir,
+    /// Nothing at that path.
+    Missing,
+    /// A symlink that resolves outside the repository.
+    Outside(String),
+}
+
+/// Read-only access to a repository's files by repository-relative path
+/// (`/`-separated, no leading `/`).
+pub trait Source {
+    /// Reads the entry at `path`.
+    fn read(&self, path: &str) -> Result<Entry>;
+    /// Names of the direct subdirectories of `path` (empty when it is missing), sorted.
+    fn subdirs(&self, path: &str) -> Result<Vec<String>>;
+    /// A default repository id: `owner/repo` of the origin remote, or the folder name.
+    fn default_id(&self) -> String;
+    /// A short description for messages, such as the folder or `rev abc1234`.
+    fn describe(&self) -> String;
+}
+
+/// Normalises a repository-relative path and rejects absolute paths and
+/// paths that climb out with `..`. Returns `None` for those.
+pub fn normalize(path: &str) -> Option<String> {
+    if path.starts_with('/') || path.starts_with('\\') || Path::new(path).is_absolute() {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// `owner/repo` from a git remote URL, such as `git@github.com:acme/pay.git`.
+pub(crate) fn id_from_remote_url(url: &str) -> Option<String> {
+    let trimmed = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = trimmed.rsplit(['/', ':']);
+    let repo = parts.next().filter(|s| !s.is_empty())?;
+    let owner = parts.next().filter(|s| !s.is_empty() && !s.contains('@'))?;
+    Some(format!("{owner}/{repo}"))
+}
+
+/// The files of a folder on disk.
+#[derive(Debug, Clone)]
+pub struct WorkTree {
+    root: PathBuf,
+    canonical_root: PathBuf,
+}
+
+impl WorkTree {
+    /// A working tree rooted at `root` (the folder that holds `gitops.yaml`).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let canonical_root = root.canonicalize().map_err(|source| Error::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            root,
+            canonical_root,
+        })
+    }
+
+    /// Finds the nearest folder at or above `start` that holds `gitops.yaml`.
+    pub fn discover(start: impl AsRef<Path>) -> Result<Self> {
+        let start = start.as_ref();
+        let abs = start.canonicalize().map_err(|source| Error::Io {
+            path: start.display().to_string(),
+            source,
+        })?;
+        let mut dir = Some(abs.as_path());
+        while let Some(d) = dir {
+            if d.join(crate::CONFIG_FILE).is_file() {
+                return Self::new(d);
+            }
+            dir = d.parent();
+        }
+        Err(Error::NoConfig(start.display().to_string()))
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Source for WorkTree {
+    fn read(&self, path: &str) -> Result<Entry> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Entry::Outside(path.to_string()));
+        };
+        let full = self.root.join(&rel);
+        let meta = match std::fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Missing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(Entry::Missing),
+            Err(source) => return Err(Error::Io { path: rel, source }),
+        };
+        if meta.file_type().is_symlink() || rel.contains('/') {
+            // Any component may be a symlink: resolve and check containment.
+            match full.canonicalize() {
+                Ok(real) if !real.starts_with(&self.canonical_root) => {
+                    return Ok(Entry::Outside(real.display().to_string()))
+                }
+                Ok(_) => {}
+                Err(_) => return Ok(Entry::Missing),
+            }
+        }
+        if full.is_dir() {
+            return Ok(Entry::Dir);
+        }
+        std::fs::read(&full)
+            .map(Entry::File)
+            .map_err(|source| Error::Io { path: rel, source })
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let dir = self.root.join(rel);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn default_id(&self) -> String {
+        if let Ok(repo) = gix::discover(&self.root) {
+            if let Some(id) = origin_id(&repo) {
+                return id;
+            }
+        }
+        folder_name(&self.canonical_root)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+fn folder_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gitops".to_string())
+}
+
+fn origin_id(repo: &gix::Repository) -> Option<String> {
+    let url = repo.config_snapshot().string("remote.origin.url")?;
+    id_from_remote_url(&url.to_string())
+}
+
+/// The files of one git revision, read from the object database.
+pub struct GitTree {
+    repo: gix::Repository,
+    tree: gix::ObjectId,
+    /// Path of the GitOps root inside the git repository (`""` at the top).
+    prefix: String,
+    commit: gix::ObjectId,
+}
+
+impl std::fmt::Debug for GitTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitTree")
+            .field("commit", &self.commit)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl GitTree {
+    /// The tree of commit `commit` in `repo`, with the GitOps root at `prefix`
+    /// (a path inside the repository, `""` for its top).
+    pub fn new(repo: gix::Repository, commit: gix::ObjectId, prefix: &str) -> Result<Self> {
+        let tree = repo
+            .find_object(commit)
+            .map_err(Error::git)?
+            .peel_to_commit()
+            .map_err(Error::git)?
+            .tree_id()
+            .map_err(Error::git)?
+            .detach();
+        Ok(Self {
+            repo,
+            tree,
+            prefix: normalize(prefix).unwrap_or_default(),
+            commit,
+        })
+    }
+
+    /// Opens the git repository that contains `dir` (the GitOps root), resolves
+    /// `rev` there, and reads the GitOps root at that revision.
+    pub fn at_revision(dir: &Path, rev: &str) -> Result<Self> {
+        let repo = open_repo(dir)?;
+        let commit = resolve(&repo, rev)?;
+        let prefix = prefix_of(&repo, dir)?;
+        Self::new(repo, commit, &prefix)
+    }
+
+    /// The commit this tree belongs to.
+    pub fn commit(&self) -> gix::ObjectId {
+        self.commit
+    }
+
+    fn full(&self, rel: &str) -> String {
+        match (self.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}/{}", self.prefix, rel),
+        }
+    }
+
+    fn contains(&self, full: &str) -> bool {
+        self.prefix.is_empty()
+            || full == self.prefix
+            || full.starts_with(&format!("{}/", self.prefix))
+    }
+
+    fn lookup(&self, full: &str, depth: usize) -> Result<Entry> {
+        let tree = self.repo.find_tree(self.tree).map_err(Error::git)?;
+        if full.is_empty() {
+            return Ok(Entry::Dir);
+        }
+        let Some(entry) = tree.lookup_entry_by_path(full).map_err(Error::git)? else {
+            return Ok(Entry::Missing);
+        };
+        let mode = entry.mode();
+        if mode.is_tree() {
+            return Ok(Entry::Dir);
+        }
+        if mode.is_commit() {
+            return Ok(Entry::Missing);
+        }
+        let data = entry.object().map_err(Error::git)?.detach().data;
+        if mode.is_link() {
+            let target = String::from_utf8_lossy(&data).into_owned();
+            let parent = full.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            let joined = if parent.is_empty() {
+                target.clone()
+            } else {
+                format!("{parent}/{target}")
+            };
+            // Follow links that stay inside the GitOps root only.
+            return match normalize(&joined) {
+                Some(n) if depth < 8 && self.contains(&n) => self.lookup(&n, depth + 1),
+                _ => Ok(Entry::Outside(target)),
+            };
+        }
+        Ok(Entry::File(data))
+    }
+}
+
+impl Source for GitTree {
+    fn read(&self, path: &str) -> Result<Entry> {
+        match normalize(path) {
+            Some(rel) => self.lookup(&self.full(&rel), 0),
+            None => Ok(Entry::Outside(path.to_string())),
+        }
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let full = self.full(&rel);
+        let root = self.repo.find_tree(self.tree).map_err(Error::git)?;
+        let tree = if full.is_empty() {
+            root
+        } else {
+            match root.lookup_entry_by_path(&full).map_err(Error::git)? {
+                Some(e) if e.mode().is_tree() => e
+                    .object()
+                    .map_err(Error::git)?
+                    .try_into_tree()
+                    .map_err(Error::git)?,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(Error::git)?;
+            if entry.mode().is_tree() {
+                out.push(entry.filename().to_string());
+            }
+        }
+        out.retain(|n| !n.starts_with('.'));
+        out.sort();
+        Ok(out)
+    }
+
+    fn default_id(&self) -> String {
+        if let Some(id) = origin_id(&self.repo) {
+            return id;
+        }
+        let base = self
+            .repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.repo.git_dir().to_path_buf());
+        let base = base.canonicalize().unwrap_or(base);
+        let dir = if self.prefix.is_empty() {
+            base
+        } else {
+            base.join(&self.prefix)
+        };
+        folder_name(&dir)
+    }
+
+    fn describe(&self) -> String {
+        format!("revision {}", self.commit.to_hex_with_len(12))
+    }
+}
+
+/// Opens the git repository containing `dir`, with an object cache for repeated reads.
+pub fn open_repo(dir: &Path) -> Result<gix::Repository> {
+    let mut repo = gix::discover(dir).map_err(|e| {
+        Error::Git(format!(
+            "{} is not inside a git repository ({e}); run `git init` or pass --repo",
+            dir.display()
+        ))
+    })?;
+    repo.object_cache_size(Some(32 * 1024 * 1024));
+    Ok(repo)
+}
+
+/// Resolves `rev` (any revision gix understands) to a commit id.
+pub fn resolve(repo: &gix::Repository, rev: &str) -> Result<gix::ObjectId> {
+    let err = |reason: String| Error::Revision {
+        rev: rev.to_string(),
+        reason,
+    };
+    if let Ok(id) = gix::ObjectId::from_hex(rev.as_bytes()) {
+        if !repo.has_object(id) {
+            return Err(err(
+                "this commit is not in the clone (a shallow checkout? fetch it, or set `fetch-depth: 0` on actions/checkout)".into(),
+            ));
+        }
+        return Ok(id);
+    }
+    let obj = repo
+        .rev_parse_single(rev)
+        .map_err(|e| err(e.to_string()))?
+        .object()
+        .map_err(|e| err(e.to_string()))?;
+    let commit = obj.peel_to_commit().map_err(|e| err(e.to_string()))?;
+    Ok(commit.id)
+}
+
+/// The path of `dir` inside `repo`'s working tree, `/`-separated (`""` at the top).
+pub fn prefix_of(repo: &gix::Repository, dir: &Path) -> Result<String> {
+    let Some(workdir) = repo.workdir() else {
+        return Ok(String::new());
+    };
+    let workdir = workdir.canonicalize().map_err(|source| Error::Io {
+        path: workdir.display().to_string(),
+        source,
+    })?;
+    let dir = dir.canonicalize().map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let rel = dir.strip_prefix(&workdir).map_err(|_| {
+        Error::Git(format!(
+            "{} is outside the git working tree {}",
+            dir.display(),
+            workdir.display()
+        ))
+    })?;
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(normalize("a/./b//c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize("a/../b").as_deref(), Some("b"));
+        assert_eq!(normalize("../x"), None);
+        assert_eq!(normalize("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn remote_ids() {
+        assert_eq!(
+            id_from_remote_url("git@github.com:acme/payments.git").as_deref(),
+            Some("acme/payments")
+        );
+        assert_eq!(
+            id_from_remote_url("https://github.com/acme/payments").as_deref(),
+            Some("acme/payments")
+        );
+        assert_eq!(id_from_remote_url("payments"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! CloudFormation templates: just enough parsing to check what environments pass them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_yaml::Value;
+
+use crate::problem::{Problem, ProblemSource};
+use crate::reader::{parse_yaml, render_scalar};
+use crate::yaml::Node;
+
+/// Templates larger than this are rejected (CloudFormation's limit via S3).
+pub const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
+
+/// A parsed CloudFormation template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    /// Repository-relative path.
+    pub path: String,
+    /// The declared parameters by name.
+    pub parameters: BTreeMap<String, TemplateParameter>,
+    /// The whole document (short-form tags kept as tagged values).
+    pub body: Value,
+    /// Positions of every node, when the text could be mapped.
+    pub(crate) doc: Option<Node>,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// One entry of a template's `Parameters` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateParameter {
+    /// The parameter's `Type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `Default`, rendered as a string.
+    pub default: Option<String>,
+    /// `AllowedValues`, rendered as strings.
+    pub allowed_values: Vec<String>,
+    /// `AllowedPattern`.
+    pub allowed_pattern: Option<String>,
+    /// Whether the value is secret (`NoEcho: true`).
+    pub no_echo: bool,
+}
+
+impl Template {
+    /// Parses a template from its text. JSON and YAML (with short-form tags) are accepted.
+    pub fn parse(path: &str, text: &str) -> Result<Template, Problem> {
+        let err = |msg: String| Problem::error(path, msg).with_source(ProblemSource::Template);
+        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+        let (body, doc) = if trimmed.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| {
+                err(format!("invalid JSON template: {e}")).at(Some((e.line(), e.column())))
+            })?;
+            let body: Value = serde_yaml::to_value(&v).map_err(|e| err(e.to_string()))?;
+            (body, Node::parse(text).ok().flatten())
+        } else {
+            parse_yaml(path, text).map_err(|p| p.with_source(ProblemSource::Template))?
+        };
+        let Value::Mapping(top) = &body else {
+            return Err(err(
+                "not a CloudFormation template: expected a mapping with a `Resources` section"
+                    .into(),
+            ));
+        };
+        if !top.contains_key("Resources") {
+            return Err(err(
+                "not a CloudFormation template: it has no `Resources` section".into(),
+            ));
+        }
+        let mut parameters = BTreeMap::new();
+        if let Some(Value::Mapping(params)) = top.get("Parameters") {
+            for (name, spec) in params {
+                let Some(name) = name.as_str() else { continue };
+                let get = |k: &str| match spec {
+                    Value::Mapping(m) => m.get(k),
+                    _ => None,
+                };
+                parameters.insert(
+                    name.to_string(),
+                    TemplateParameter {
+                        kind: get("Type")
+                            .and_then(render_scalar)
+                            .unwrap_or_else(|| "String".into()),
+                        default: get("Default").and_then(render_scalar),
+                        allowed_values: match get("AllowedValues") {
+                            Some(Value::Sequence(s)) => {
+                                s.iter().filter_map(render_scalar).collect()
+                            }
+                            _ => Vec::new(),
+                        },
+                        allowed_pattern: get("AllowedPattern").and_then(render_scalar),
+                        no_echo: matches!(get("NoEcho"), Some(Value::Bool(true)))
+                            || get("NoEcho").and_then(render_scalar).as_deref() == Some("true"),
+                    },
+                );
+            }
+        }
+        Ok(Template {
+            path: path.to_string(),
+            parameters,
+            body,
+            doc,
+            size: text.len(),
+        })
+    }
+
+    /// Line and column of the resource with this logical id, when known.
+    pub fn resource_line(&self, logical_id: &str) -> Option<(usize, usize)> {
+        use crate::yaml::Seg;
+        self.doc
+            .as_ref()?
+            .line_col(&[Seg::Key("Resources"), Seg::Key(logical_id)])
+    }
+}
+
+impl TemplateParameter {
+    /// Checks `value` against `AllowedValues` and `AllowedPattern`; `Err` says why not.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let values: Vec<&str> =
+            if self.kind.starts_with("CommaDelimitedList") || self.kind.starts_with("List<") {
+                value.split(',').map(str::trim).collect()
+            } else {
+                vec![value]
+            };
+        if !self.allowed_values.is_empty() {
+            for v in &values {
+                if !self.allowed_values.iter().any(|a| a == v) {
+                    return Err(format!(
+                        "`{v}` is not one of the AllowedValues: {}",
+                        self.allowed_values.join(", ")
+                    ));
+                }
+            }
+        }
+        if let Some(pattern) = &self.allowed_pattern {
+            // CloudFormation matches the whole value.
+            match regex::Regex::new(&format!("^(?:{pattern})$")) {
+                Ok(re) => {
+                    for v in &values {
+                        if !re.is_match(v) {
+                            return Err(format!(
+                                "`{v}` does not match the AllowedPattern `{pattern}`"
+                            ));
+                        }
+                    }
+                }
+                Err(_) => return Ok(()), // a pattern we cannot evaluate is left to CloudFormation
+            }
+        }
+        if self.kind == "Number" && value.trim().parse::<f64>().is_err() {
+            return Err(format!("`{value}` is not a Number"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_yaml_with_short_tags_and_json() {
+        let y = "Parameters:\n  A: {Type: String, AllowedValues: [x, y]}\n  N: {Type: Number, Default: 3}\nResources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: !Sub '${A}-t'}\n";
+        let t = Template::parse("t.yaml", y).unwrap();
+        assert_eq!(t.parameters["N"].default.as_deref(), Some("3"));
+        assert!(t.parameters["A"].check("x").is_ok());
+        assert!(t.parameters["A"].check("z").is_err());
+        assert_eq!(t.resource_line("T"), Some((5, 3)));
+        let j = r#"{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Parameters": {"P": {"Type": "String", "AllowedPattern": "[0-9]+"}}}"#;
+        let t = Template::parse("t.json", j).unwrap();
+        assert!(t.parameters["P"].check("12").is_ok());
+        assert!(t.parameters["P"].check("12a").is_err());
+        assert!(Template::parse("x.yaml", "a: 1\n").is_err());
+        assert!(Template::parse("x.yaml", "[1, 2]\n").is_err());
+        assert!(Template::parse("x.json", "{ nope").is_err());
+    }
+}
