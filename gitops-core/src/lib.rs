@@ -46,5 +46,5 @@ pub use model::{
     AUTOMATIC_PARAMETERS,
 };
 pub use problem::{Problem, ProblemSource, Severity};
-pub use source::{GitTree, Source, WorkTree};
+pub use source::{GitTree, Memory, Source, WorkTree};
 pub use template::{Template, TemplateParameter, MAX_TEMPLATE_BYTES};

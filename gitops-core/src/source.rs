@@ -60,6 +60,79 @@ pub(crate) fn id_from_remote_url(url: &str) -> Option<String> {
     Some(format!("{owner}/{repo}"))
 }
 
+/// Files held in memory: for tests, and for embedding with files from elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+    id: String,
+}
+
+impl Memory {
+    /// An empty set of files whose default repository id is `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            files: Default::default(),
+            id: id.into(),
+        }
+    }
+
+    /// Adds (or replaces) a file at a repository-relative path.
+    pub fn with_file(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.insert(path, content);
+        self
+    }
+
+    /// Adds (or replaces) a file at a repository-relative path.
+    pub fn insert(&mut self, path: &str, content: impl Into<Vec<u8>>) {
+        if let Some(p) = normalize(path) {
+            self.files.insert(p, content.into());
+        }
+    }
+}
+
+impl Source for Memory {
+    fn read(&self, path: &str) -> Result<Entry> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Entry::Outside(path.to_string()));
+        };
+        if let Some(b) = self.files.get(&rel) {
+            return Ok(Entry::File(b.clone()));
+        }
+        let dir = format!("{rel}/");
+        if rel.is_empty() || self.files.keys().any(|k| k.starts_with(&dir)) {
+            return Ok(Entry::Dir);
+        }
+        Ok(Entry::Missing)
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn default_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
 /// The files of a folder on disk.
 #[derive(Debug, Clone)]
 pub struct WorkTree {
