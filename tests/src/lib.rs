@@ -1,1 +1,6 @@
-//! Test support.
+//! Support for the end-to-end tests in `tests/tests/`: the `gitops` binary,
+//! the moto AWS emulator, and throwaway git repositories.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod bin;
+pub mod moto;
