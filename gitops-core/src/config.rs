@@ -164,14 +164,13 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
     let mut cfg = Config::default();
     r.check_keys(top, &[], TOP_KEYS);
 
+    // A bad version is reported, and the rest is still checked as version 1
+    // so that one run shows every problem.
     match top.get("version") {
-        None => {
-            r.error(
-                &[],
-                "missing `version`; add `version: 1` at the top of gitops.yaml",
-            );
-            return None;
-        }
+        None => r.error(
+            &[],
+            "missing `version`; add `version: 1` at the top of gitops.yaml",
+        ),
         Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
         Some(other) => {
             let shown = crate::reader::render_scalar(other).unwrap_or_else(|| kind(other).into());
@@ -179,7 +178,6 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
                 &["version"],
                 format!("unsupported `version: {shown}`; this gitops supports `version: 1`"),
             );
-            return None;
         }
     }
 

@@ -460,8 +460,9 @@ impl Repository {
 
     fn check_names(&mut self) {
         let mut problems = Vec::new();
-        let mut stacks: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut pipelines: BTreeMap<&str, &str> = BTreeMap::new();
+        // name -> environments resolving to it
+        let mut stacks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut pipelines: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for env in &self.environments {
             for (what, name) in [
                 ("stack", Some(&env.stack)),
@@ -474,26 +475,35 @@ impl Repository {
                         format!("environment `{}` gives the {what} name `{name}`, which is invalid: {why}; rename the folder or change the name pattern in gitops.yaml", env.name),
                     ));
                 }
-                if let Some(other) = stacks.insert(name, &env.name) {
-                    problems.push(Problem::error(
-                        env.dir(),
-                        format!("environments `{other}` and `{}` both resolve to the stack `{name}`; the name pattern in gitops.yaml must include {{environment}}", env.name),
-                    ));
-                }
+                stacks.entry(name).or_default().push(&env.name);
             }
             if let Some(p) = &env.pipeline {
                 if let Err(why) = check_pipeline_name(p) {
                     problems.push(Problem::error(
                         env.dir(),
-                        format!("environment `{}` gives the pipeline name `{p}`, which is invalid: {why}", env.name),
+                        format!("environment `{}` gives the pipeline name `{p}`, which is invalid: {why}; rename the folder or change `pipeline.name` in gitops.yaml", env.name),
                     ));
                 }
-                if let Some(other) = pipelines.insert(p, &env.name) {
-                    problems.push(Problem::error(
-                        env.dir(),
-                        format!("environments `{other}` and `{}` both resolve to the pipeline `{p}`; `pipeline.name` must include {{environment}}", env.name),
-                    ));
-                }
+                pipelines.entry(p).or_default().push(&env.name);
+            }
+        }
+        for (what, map, key) in [
+            ("stack", stacks, ["stack", "name"]),
+            ("pipeline", pipelines, ["pipeline", "name"]),
+        ] {
+            for (name, envs) in map.into_iter().filter(|(_, e)| e.len() > 1) {
+                let list = envs
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                problems.push(
+                    Problem::error(
+                        CONFIG_FILE,
+                        format!("environments {list} all resolve to the {what} name `{name}`; every name pattern in gitops.yaml must include {{environment}} and differ from the others"),
+                    )
+                    .at(self.pos(CONFIG_FILE, &key)),
+                );
             }
         }
         let names: BTreeSet<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
@@ -543,8 +553,7 @@ pub(crate) fn read_template(source: &dyn Source, path: &str) -> Result<Template,
     };
     match source.read(&rel).map_err(TemplateError::Io)? {
         Entry::Missing => Err(TemplateError::Reference(format!(
-            "template `{rel}` does not exist in {}",
-            source.describe()
+            "template `{rel}` does not exist; check the path (relative to the folder holding gitops.yaml)"
         ))),
         Entry::Dir => Err(TemplateError::Reference(format!(
             "template `{rel}` is a folder, not a file"
