@@ -38,7 +38,9 @@ impl Moto {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("moto_server is not installed; the test script (scripts/test) installs moto[server]==5.2.1");
             }
-            eprintln!("SKIPPED: moto_server not found; run scripts/test to install moto[server]==5.2.1");
+            eprintln!(
+                "SKIPPED: moto_server not found; run scripts/test to install moto[server]==5.2.1"
+            );
             return None;
         };
         let mut child = Command::new(&bin)
@@ -77,7 +79,10 @@ impl Moto {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while moto.get("/moto-api/").map(|(s, _)| s) != Some(200) {
-            assert!(Instant::now() < deadline, "moto_server did not become ready in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not become ready in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(moto)
@@ -125,7 +130,13 @@ impl Moto {
         body
     }
 
-    fn request(&self, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<(u16, String)> {
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
@@ -142,7 +153,10 @@ impl Moto {
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok()?;
         let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Some((status, body))
     }
 }
@@ -157,7 +171,9 @@ impl Drop for Moto {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
