@@ -30,7 +30,9 @@
 //! ```
 
 mod config;
+pub mod detect;
 mod error;
+pub mod git;
 mod glob;
 mod model;
 mod problem;
@@ -40,6 +42,7 @@ mod template;
 pub mod yaml;
 
 pub use config::{Config, Defaults, PipelineSettings, Promotion, StackSettings, CONFIG_FILE};
+pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{
     check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Repository,

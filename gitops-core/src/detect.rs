@@ -1,0 +1,802 @@
+//! Change detection: which environments a list of changed paths touches.
+//!
+//! [`detect`] is a pure function over two loaded models (the repository at
+//! the base and at the head revision) and the paths that changed between
+//! them, so the changes may come from any source: a git diff (see
+//! [`crate::git::changed_paths`]), `git diff --name-status` output parsed
+//! with [`ChangedPath::parse_name_status`], or a list built by hand.
+//!
+//! All paths are relative to the GitOps root (the folder holding
+//! `gitops.yaml`), `/`-separated.
+//!
+//! ```
+//! use gitops_core::detect::{detect, Change, ChangedPath};
+//! use gitops_core::{Repository, WorkTree};
+//!
+//! # fn main() -> gitops_core::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! for env in ["dev", "prod"] {
+//!     std::fs::create_dir_all(dir.path().join("environments").join(env)).unwrap();
+//!     std::fs::write(dir.path().join("environments").join(env).join("environment.yaml"),
+//!         "parameters: { AppVersion: \"1\" }\n").unwrap();
+//! }
+//! std::fs::write(dir.path().join("gitops.yaml"),
+//!     "version: 1\nstack: { template: common/app.yaml }\n").unwrap();
+//! let repo = Repository::load(&WorkTree::new(dir.path())?)?;
+//!
+//! let changes = [ChangedPath::modified("environments/dev/environment.yaml")];
+//! let detection = detect(Some(&repo), &repo, &changes);
+//! assert_eq!(detection.updated, ["dev"]);
+//! assert_eq!(detection.unchanged, ["prod"]);
+//! assert_eq!(detection.environments[0].change, Change::Updated);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::config::CONFIG_FILE;
+use crate::error::{Error, Result};
+use crate::model::{Environment, Repository};
+use crate::source::normalize;
+
+/// One path that changed between two revisions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ChangedPath {
+    /// The path after the change (for a deletion, the path that was deleted).
+    pub path: String,
+    /// How it changed.
+    pub status: PathStatus,
+}
+
+/// How a path changed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PathStatus {
+    /// The path is new.
+    Added,
+    /// The path's content or mode changed.
+    Modified,
+    /// The path is gone.
+    Deleted,
+    /// The file moved here from `from`.
+    Renamed {
+        /// The path before the rename.
+        from: String,
+    },
+}
+
+impl ChangedPath {
+    /// An added path.
+    pub fn added(path: impl Into<String>) -> Self {
+        Self::new(path, PathStatus::Added)
+    }
+
+    /// A modified path.
+    pub fn modified(path: impl Into<String>) -> Self {
+        Self::new(path, PathStatus::Modified)
+    }
+
+    /// A deleted path.
+    pub fn deleted(path: impl Into<String>) -> Self {
+        Self::new(path, PathStatus::Deleted)
+    }
+
+    /// A path renamed from `from` to `to`.
+    pub fn renamed(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Self::new(to, PathStatus::Renamed { from: from.into() })
+    }
+
+    /// A changed `path` with `status`.
+    pub fn new(path: impl Into<String>, status: PathStatus) -> Self {
+        Self {
+            path: path.into(),
+            status,
+        }
+    }
+
+    /// Every path this change touches: the path itself, plus the old path of a rename.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        let from = match &self.status {
+            PathStatus::Renamed { from } => Some(from.as_str()),
+            _ => None,
+        };
+        std::iter::once(self.path.as_str()).chain(from)
+    }
+
+    /// Parses the output of `git diff --name-status` (with or without `-M`/`-C`,
+    /// but without `-z`). Copies count as added paths, type changes as
+    /// modifications. Paths stay as git prints them, relative to the top of
+    /// the git repository.
+    pub fn parse_name_status(text: &str) -> Result<Vec<ChangedPath>> {
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut fields = line.split('\t');
+            let status = fields.next().unwrap_or_default();
+            let paths: Vec<&str> = fields.collect();
+            let bad = || Error::Message(format!("not a `git diff --name-status` line: `{line}`"));
+            let change = match (status.chars().next(), paths.as_slice()) {
+                (Some('A'), [p]) => Self::added(*p),
+                (Some('M' | 'T'), [p]) => Self::modified(*p),
+                (Some('D'), [p]) => Self::deleted(*p),
+                (Some('R'), [from, to]) => Self::renamed(*from, *to),
+                (Some('C'), [_, to]) => Self::added(*to),
+                _ => return Err(bad()),
+            };
+            out.push(change);
+        }
+        Ok(out)
+    }
+}
+
+/// What happened to an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Change {
+    /// The environment exists at head and not at base.
+    Created,
+    /// It exists at both, and something it depends on changed.
+    Updated,
+    /// It exists at base and not at head.
+    Deleted,
+    /// Nothing it depends on changed.
+    Unchanged,
+}
+
+impl Change {
+    /// The lowercase name used in JSON and outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a changed path touches an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Why {
+    /// The path is inside the environment's folder.
+    Folder,
+    /// The path is a template the environment uses.
+    Template,
+    /// The path matches a `shared` glob.
+    Shared,
+    /// The environment's resolved configuration differs (a `gitops.yaml` edit).
+    Config,
+}
+
+impl Why {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Folder => "folder",
+            Self::Template => "template",
+            Self::Shared => "shared",
+            Self::Config => "config",
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One changed path that touched an environment, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Reason {
+    /// The changed path, relative to the GitOps root.
+    pub path: String,
+    /// Why it touches the environment.
+    pub why: Why,
+}
+
+/// The verdict for one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct EnvChange {
+    /// The environment's name.
+    pub name: String,
+    /// What happened to it.
+    pub change: Change,
+    /// Its stack name.
+    pub stack: String,
+    /// Its pipeline name (pipeline mode only).
+    pub pipeline: Option<String>,
+    /// Its AWS region.
+    pub region: String,
+    /// The changed paths that touched it, sorted by path.
+    pub reasons: Vec<Reason>,
+    /// The resolved environment: at head, or at base for a deleted one.
+    #[serde(skip)]
+    pub environment: Environment,
+}
+
+/// The result of change detection. Name lists are sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Detection {
+    /// Environments that exist at head and not at base.
+    pub created: Vec<String>,
+    /// Environments that exist at both and are touched by a change.
+    pub updated: Vec<String>,
+    /// Environments that exist at base and not at head.
+    pub deleted: Vec<String>,
+    /// The other environments.
+    pub unchanged: Vec<String>,
+    /// Every environment of base and head, sorted by name.
+    pub environments: Vec<EnvChange>,
+}
+
+/// A GitHub Actions job matrix: `{"include": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Matrix {
+    /// One entry per affected environment.
+    pub include: Vec<MatrixEntry>,
+}
+
+/// One job of a [`Matrix`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MatrixEntry {
+    /// The environment's name.
+    pub environment: String,
+    /// What happened to it.
+    pub change: Change,
+    /// Its stack name.
+    pub stack: String,
+    /// Its AWS region.
+    pub region: String,
+}
+
+/// The most jobs one GitHub Actions matrix may hold.
+pub const MAX_MATRIX_JOBS: usize = 256;
+
+impl Detection {
+    /// Whether any environment was created, updated or deleted.
+    pub fn has_changes(&self) -> bool {
+        !(self.created.is_empty() && self.updated.is_empty() && self.deleted.is_empty())
+    }
+
+    /// The created, updated and deleted environments, sorted by name.
+    pub fn affected(&self) -> impl Iterator<Item = &EnvChange> {
+        self.environments
+            .iter()
+            .filter(|e| e.change != Change::Unchanged)
+    }
+
+    /// The verdict for the environment named `name`.
+    pub fn environment(&self, name: &str) -> Option<&EnvChange> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// A job matrix with one entry per affected environment.
+    pub fn matrix(&self) -> Matrix {
+        Matrix {
+            include: self
+                .affected()
+                .map(|e| MatrixEntry {
+                    environment: e.name.clone(),
+                    change: e.change,
+                    stack: e.stack.clone(),
+                    region: e.region.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_changes(environments: Vec<EnvChange>) -> Self {
+        let mut d = Detection::default();
+        for e in &environments {
+            let list = match e.change {
+                Change::Created => &mut d.created,
+                Change::Updated => &mut d.updated,
+                Change::Deleted => &mut d.deleted,
+                Change::Unchanged => &mut d.unchanged,
+            };
+            list.push(e.name.clone());
+        }
+        d.environments = environments;
+        d
+    }
+}
+
+fn env_change(env: &Environment, change: Change, reasons: Vec<Reason>) -> EnvChange {
+    EnvChange {
+        name: env.name.clone(),
+        change,
+        stack: env.stack.clone(),
+        pipeline: env.pipeline.clone(),
+        region: env.region.clone(),
+        reasons,
+        environment: env.clone(),
+    }
+}
+
+/// Every environment at `head` counts as updated, with no reasons (for a
+/// manual or scheduled run that compares nothing).
+pub fn all_updated(head: &Repository) -> Detection {
+    Detection::from_changes(
+        head.environments
+            .iter()
+            .map(|e| env_change(e, Change::Updated, Vec::new()))
+            .collect(),
+    )
+}
+
+/// Classifies every environment of `base` and `head` given the paths that
+/// changed between them. With no `base`, every environment at head counts as
+/// created.
+///
+/// - created: in `head`, not in `base`; deleted: the other way round
+///   (environments are identified by folder name, so a renamed folder is
+///   the old name deleted and the new one created);
+/// - updated: in both, and a changed path is inside its folder, is the
+///   template it resolves to (or, in pipeline mode, the pipeline template),
+///   or matches a `shared` glob; or its resolved configuration differs;
+/// - unchanged: the rest.
+///
+/// Paths matching an `ignore` glob never count. The globs, the environments
+/// folder and the pipeline template come from `head`'s configuration.
+pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPath]) -> Detection {
+    let cfg = &head.config;
+    let ignore = crate::glob::set(&cfg.ignore);
+    let shared = crate::glob::set(&cfg.shared);
+
+    let mut paths: Vec<String> = changes
+        .iter()
+        .flat_map(ChangedPath::paths)
+        .filter_map(normalize)
+        .filter(|p| !p.is_empty() && !ignore.is_match(p))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let changed: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let config_changed = changed.contains(CONFIG_FILE);
+    let shared_paths: Vec<&str> = paths
+        .iter()
+        .map(String::as_str)
+        .filter(|p| shared.is_match(p))
+        .collect();
+    let pipeline_template_changed = cfg
+        .pipeline
+        .as_ref()
+        .and_then(|p| normalize(&p.template))
+        .filter(|t| changed.contains(t.as_str()));
+
+    // Changed paths by the environment folder they are in.
+    let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
+    let mut roots: BTreeSet<String> = BTreeSet::new();
+    roots.extend(normalize(&cfg.environments_path));
+    if let Some(b) = base {
+        roots.extend(normalize(&b.config.environments_path));
+    }
+    let mut by_folder: HashMap<String, Vec<&str>> = HashMap::new();
+    for p in &paths {
+        for root in &roots {
+            if let Some(dir) = env_folder(p, root) {
+                by_folder.entry(dir.to_string()).or_default().push(p);
+            }
+        }
+    }
+    let folder_reasons = |env: &Environment, reasons: &mut BTreeMap<String, Why>| {
+        for p in by_folder.get(env.dir()).into_iter().flatten() {
+            let why = if *p == env.template {
+                Why::Template
+            } else {
+                Why::Folder
+            };
+            reasons.entry((*p).to_string()).or_insert(why);
+        }
+    };
+    let config_reason = |env: &Environment, reasons: &mut BTreeMap<String, Why>| {
+        let path = if config_changed {
+            CONFIG_FILE
+        } else {
+            env.file.as_str()
+        };
+        if config_changed || reasons.is_empty() {
+            reasons.entry(path.to_string()).or_insert(Why::Config);
+        }
+    };
+
+    let heads: BTreeMap<&str, &Environment> = head
+        .environments
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
+    let bases: BTreeMap<&str, &Environment> =
+        base_envs.iter().map(|e| (e.name.as_str(), e)).collect();
+    let names: BTreeSet<&str> = heads.keys().chain(bases.keys()).copied().collect();
+
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut reasons: BTreeMap<String, Why> = BTreeMap::new();
+        let (env, change) = match (bases.get(name), heads.get(name)) {
+            (None, Some(h)) => {
+                folder_reasons(h, &mut reasons);
+                if base.is_some() && config_changed && reasons.is_empty() {
+                    config_reason(h, &mut reasons);
+                }
+                (*h, Change::Created)
+            }
+            (Some(b), None) => {
+                folder_reasons(b, &mut reasons);
+                if config_changed && reasons.is_empty() {
+                    config_reason(b, &mut reasons);
+                }
+                (*b, Change::Deleted)
+            }
+            (Some(b), Some(h)) => {
+                folder_reasons(h, &mut reasons);
+                if b.dir() != h.dir() {
+                    folder_reasons(b, &mut reasons);
+                }
+                if changed.contains(h.template.as_str()) {
+                    reasons.insert(h.template.clone(), Why::Template);
+                }
+                if let (Some(t), Some(_)) = (&pipeline_template_changed, &h.pipeline) {
+                    reasons.insert(t.clone(), Why::Template);
+                }
+                for p in &shared_paths {
+                    reasons.entry((*p).to_string()).or_insert(Why::Shared);
+                }
+                if b != h {
+                    config_reason(h, &mut reasons);
+                }
+                let change = if reasons.is_empty() {
+                    Change::Unchanged
+                } else {
+                    Change::Updated
+                };
+                (*h, change)
+            }
+            (None, None) => continue,
+        };
+        let reasons = reasons
+            .into_iter()
+            .map(|(path, why)| Reason { path, why })
+            .collect();
+        out.push(env_change(env, change, reasons));
+    }
+    Detection::from_changes(out)
+}
+
+/// The environment folder (`<root>/<name>`) that `path` lies inside, if any.
+fn env_folder<'p>(path: &'p str, root: &str) -> Option<&'p str> {
+    let rest = if root.is_empty() {
+        path
+    } else {
+        path.strip_prefix(root)?.strip_prefix('/')?
+    };
+    let (name, inner) = rest.split_once('/')?;
+    if name.is_empty() || inner.is_empty() {
+        return None;
+    }
+    Some(&path[..path.len() - rest.len() + name.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::WorkTree;
+
+    /// A repository on disk from `(path, content)` pairs.
+    fn load(files: &[(&str, &str)]) -> Repository {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, content).unwrap();
+        }
+        let repo = Repository::load(&WorkTree::new(dir.path()).unwrap()).unwrap();
+        let errors: Vec<_> = repo.problems().iter().filter(|p| p.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        repo
+    }
+
+    const CONFIG: &str = "version: 1\nenvironments: { path: envs, file: env.yaml }\nshared: [\"shared/**\"]\nignore: [\"**/*.md\"]\nstack: { template: tpl/app.yaml }\n";
+
+    fn base_files() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("gitops.yaml", CONFIG),
+            ("envs/dev/env.yaml", "parameters: { AppVersion: \"1\" }\n"),
+            (
+                "envs/staging/env.yaml",
+                "parameters: { AppVersion: \"1\" }\n",
+            ),
+            (
+                "envs/prod/env.yaml",
+                "template-file-path: tpl/prod.yaml\nparameters: { AppVersion: \"1\" }\n",
+            ),
+        ]
+    }
+
+    /// `created | updated | deleted | unchanged` lists plus reasons, for snapshots.
+    fn render(d: &Detection) -> String {
+        let mut s = format!(
+            "created={:?} updated={:?} deleted={:?} unchanged={:?}\n",
+            d.created, d.updated, d.deleted, d.unchanged
+        );
+        for e in d.affected() {
+            let reasons: Vec<String> = e
+                .reasons
+                .iter()
+                .map(|r| format!("{} ({})", r.path, r.why))
+                .collect();
+            s.push_str(&format!(
+                "{} {}: {}\n",
+                e.name,
+                e.change,
+                reasons.join(", ")
+            ));
+        }
+        s
+    }
+
+    fn with(files: &[(&'static str, &'static str)]) -> Repository {
+        let mut all = base_files();
+        for (p, c) in files {
+            all.retain(|(q, _)| q != p);
+            all.push((p, c));
+        }
+        load(&all)
+    }
+
+    fn without(prefix: &str) -> Repository {
+        let mut all = base_files();
+        all.retain(|(p, _)| !p.starts_with(prefix));
+        load(&all)
+    }
+
+    #[test]
+    fn folder_change_updates_that_environment() {
+        let base = load(&base_files());
+        let head = with(&[("envs/dev/env.yaml", "parameters: { AppVersion: \"2\" }\n")]);
+        let d = detect(
+            Some(&base),
+            &head,
+            &[
+                ChangedPath::modified("envs/dev/env.yaml"),
+                ChangedPath::added("envs/dev/extra/params.json"),
+            ],
+        );
+        expect_test::expect![[r#"
+            created=[] updated=["dev"] deleted=[] unchanged=["prod", "staging"]
+            dev updated: envs/dev/env.yaml (folder), envs/dev/extra/params.json (folder)
+        "#]]
+        .assert_eq(&render(&d));
+    }
+
+    #[test]
+    fn no_base_means_everything_created() {
+        let head = load(&base_files());
+        let d = detect(None, &head, &[]);
+        assert_eq!(d.created, ["dev", "prod", "staging"]);
+        assert!(d.updated.is_empty() && d.deleted.is_empty() && d.unchanged.is_empty());
+        assert_eq!(d.matrix().include.len(), 3);
+    }
+
+    #[test]
+    fn renamed_folder_is_deleted_plus_created() {
+        let base = load(&base_files());
+        let mut files = base_files();
+        files.retain(|(p, _)| !p.starts_with("envs/staging/"));
+        files.push(("envs/stage/env.yaml", "parameters: { AppVersion: \"1\" }\n"));
+        let head = load(&files);
+        let d = detect(
+            Some(&base),
+            &head,
+            &[ChangedPath::renamed(
+                "envs/staging/env.yaml",
+                "envs/stage/env.yaml",
+            )],
+        );
+        expect_test::expect![[r#"
+            created=["stage"] updated=[] deleted=["staging"] unchanged=["dev", "prod"]
+            stage created: envs/stage/env.yaml (folder)
+            staging deleted: envs/staging/env.yaml (folder)
+        "#]]
+        .assert_eq(&render(&d));
+        // The deleted environment is described as it was at base.
+        let staging = d.environment("staging").unwrap();
+        assert_eq!(staging.stack, "staging-app");
+        assert_eq!(staging.environment.file, "envs/staging/env.yaml");
+    }
+
+    #[test]
+    fn deleted_folder() {
+        let base = load(&base_files());
+        let head = without("envs/dev/");
+        let d = detect(
+            Some(&base),
+            &head,
+            &[ChangedPath::deleted("envs/dev/env.yaml")],
+        );
+        assert_eq!(d.deleted, ["dev"]);
+        assert_eq!(d.unchanged, ["prod", "staging"]);
+        let m = d.matrix();
+        assert_eq!(m.include.len(), 1);
+        assert_eq!(m.include[0].environment, "dev");
+        assert_eq!(m.include[0].change, Change::Deleted);
+    }
+
+    #[test]
+    fn shared_glob_updates_everything_and_ignore_never_counts() {
+        let base = load(&base_files());
+        let d = detect(
+            Some(&base),
+            &base,
+            &[
+                ChangedPath::modified("shared/macros.yaml"),
+                ChangedPath::modified("shared/README.md"),
+                ChangedPath::modified("envs/dev/NOTES.md"),
+                ChangedPath::added("docs/guide.txt"),
+            ],
+        );
+        expect_test::expect![[r#"
+            created=[] updated=["dev", "prod", "staging"] deleted=[] unchanged=[]
+            dev updated: shared/macros.yaml (shared)
+            prod updated: shared/macros.yaml (shared)
+            staging updated: shared/macros.yaml (shared)
+        "#]]
+        .assert_eq(&render(&d));
+
+        let d = detect(
+            Some(&base),
+            &base,
+            &[
+                ChangedPath::modified("envs/dev/NOTES.md"),
+                ChangedPath::modified("README.md"),
+            ],
+        );
+        assert!(!d.has_changes());
+        assert_eq!(d.unchanged, ["dev", "prod", "staging"]);
+        assert_eq!(d.matrix(), Matrix::default());
+    }
+
+    #[test]
+    fn template_used_by_some_environments() {
+        let base = load(&base_files());
+        let d = detect(
+            Some(&base),
+            &base,
+            &[ChangedPath::modified("tpl/prod.yaml")],
+        );
+        expect_test::expect![[r#"
+            created=[] updated=["prod"] deleted=[] unchanged=["dev", "staging"]
+            prod updated: tpl/prod.yaml (template)
+        "#]]
+        .assert_eq(&render(&d));
+        let d = detect(Some(&base), &base, &[ChangedPath::modified("tpl/app.yaml")]);
+        assert_eq!(d.updated, ["dev", "staging"]);
+        assert_eq!(d.unchanged, ["prod"]);
+    }
+
+    #[test]
+    fn config_edit_counts_only_where_it_changes_the_resolved_environment() {
+        let base = load(&base_files());
+        let reformatted = format!("# A comment\n{}", CONFIG.replace(": ", ":  "));
+        let head = with(&[("gitops.yaml", Box::leak(reformatted.into_boxed_str()))]);
+        let d = detect(Some(&base), &head, &[ChangedPath::modified("gitops.yaml")]);
+        assert!(!d.has_changes(), "{}", render(&d));
+
+        let region = format!("{CONFIG}defaults: {{ region: eu-west-1 }}\n");
+        let head = with(&[
+            ("gitops.yaml", Box::leak(region.into_boxed_str())),
+            ("envs/prod/env.yaml", "template-file-path: tpl/prod.yaml\nregion: us-east-1\nparameters: { AppVersion: \"1\" }\n"),
+        ]);
+        let d = detect(
+            Some(&base),
+            &head,
+            &[
+                ChangedPath::modified("gitops.yaml"),
+                ChangedPath::modified("envs/prod/env.yaml"),
+            ],
+        );
+        expect_test::expect![[r#"
+            created=[] updated=["dev", "prod", "staging"] deleted=[] unchanged=[]
+            dev updated: gitops.yaml (config)
+            prod updated: envs/prod/env.yaml (folder)
+            staging updated: gitops.yaml (config)
+        "#]]
+        .assert_eq(&render(&d));
+        assert_eq!(d.environment("dev").unwrap().region, "eu-west-1");
+    }
+
+    #[test]
+    fn pipeline_template_updates_every_pipeline_environment() {
+        let cfg = format!("{CONFIG}pipeline: {{ template: tpl/pipeline.yaml }}\n");
+        let base = with(&[("gitops.yaml", Box::leak(cfg.into_boxed_str()))]);
+        let d = detect(
+            Some(&base),
+            &base,
+            &[ChangedPath::modified("./tpl/pipeline.yaml")],
+        );
+        assert_eq!(d.updated, ["dev", "prod", "staging"]);
+        assert_eq!(
+            d.environments[0].reasons,
+            [Reason {
+                path: "tpl/pipeline.yaml".into(),
+                why: Why::Template
+            }]
+        );
+        assert_eq!(d.environments[0].pipeline.as_deref(), Some("dev-deploy"));
+    }
+
+    #[test]
+    fn json_shape() {
+        let base = load(&base_files());
+        let head = without("envs/dev/");
+        let d = detect(
+            Some(&base),
+            &head,
+            &[
+                ChangedPath::deleted("envs/dev/env.yaml"),
+                ChangedPath::modified("tpl/prod.yaml"),
+            ],
+        );
+        let json = serde_json::to_string(&serde_json::json!({
+            "detection": d, "matrix": d.matrix()
+        }))
+        .unwrap();
+        expect_test::expect![[r#"{"detection":{"created":[],"updated":["prod"],"deleted":["dev"],"unchanged":["staging"],"environments":[{"name":"dev","change":"deleted","stack":"dev-app","pipeline":null,"region":"us-east-1","reasons":[{"path":"envs/dev/env.yaml","why":"folder"}]},{"name":"prod","change":"updated","stack":"prod-app","pipeline":null,"region":"us-east-1","reasons":[{"path":"tpl/prod.yaml","why":"template"}]},{"name":"staging","change":"unchanged","stack":"staging-app","pipeline":null,"region":"us-east-1","reasons":[]}]},"matrix":{"include":[{"environment":"dev","change":"deleted","stack":"dev-app","region":"us-east-1"},{"environment":"prod","change":"updated","stack":"prod-app","region":"us-east-1"}]}}"#]].assert_eq(&json);
+    }
+
+    #[test]
+    fn all_updated_lists_every_environment() {
+        let head = load(&base_files());
+        let d = all_updated(&head);
+        assert_eq!(d.updated, ["dev", "prod", "staging"]);
+        assert!(d.environments.iter().all(|e| e.reasons.is_empty()));
+    }
+
+    #[test]
+    fn name_status_parsing() {
+        let parsed = ChangedPath::parse_name_status(
+            "M\ta.yaml\nA\tb\nD\tc\nR087\told/x\tnew/x\nC100\tsrc\tcopy\nT\tlink\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            [
+                ChangedPath::modified("a.yaml"),
+                ChangedPath::added("b"),
+                ChangedPath::deleted("c"),
+                ChangedPath::renamed("old/x", "new/x"),
+                ChangedPath::added("copy"),
+                ChangedPath::modified("link"),
+            ]
+        );
+        assert!(ChangedPath::parse_name_status("X\tfoo").is_err());
+        assert!(ChangedPath::parse_name_status("R100\tonly-one").is_err());
+    }
+
+    #[test]
+    fn env_folders() {
+        assert_eq!(env_folder("envs/dev/env.yaml", "envs"), Some("envs/dev"));
+        assert_eq!(env_folder("envs/dev/a/b", "envs"), Some("envs/dev"));
+        assert_eq!(env_folder("envs/README", "envs"), None);
+        assert_eq!(env_folder("envsx/dev/a", "envs"), None);
+        assert_eq!(env_folder("dev/env.yaml", ""), Some("dev"));
+    }
+}

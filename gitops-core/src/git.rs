@@ -1,0 +1,313 @@
+//! Git plumbing for change detection, read with gix (no `git` subprocess):
+//! the paths that changed between two commits, merge bases, ancestry and
+//! shallow-clone checks, and loading the models at two revisions.
+//!
+//! Renames are not tracked: environments are identified by folder name, so
+//! a renamed folder is simply the old name deleted and the new name created,
+//! and every path of a rename shows up as one deletion plus one addition.
+
+use gix::ObjectId;
+
+use crate::detect::{detect, ChangedPath, Detection};
+use crate::error::{Error, Result};
+use crate::model::Repository;
+use crate::source::{normalize, GitTree};
+
+/// The files that differ between the trees of commits `base` and `head`,
+/// relative to the GitOps root `prefix` (a folder inside the git repository,
+/// `""` for its top; paths outside it are left out). Folders are not listed,
+/// only the files (and symlinks and submodules) in them, sorted by path.
+pub fn changed_paths(
+    repo: &gix::Repository,
+    base: ObjectId,
+    head: ObjectId,
+    prefix: &str,
+) -> Result<Vec<ChangedPath>> {
+    let prefix = normalize(prefix).unwrap_or_default();
+    let lhs = subtree(repo, base, &prefix)?;
+    let rhs = subtree(repo, head, &prefix)?;
+    let kind = repo.object_hash();
+    let mut recorder = gix::diff::tree::Recorder::default();
+    gix::diff::tree(
+        gix::objs::TreeRefIter::from_bytes(&lhs, kind),
+        gix::objs::TreeRefIter::from_bytes(&rhs, kind),
+        gix::diff::tree::State::default(),
+        &repo.objects,
+        &mut recorder,
+    )
+    .map_err(|e| Error::Git(format!("cannot diff {base} and {head}: {e}")))?;
+    use gix::diff::tree::recorder::Change as C;
+    let mut out = Vec::with_capacity(recorder.records.len());
+    for change in recorder.records {
+        let (path, status) = match change {
+            C::Addition {
+                entry_mode, path, ..
+            } if !entry_mode.is_tree() => (path, Status::Added),
+            C::Deletion {
+                entry_mode, path, ..
+            } if !entry_mode.is_tree() => (path, Status::Deleted),
+            C::Modification {
+                previous_entry_mode,
+                entry_mode,
+                path,
+                ..
+            } => match (previous_entry_mode.is_tree(), entry_mode.is_tree()) {
+                (false, false) => (path, Status::Modified),
+                // A folder replaced by a file (its old files are reported one by one).
+                (true, false) => (path, Status::Added),
+                (false, true) => (path, Status::Deleted),
+                (true, true) => continue,
+            },
+            _ => continue,
+        };
+        let path = String::from_utf8_lossy(&path).into_owned();
+        out.push(ChangedPath::new(path, status));
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+use crate::detect::PathStatus as Status;
+
+/// The raw data of the tree at `prefix` in `commit` (empty when it is missing).
+fn subtree(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Vec<u8>> {
+    let tree = repo
+        .find_object(commit)
+        .map_err(Error::git)?
+        .peel_to_commit()
+        .map_err(Error::git)?
+        .tree()
+        .map_err(Error::git)?;
+    if prefix.is_empty() {
+        return Ok(tree.detach().data);
+    }
+    match tree.lookup_entry_by_path(prefix).map_err(Error::git)? {
+        Some(e) if e.mode().is_tree() => Ok(e.object().map_err(Error::git)?.detach().data),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The best common ancestor of commits `a` and `b`, or `None` when they share
+/// no history in this clone (unrelated, or cut off by a shallow clone).
+pub fn merge_base(repo: &gix::Repository, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+    if a == b {
+        return Ok(Some(a));
+    }
+    match repo.merge_base(a, b) {
+        Ok(id) => Ok(id.map(|id| id.detach())),
+        // Walking into a shallow boundary may fail rather than stop.
+        Err(_) if is_shallow(repo) => Ok(None),
+        Err(e) => Err(Error::Git(format!(
+            "cannot find the merge base of {a} and {b}: {e}"
+        ))),
+    }
+}
+
+/// Whether `ancestor` is `descendant` or one of its ancestors. `None` when
+/// this clone cannot tell (shallow history that does not reach a common
+/// commit).
+pub fn is_ancestor(
+    repo: &gix::Repository,
+    ancestor: ObjectId,
+    descendant: ObjectId,
+) -> Result<Option<bool>> {
+    Ok(match merge_base(repo, ancestor, descendant)? {
+        Some(m) => Some(m == ancestor),
+        None if is_shallow(repo) => None,
+        None => Some(false),
+    })
+}
+
+/// Whether the repository is a shallow clone.
+pub fn is_shallow(repo: &gix::Repository) -> bool {
+    repo.is_shallow().unwrap_or(false)
+}
+
+/// Whether commit `id` is in the object database.
+pub fn has_commit(repo: &gix::Repository, id: ObjectId) -> bool {
+    repo.has_object(id)
+}
+
+/// The commit branch `name` points at: the remote-tracking branch
+/// `origin/<name>` if the clone has it, else the local branch `<name>`.
+pub fn branch_commit(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
+    [
+        format!("refs/remotes/origin/{name}"),
+        format!("refs/heads/{name}"),
+    ]
+    .iter()
+    .find_map(|r| {
+        let reference = repo.try_find_reference(r.as_str()).ok()??;
+        reference.into_fully_peeled_id().ok().map(|id| id.detach())
+    })
+}
+
+/// The GitOps models at `base` and `head` and the paths that changed between
+/// them, with the GitOps root at `prefix`, classified by [`detect`].
+///
+/// The model at `head` must load without errors ([`Error::Invalid`]
+/// otherwise: an environment file that does not parse would otherwise look
+/// deleted). At `base`, a missing `gitops.yaml` means every environment
+/// counts as created, and environments that fail to load are left out.
+pub fn detect_between(
+    repo: &gix::Repository,
+    base: Option<ObjectId>,
+    head: ObjectId,
+    prefix: &str,
+) -> Result<Detection> {
+    let head_model = load_at(repo, head, prefix)?;
+    let Some(base) = base else {
+        return Ok(detect(None, &head_model, &[]));
+    };
+    let changes = changed_paths(repo, base, head, prefix)?;
+    let base_model = match Repository::load(&GitTree::new(repo.clone(), base, prefix)?) {
+        Ok(m) => Some(m),
+        Err(Error::NoConfig(_)) => None,
+        Err(Error::Invalid(problems)) => {
+            return Err(Error::Message(format!(
+                "gitops.yaml at the base revision {} is unusable ({}); compare from a later base",
+                base.to_hex_with_len(12),
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(detect(base_model.as_ref(), &head_model, &changes))
+}
+
+/// Loads the model at `commit`, refusing one with errors.
+pub fn load_at(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Repository> {
+    let model = Repository::load(&GitTree::new(repo.clone(), commit, prefix)?)?;
+    let errors: Vec<_> = model
+        .problems()
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn write(dir: &Path, path: &str, content: &str) {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+
+    fn commit(dir: &Path) -> ObjectId {
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "c"]);
+        ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn diff_merge_base_and_detection() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        write(dir, "outside.txt", "1");
+        write(
+            dir,
+            "ops/gitops.yaml",
+            "version: 1\nstack: { template: common/app.yaml }\n",
+        );
+        write(dir, "ops/common/app.yaml", "Resources: {}\n");
+        for env in ["a", "b", "c"] {
+            write(
+                dir,
+                &format!("ops/environments/{env}/environment.yaml"),
+                "parameters: {}\n",
+            );
+            write(dir, &format!("ops/environments/{env}/files/x.json"), "{}");
+        }
+        let first = commit(dir);
+        write(dir, "outside.txt", "2");
+        write(dir, "ops/environments/a/files/x.json", "{\"k\": 1}");
+        std::fs::remove_dir_all(dir.join("ops/environments/b")).unwrap();
+        std::fs::rename(
+            dir.join("ops/environments/c"),
+            dir.join("ops/environments/d"),
+        )
+        .unwrap();
+        // A file replaced by a folder.
+        std::fs::remove_file(dir.join("ops/common/app.yaml")).unwrap();
+        write(dir, "ops/common/app.yaml/inner", "x");
+        let second = commit(dir);
+
+        let repo = crate::source::open_repo(dir).unwrap();
+        let changes = changed_paths(&repo, first, second, "ops").unwrap();
+        let rendered: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{:?} {}", c.status, c.path))
+            .collect();
+        expect_test::expect![[r#"
+            [
+                "Deleted common/app.yaml",
+                "Added common/app.yaml/inner",
+                "Modified environments/a/files/x.json",
+                "Deleted environments/b/environment.yaml",
+                "Deleted environments/b/files/x.json",
+                "Deleted environments/c/environment.yaml",
+                "Deleted environments/c/files/x.json",
+                "Added environments/d/environment.yaml",
+                "Added environments/d/files/x.json",
+            ]
+        "#]]
+        .assert_debug_eq(&rendered);
+
+        // The whole repository, and a prefix missing at base.
+        let all = changed_paths(&repo, first, second, "").unwrap();
+        assert!(all.iter().any(|c| c.path == "outside.txt"));
+        let none = changed_paths(&repo, first, second, "nowhere").unwrap();
+        assert!(none.is_empty());
+
+        git(dir, &["checkout", "-q", "-b", "side", &first.to_string()]);
+        write(dir, "side.txt", "s");
+        let side = commit(dir);
+        assert_eq!(merge_base(&repo, side, second).unwrap(), Some(first));
+        assert_eq!(is_ancestor(&repo, first, second).unwrap(), Some(true));
+        assert_eq!(is_ancestor(&repo, side, second).unwrap(), Some(false));
+        assert!(!is_shallow(&repo));
+        assert!(has_commit(&repo, side));
+        assert_eq!(branch_commit(&repo, "main"), Some(second));
+        assert_eq!(branch_commit(&repo, "nope"), None);
+
+        let d = detect_between(&repo, Some(first), second, "ops").unwrap();
+        assert_eq!(d.created, ["d"]);
+        assert_eq!(d.updated, ["a"]);
+        assert_eq!(d.deleted, ["b", "c"]);
+        let d = detect_between(&repo, None, second, "ops").unwrap();
+        assert_eq!(d.created, ["a", "d"]);
+    }
+}
