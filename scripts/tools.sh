@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Shared by scripts/test and scripts/demo: puts pinned Python tools on PATH,
+# installing them into .tools/venv only when they are missing.
+
+MOTO_VERSION=5.2.1
+CFN_LINT_VERSION=1.51.0
+
+have_moto() {
+  command -v moto_server >/dev/null 2>&1 &&
+    python3 - <<'PY' >/dev/null 2>&1
+import importlib.metadata as m, sys
+sys.exit(0 if m.version("moto") == "5.2.1" else 1)
+PY
+}
+
+ensure_python_tools() {
+  local venv=.tools/venv
+  if [ -x "$venv/bin/python" ]; then
+    export PATH="$PWD/$venv/bin:$PATH"
+  fi
+  if have_moto && command -v cfn-lint >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> installing moto[server]==$MOTO_VERSION and cfn-lint==$CFN_LINT_VERSION into $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+  export PATH="$PWD/$venv/bin:$PATH"
+}
