@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod aws;
 mod commands;
+mod github;
 mod output;
 
 /// GitOps for AWS CloudFormation, without Kubernetes.
@@ -94,6 +95,42 @@ enum Command {
         after_help = "Examples:\n  gitops whoami\n  AWS_PROFILE=prod gitops whoami --format json"
     )]
     Whoami(commands::whoami::Args),
+    /// Work out which environments changed between two commits.
+    ///
+    /// Compares the trees of --base and --head: an environment is created
+    /// or deleted when its folder appears or disappears (a renamed folder is
+    /// both), and updated when a file in its folder, the template it uses, a
+    /// path matching a `shared` glob or its resolved configuration changed.
+    /// Paths matching `ignore` never count, and a gitops.yaml edit counts only
+    /// where it changes a resolved environment. Nothing contacts AWS.
+    ///
+    /// With --github, base and head come from the GitHub event: a push
+    /// compares `before` with `after` (a new branch: its merge base with the
+    /// default branch; a forced push: the merge base of the two), a pull
+    /// request its merge base with the head, and workflow_dispatch and
+    /// schedule count every environment as updated. Commits a shallow
+    /// checkout lacks are fetched from origin. With --github, or whenever
+    /// GITHUB_OUTPUT is set, it writes the step outputs has-changes,
+    /// created, updated, deleted (JSON arrays), matrix, base and head, and
+    /// a table to the job summary.
+    ///
+    /// Exit status: 0 success (with --exit-code: no changes), 2 changes
+    /// (with --exit-code only), 1 error.
+    #[command(
+        after_help = "Examples:\n  gitops detect --base origin/main --head HEAD\n  gitops detect --base HEAD~1 --format json\n  gitops detect --github --exit-code\n\nIn a workflow:\n  - id: detect\n    run: gitops detect --github\n  # then: strategy.matrix: ${{ fromJSON(steps.detect.outputs.matrix) }}\n  #       if: steps.detect.outputs.has-changes == 'true'"
+    )]
+    Detect(commands::detect::Args),
+}
+
+impl Command {
+    /// The exit code for an error. validate, envs and whoami keep their
+    /// documented 2; later commands use 1 (2 means "changes" for detect).
+    fn error_exit_code(&self) -> u8 {
+        match self {
+            Command::Validate(_) | Command::Envs(_) | Command::Whoami(_) => 2,
+            Command::Detect(_) => 1,
+        }
+    }
 }
 
 /// What every command gets.
@@ -105,22 +142,35 @@ pub struct Globals {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // A usage error: 1 for detect, whose 2 means "changes".
+            let detect = std::env::args().skip(1).any(|a| a == "detect");
+            return ExitCode::from(if detect { 1 } else { 2 });
+        }
+    };
     let globals = Globals {
         repo: cli.repo,
         format: cli.format,
         color: output::use_color(cli.color),
     };
+    let error_code = cli.command.error_exit_code();
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(&globals, a),
         Command::Envs(a) => commands::envs::run(&globals, a),
         Command::Whoami(a) => commands::whoami::run(&globals, a),
+        Command::Detect(a) => commands::detect::run(&globals, a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             output::print_error(&e, globals.color);
-            ExitCode::from(commands::error_exit_code(&e))
+            ExitCode::from(error_code)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod detect;
 pub mod envs;
 pub mod validate;
 pub mod whoami;
@@ -7,11 +8,6 @@ pub mod whoami;
 use std::path::Path;
 
 use gitops_core::{Repository, WorkTree};
-
-/// The exit code for an error: 2 for usage and internal errors.
-pub fn error_exit_code(_e: &anyhow::Error) -> u8 {
-    2
-}
 
 /// Finds the GitOps root at or above `dir`.
 pub fn worktree(dir: &Path) -> anyhow::Result<WorkTree> {

@@ -1,0 +1,424 @@
+//! Which commits to compare for a GitHub event: the payload decides, the
+//! clone (through [`Git`], so tests can fake it) answers ancestry questions
+//! and fetches what a shallow checkout lacks.
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+
+/// What [`decide`] needs from the clone.
+pub trait Git {
+    /// Makes sure commit `sha` is in the clone, fetching it if needed.
+    /// `Err` says why it cannot be had.
+    fn fetch_commit(&mut self, sha: &str) -> Result<(), String>;
+    /// The merge base of `a` and `b` (both present), deepening a shallow
+    /// clone as needed. `Ok(None)`: the histories are unrelated. `Err`: a
+    /// shallow clone could not be deepened enough.
+    fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>>;
+    /// Whether `a` is an ancestor of `b`, without fetching; `None` when a
+    /// shallow clone cannot tell.
+    fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool>;
+    /// The commit of branch `name` (`origin/<name>` or `<name>`), if in the clone.
+    fn branch(&mut self, name: &str) -> Option<String>;
+}
+
+/// What to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Compare the trees of `base` and `head`.
+    Compare {
+        /// The base commit.
+        base: String,
+        /// The head commit.
+        head: String,
+    },
+    /// Every environment at `head` counts as created.
+    AllCreated {
+        /// The head commit.
+        head: String,
+    },
+    /// Every environment at `head` counts as updated (a manual or scheduled run).
+    AllUpdated {
+        /// The head revision.
+        head: String,
+    },
+    /// A deleted branch: nothing to do.
+    Deleted {
+        /// The branch's last commit.
+        before: String,
+        /// All zeros.
+        after: String,
+    },
+}
+
+/// The advice when a commit cannot be had.
+pub fn fetch_advice(sha: &str, why: &str) -> anyhow::Error {
+    anyhow!(
+        "commit {sha} is not in this clone and fetching it failed ({why}); set `fetch-depth: 0` on actions/checkout so the history is there"
+    )
+}
+
+fn is_zero(sha: &str) -> bool {
+    !sha.is_empty() && sha.bytes().all(|b| b == b'0')
+}
+
+fn field<'a>(payload: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(payload, |v, k| v.get(k))
+}
+
+fn string(payload: &Value, path: &[&str]) -> anyhow::Result<String> {
+    field(payload, path)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the event payload has no `{}`", path.join(".")))
+}
+
+fn flag(payload: &Value, key: &str) -> bool {
+    payload.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Decides what to compare for the GitHub event `event` with payload
+/// `payload`. `sha` is `GITHUB_SHA`, the head of events whose payload has
+/// none. Explanations for the log go to `notes`.
+pub fn decide(
+    event: &str,
+    payload: &Value,
+    sha: Option<&str>,
+    git: &mut dyn Git,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Decision> {
+    match event {
+        "push" => push(payload, git, notes),
+        "pull_request" | "pull_request_target" => {
+            let base = string(payload, &["pull_request", "base", "sha"])?;
+            let head = string(payload, &["pull_request", "head", "sha"])?;
+            for c in [&base, &head] {
+                git.fetch_commit(c).map_err(|why| fetch_advice(c, &why))?;
+            }
+            match git.merge_base(&base, &head)? {
+                Some(m) => Ok(Decision::Compare { base: m, head }),
+                None => {
+                    notes.push(format!(
+                        "{base} and {head} share no history; comparing their trees directly"
+                    ));
+                    Ok(Decision::Compare { base, head })
+                }
+            }
+        }
+        "workflow_dispatch" | "schedule" => Ok(Decision::AllUpdated {
+            head: sha.unwrap_or("HEAD").to_string(),
+        }),
+        other => bail!(
+            "--github does not handle `{other}` events (only push, pull_request, pull_request_target, workflow_dispatch and schedule); pass --base REV and --head REV instead"
+        ),
+    }
+}
+
+fn push(payload: &Value, git: &mut dyn Git, notes: &mut Vec<String>) -> anyhow::Result<Decision> {
+    let before = string(payload, &["before"])?;
+    let after = string(payload, &["after"])?;
+    if flag(payload, "deleted") || is_zero(&after) {
+        return Ok(Decision::Deleted { before, after });
+    }
+    git.fetch_commit(&after)
+        .map_err(|why| fetch_advice(&after, &why))?;
+    if flag(payload, "created") || is_zero(&before) {
+        return from_default_branch(payload, after, git, notes);
+    }
+    let forced = flag(payload, "forced");
+    if let Err(why) = git.fetch_commit(&before) {
+        if forced {
+            notes.push(format!(
+                "the commit before the forced push ({before}) cannot be fetched ({why}); comparing with the default branch instead"
+            ));
+            return from_default_branch(payload, after, git, notes);
+        }
+        return Err(fetch_advice(&before, &why));
+    }
+    if forced || git.is_ancestor(&before, &after) == Some(false) {
+        return match git.merge_base(&before, &after)? {
+            Some(m) => Ok(Decision::Compare {
+                base: m,
+                head: after,
+            }),
+            None => {
+                notes.push(format!(
+                    "{before} and {after} share no history; comparing their trees directly"
+                ));
+                Ok(Decision::Compare {
+                    base: before,
+                    head: after,
+                })
+            }
+        };
+    }
+    Ok(Decision::Compare {
+        base: before,
+        head: after,
+    })
+}
+
+/// A new branch: compare with where it left the default branch.
+fn from_default_branch(
+    payload: &Value,
+    head: String,
+    git: &mut dyn Git,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Decision> {
+    let Ok(branch) = string(payload, &["repository", "default_branch"]) else {
+        notes.push(
+            "the payload names no default branch; every environment counts as created".into(),
+        );
+        return Ok(Decision::AllCreated { head });
+    };
+    if payload.get("ref").and_then(Value::as_str) == Some(&format!("refs/heads/{branch}")) {
+        notes.push(format!(
+            "first push of the default branch `{branch}`; every environment counts as created"
+        ));
+        return Ok(Decision::AllCreated { head });
+    }
+    let Some(tip) = git.branch(&branch) else {
+        notes.push(format!(
+            "the default branch `{branch}` is not in this clone; every environment counts as created"
+        ));
+        return Ok(Decision::AllCreated { head });
+    };
+    match git.merge_base(&head, &tip)? {
+        Some(m) => Ok(Decision::Compare { base: m, head }),
+        None => {
+            notes.push(format!(
+                "{head} shares no history with `{branch}`; every environment counts as created"
+            ));
+            Ok(Decision::AllCreated { head })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A commit graph in memory: commit -> parents, plus what the clone has.
+    #[derive(Default)]
+    struct Fake {
+        parents: BTreeMap<&'static str, Vec<&'static str>>,
+        present: BTreeSet<String>,
+        fetchable: BTreeSet<String>,
+        branches: BTreeMap<&'static str, &'static str>,
+        /// Deepening fails (a shallow clone whose remote is gone).
+        deepen_fails: bool,
+        fetched: Vec<String>,
+    }
+
+    impl Fake {
+        fn ancestors(&self, c: &str) -> BTreeSet<String> {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![c.to_string()];
+            while let Some(c) = todo.pop() {
+                if seen.insert(c.clone()) {
+                    for p in self.parents.get(c.as_str()).into_iter().flatten() {
+                        todo.push(p.to_string());
+                    }
+                }
+            }
+            seen
+        }
+    }
+
+    impl Git for Fake {
+        fn fetch_commit(&mut self, sha: &str) -> Result<(), String> {
+            if self.present.contains(sha) {
+                return Ok(());
+            }
+            if self.fetchable.contains(sha) {
+                self.fetched.push(sha.to_string());
+                self.present.insert(sha.to_string());
+                return Ok(());
+            }
+            Err("not our ref".into())
+        }
+        fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+            if self.deepen_fails {
+                bail!("deepening failed; set `fetch-depth: 0`");
+            }
+            let (pa, pb) = (self.ancestors(a), self.ancestors(b));
+            // The common ancestor that no other common ancestor descends from.
+            let common: BTreeSet<String> = pa.intersection(&pb).cloned().collect();
+            Ok(common
+                .iter()
+                .find(|c| {
+                    common
+                        .iter()
+                        .all(|o| o == *c || !self.ancestors(o).contains(*c))
+                })
+                .cloned())
+        }
+        fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool> {
+            Some(self.ancestors(b).contains(a))
+        }
+        fn branch(&mut self, name: &str) -> Option<String> {
+            self.branches.get(name).map(|s| s.to_string())
+        }
+    }
+
+    /// main: a - b - c ; feature: b - f1 - f2 ; rewritten: a - r1 (force-pushed over f2).
+    fn graph() -> Fake {
+        let mut f = Fake::default();
+        for (c, p) in [
+            ("a", vec![]),
+            ("b", vec!["a"]),
+            ("c", vec!["b"]),
+            ("f1", vec!["b"]),
+            ("f2", vec!["f1"]),
+            ("r1", vec!["a"]),
+        ] {
+            f.parents.insert(c, p);
+            f.present.insert(c.to_string());
+        }
+        f.branches.insert("main", "c");
+        f
+    }
+
+    const ZERO: &str = "0000000000000000000000000000000000000000";
+
+    fn run(event: &str, payload: Value, git: &mut Fake) -> anyhow::Result<Decision> {
+        decide(event, &payload, Some("sha-from-env"), git, &mut Vec::new())
+    }
+
+    fn compare(base: &str, head: &str) -> Decision {
+        Decision::Compare {
+            base: base.into(),
+            head: head.into(),
+        }
+    }
+
+    fn repo() -> Value {
+        json!({"default_branch": "main"})
+    }
+
+    #[test]
+    fn push_compares_before_and_after() {
+        let d = run(
+            "push",
+            json!({"before": "b", "after": "c", "ref": "refs/heads/main", "repository": repo()}),
+            &mut graph(),
+        );
+        assert_eq!(d.unwrap(), compare("b", "c"));
+    }
+
+    #[test]
+    fn first_push_of_a_branch_uses_the_merge_base_with_the_default_branch() {
+        let payload = json!({"before": ZERO, "after": "f2", "created": true,
+                             "ref": "refs/heads/feature", "repository": repo()});
+        assert_eq!(
+            run("push", payload.clone(), &mut graph()).unwrap(),
+            compare("b", "f2")
+        );
+        // No default branch in the clone: everything is created.
+        let mut g = graph();
+        g.branches.clear();
+        let mut notes = Vec::new();
+        let d = decide("push", &payload, None, &mut g, &mut notes).unwrap();
+        assert_eq!(d, Decision::AllCreated { head: "f2".into() });
+        assert!(notes[0].contains("not in this clone"), "{notes:?}");
+        // The first push of the default branch itself.
+        let payload = json!({"before": ZERO, "after": "c", "created": true,
+                             "ref": "refs/heads/main", "repository": repo()});
+        assert_eq!(
+            run("push", payload, &mut graph()).unwrap(),
+            Decision::AllCreated { head: "c".into() }
+        );
+    }
+
+    #[test]
+    fn forced_push_uses_the_merge_base() {
+        let payload = json!({"before": "f2", "after": "r1", "forced": true,
+                             "ref": "refs/heads/feature", "repository": repo()});
+        assert_eq!(
+            run("push", payload, &mut graph()).unwrap(),
+            compare("a", "r1")
+        );
+        // Not flagged as forced, but `before` is not an ancestor: same rule.
+        let payload = json!({"before": "f2", "after": "r1", "ref": "refs/heads/feature",
+                             "repository": repo()});
+        assert_eq!(
+            run("push", payload, &mut graph()).unwrap(),
+            compare("a", "r1")
+        );
+        // A forced push whose old commit is gone: fall back to the default branch.
+        let mut g = graph();
+        g.present.remove("f2");
+        let payload = json!({"before": "f2", "after": "r1", "forced": true,
+                             "ref": "refs/heads/feature", "repository": repo()});
+        assert_eq!(run("push", payload, &mut g).unwrap(), compare("a", "r1"));
+    }
+
+    #[test]
+    fn deleted_branch_is_empty() {
+        let payload = json!({"before": "f2", "after": ZERO, "deleted": true,
+                             "ref": "refs/heads/feature", "repository": repo()});
+        assert_eq!(
+            run("push", payload, &mut graph()).unwrap(),
+            Decision::Deleted {
+                before: "f2".into(),
+                after: ZERO.into()
+            }
+        );
+    }
+
+    #[test]
+    fn pull_request_uses_the_merge_base_of_base_and_head() {
+        for event in ["pull_request", "pull_request_target"] {
+            let payload = json!({"pull_request": {"base": {"sha": "c"}, "head": {"sha": "f2"}}});
+            assert_eq!(
+                run(event, payload, &mut graph()).unwrap(),
+                compare("b", "f2")
+            );
+        }
+    }
+
+    #[test]
+    fn missing_commits_are_fetched_or_explained() {
+        let mut g = graph();
+        g.present.remove("b");
+        g.fetchable.insert("b".into());
+        let payload = json!({"before": "b", "after": "c", "repository": repo()});
+        assert_eq!(run("push", payload, &mut g).unwrap(), compare("b", "c"));
+        assert_eq!(g.fetched, ["b"]);
+
+        let mut g = graph();
+        g.present.remove("b");
+        let payload = json!({"before": "b", "after": "c", "repository": repo()});
+        let err = run("push", payload, &mut g).unwrap_err().to_string();
+        assert!(err.contains("fetch-depth: 0"), "{err}");
+
+        let mut g = graph();
+        g.deepen_fails = true;
+        let payload = json!({"pull_request": {"base": {"sha": "c"}, "head": {"sha": "f2"}}});
+        let err = run("pull_request", payload, &mut g)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fetch-depth: 0"), "{err}");
+    }
+
+    #[test]
+    fn manual_and_scheduled_runs_update_everything() {
+        for event in ["workflow_dispatch", "schedule"] {
+            assert_eq!(
+                run(event, json!({}), &mut graph()).unwrap(),
+                Decision::AllUpdated {
+                    head: "sha-from-env".into()
+                }
+            );
+        }
+        let err = run("release", json!({}), &mut graph()).unwrap_err();
+        assert!(err.to_string().contains("--base"), "{err}");
+        let err = run("push", json!({"after": "c"}), &mut graph()).unwrap_err();
+        assert!(err.to_string().contains("`before`"), "{err}");
+    }
+}
