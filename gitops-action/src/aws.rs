@@ -1,8 +1,8 @@
-//! AWS configuration from the standard chain, with endpoint and region overrides.
+//! AWS configuration flags. The loading itself (standard credential chain,
+//! retries, timeouts, endpoint and region overrides, role chaining) lives in
+//! `gitops_core::aws::sdk`.
 
-use std::time::Duration;
-
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region, SdkConfig};
+use gitops_core::aws::sdk::SdkFactory;
 
 /// Flags shared by every command that talks to AWS.
 #[derive(Debug, Clone, clap::Args)]
@@ -11,35 +11,14 @@ pub struct AwsArgs {
     /// Defaults to AWS_ENDPOINT_URL when set.
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    /// Region to use when none is configured. Defaults to AWS_REGION, the profile, then us-east-1.
+    /// Region to use instead of the configured one (AWS_REGION, then the
+    /// profile, then us-east-1). An environment's own region still wins.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 }
 
-/// Loads the SDK configuration: credentials from the standard chain, standard
-/// retries with backoff, and a timeout on every call.
-pub async fn load(args: &AwsArgs) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .operation_timeout(Duration::from_secs(120))
-                .build(),
-        );
-    if let Some(url) = &args.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    if let Some(r) = &args.region {
-        loader = loader.region(Region::new(r.clone()));
-    }
-    let cfg = loader.load().await;
-    if cfg.region().is_none() {
-        return cfg
-            .to_builder()
-            .region(Region::from_static("us-east-1"))
-            .build();
-    }
-    cfg
+/// The per-environment client factory over the standard credential chain,
+/// with standard retries with backoff and a timeout on every call.
+pub async fn factory(args: &AwsArgs) -> SdkFactory {
+    SdkFactory::from_env(args.endpoint_url.as_deref(), args.region.as_deref()).await
 }

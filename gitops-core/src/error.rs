@@ -36,6 +36,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
     /// A generic error with a message that already says what to do.
     #[error("{0}")]
     Message(String),

@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+pub mod aws;
 mod config;
 pub mod detect;
 mod error;

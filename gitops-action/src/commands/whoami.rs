@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
+use gitops_core::aws::ClientFactory;
 use serde::Serialize;
 
 use crate::aws::{self, AwsArgs};
@@ -28,25 +28,26 @@ struct Identity {
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let id = rt.block_on(async {
-        let cfg = aws::load(&args.aws).await;
-        let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
-        let sts = aws_sdk_sts::Client::new(&cfg);
-        let out = sts.get_caller_identity().send().await.map_err(|e| {
-            let hint = match e.code() {
-                Some("InvalidClientTokenId" | "SignatureDoesNotMatch") => {
-                    "the access key is not valid; check AWS_ACCESS_KEY_ID / AWS_PROFILE"
+        let factory = aws::factory(&args.aws).await;
+        let region = factory.default_region().unwrap_or_default().to_string();
+        let clients = factory.clients(&region, None).await?;
+        let out = clients.sts.caller_identity().await.map_err(|e| {
+            let hint = if e.is_bad_credentials() {
+                match e.code.as_deref() {
+                    Some("ExpiredToken" | "ExpiredTokenException") => "the session has expired; sign in again (aws sso login) or refresh the workflow's credentials",
+                    _ => "the access key is not valid; check AWS_ACCESS_KEY_ID / AWS_PROFILE",
                 }
-                Some("ExpiredToken") => "the session has expired; sign in again (aws sso login) or refresh the workflow's credentials",
-                _ => "configure credentials (environment variables, AWS_PROFILE, SSO, or aws-actions/configure-aws-credentials) and try again",
+            } else {
+                "configure credentials (environment variables, AWS_PROFILE, SSO, or aws-actions/configure-aws-credentials) and try again"
             };
-            anyhow::anyhow!("cannot resolve the AWS identity: {}; {hint}", DisplayErrorContext(&e))
+            anyhow::anyhow!("cannot resolve the AWS identity: {e}; {hint}")
         })?;
         anyhow::Ok(Identity {
-            account: out.account().unwrap_or_default().to_string(),
-            arn: out.arn().unwrap_or_default().to_string(),
-            user_id: out.user_id().unwrap_or_default().to_string(),
+            account: out.account,
+            arn: out.arn,
+            user_id: out.user_id,
             region,
-            endpoint: args.aws.endpoint_url.clone(),
+            endpoint: factory.endpoint_url().map(str::to_string),
         })
     })?;
     match g.format {
