@@ -32,6 +32,7 @@
 pub mod aws;
 mod config;
 pub mod detect;
+pub mod edit;
 mod error;
 pub mod git;
 mod glob;

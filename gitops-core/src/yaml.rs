@@ -73,7 +73,9 @@ pub struct Node {
     pub kind: NodeKind,
     /// Where it starts.
     pub start: Pos,
-    /// Where it ends (exclusive). For quoted scalars this may run past the closing quote.
+    /// Where it ends (exclusive). For a quoted scalar, just past its closing
+    /// quote; for a block collection, where the parser noticed it had ended
+    /// (which may be past trailing comments: use [`Node::content_end`]).
     pub end: Pos,
     /// Whether the node carries an anchor (`&name`).
     pub anchored: bool,
@@ -198,6 +200,57 @@ impl Node {
             _ => false,
         }
     }
+
+    /// Where the node's content starts in `src`: past its anchor (`&name`)
+    /// and tag (`!Tag`), which saphyr counts as part of the node.
+    pub fn content_start(&self, src: &str) -> usize {
+        skip_properties(src, self.start.byte)
+    }
+
+    /// The node's anchor name (`x` for `&x`), if it has one.
+    pub fn anchor<'s>(&self, src: &'s str) -> Option<&'s str> {
+        if !self.anchored {
+            return None;
+        }
+        let mut at = self.start.byte;
+        loop {
+            let rest = src.get(at..)?;
+            let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+            at += rest.len() - trimmed.len();
+            let token_len = trimmed
+                .find([' ', '\t', '\r', '\n'])
+                .unwrap_or(trimmed.len());
+            match trimmed.as_bytes().first() {
+                Some(b'&') => return Some(&trimmed[1..token_len]),
+                Some(b'!') => at += token_len,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Where the node's content really ends (exclusive byte offset): the
+    /// closing quote of a quoted scalar, the `]` or `}` of a flow
+    /// collection, the end of the last scalar inside a block collection
+    /// (never past trailing comments or blank lines).
+    pub fn content_end(&self) -> usize {
+        match &self.kind {
+            NodeKind::Map {
+                entries,
+                flow: false,
+                ..
+            } => entries
+                .last()
+                .map(|(k, v)| k.content_end().max(v.content_end()))
+                .unwrap_or(self.start.byte),
+            NodeKind::Seq {
+                items, flow: false, ..
+            } => items
+                .last()
+                .map(Node::content_end)
+                .unwrap_or(self.start.byte),
+            _ => self.end.byte,
+        }
+    }
 }
 
 fn tag_suffix(tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>) -> Option<String> {
@@ -213,21 +266,36 @@ where
     let start = offsets.marker(&span.start);
     let end = offsets.marker(&span.end);
     let node = match ev {
-        Event::Scalar(value, style, anchor, tag) => Node {
-            kind: NodeKind::Scalar {
-                value: value.into_owned(),
-                style: match style {
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted => Style::Single,
-                    ScalarStyle::DoubleQuoted => Style::Double,
-                    _ => Style::Block,
+        Event::Scalar(value, style, anchor, tag) => {
+            let style = match style {
+                ScalarStyle::Plain => Style::Plain,
+                ScalarStyle::SingleQuoted => Style::Single,
+                ScalarStyle::DoubleQuoted => Style::Double,
+                _ => Style::Block,
+            };
+            // saphyr's end of a quoted scalar runs on over trailing spaces
+            // and a comment: find the closing quote instead.
+            let end = match style {
+                Style::Single | Style::Double => {
+                    let open = skip_properties(offsets.src, start.byte);
+                    match closing_quote(offsets.src, open) {
+                        Some(close) => offsets.advance(start, close),
+                        None => end,
+                    }
+                }
+                _ => end,
+            };
+            Node {
+                kind: NodeKind::Scalar {
+                    value: value.into_owned(),
+                    style,
+                    tag: tag_suffix(tag),
                 },
-                tag: tag_suffix(tag),
-            },
-            start,
-            end,
-            anchored: anchor != 0,
-        },
+                start,
+                end,
+                anchored: anchor != 0,
+            }
+        }
         Event::Alias(_) => Node {
             kind: NodeKind::Alias,
             start,
@@ -235,7 +303,7 @@ where
             anchored: false,
         },
         Event::SequenceStart(anchor, tag) => {
-            let flow = offsets.char_at(start.byte) == Some('[');
+            let flow = offsets.char_at(skip_properties(offsets.src, start.byte)) == Some('[');
             let mut items = Vec::new();
             let mut last = end;
             loop {
@@ -247,6 +315,14 @@ where
                     }
                     None => break,
                     _ => items.extend(build(it, offsets)),
+                }
+            }
+            if flow {
+                // saphyr's end of a flow collection may cover a trailing
+                // comma or comment: find the bracket after the last item.
+                let from = items.last().map(|n| n.end.byte);
+                if let Some(close) = closing_bracket(offsets.src, start.byte, from) {
+                    last = offsets.advance(start, close);
                 }
             }
             Node {
@@ -261,7 +337,7 @@ where
             }
         }
         Event::MappingStart(anchor, tag) => {
-            let flow = offsets.char_at(start.byte) == Some('{');
+            let flow = offsets.char_at(skip_properties(offsets.src, start.byte)) == Some('{');
             let mut entries = Vec::new();
             let mut last = end;
             loop {
@@ -279,6 +355,12 @@ where
                     }
                 }
             }
+            if flow {
+                let from = entries.last().map(|(k, v)| k.end.byte.max(v.end.byte));
+                if let Some(close) = closing_bracket(offsets.src, start.byte, from) {
+                    last = offsets.advance(start, close);
+                }
+            }
             Node {
                 kind: NodeKind::Map {
                     entries,
@@ -294,6 +376,72 @@ where
         _ => return build(it, offsets),
     };
     Some(node)
+}
+
+/// Skips node properties (anchors `&a`, tags `!T`) and the spaces after
+/// them, from byte `at`.
+fn skip_properties(src: &str, mut at: usize) -> usize {
+    loop {
+        let Some(rest) = src.get(at..) else {
+            return at;
+        };
+        match rest.as_bytes().first() {
+            Some(b'&' | b'!') => {
+                let token = rest.find([' ', '\t', '\r', '\n']).unwrap_or(rest.len());
+                let after = &rest[token..];
+                let spaces = after.len() - after.trim_start_matches([' ', '\t', '\r', '\n']).len();
+                at += token + spaces;
+            }
+            _ => return at,
+        }
+    }
+}
+
+/// The byte just past the quote that closes the quoted scalar opening at
+/// byte `open` (`'` or `"`), or `None` when `open` is not a quote or the
+/// quote never closes.
+fn closing_quote(src: &str, open: usize) -> Option<usize> {
+    let rest = src.get(open..)?;
+    let quote = rest.chars().next()?;
+    let mut chars = rest.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            ('"', '\\') => {
+                chars.next();
+            }
+            ('"', '"') => return Some(open + i + 1),
+            ('\'', '\'') => {
+                if rest[i + 1..].starts_with('\'') {
+                    chars.next();
+                } else {
+                    return Some(open + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The byte just past the `]` or `}` that closes the flow collection
+/// starting at byte `start` (at its properties or its opening bracket),
+/// whose last child ends at byte `last_child` (`None`: it is empty). Only
+/// spaces, line breaks, commas and comments can come between the two.
+fn closing_bracket(src: &str, start: usize, last_child: Option<usize>) -> Option<usize> {
+    let mut at = match last_child {
+        Some(end) => end,
+        None => skip_properties(src, start) + 1,
+    };
+    let bytes = src.as_bytes();
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b']' | b'}' => return Some(at + 1),
+            b'#' => at += src[at..].find('\n').unwrap_or(src.len() - at),
+            b' ' | b'\t' | b'\r' | b'\n' | b',' => at += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Maps saphyr's character indices to byte offsets.
@@ -332,6 +480,25 @@ impl<'a> CharOffsets<'a> {
         self.pos(m.index(), m.line(), m.col())
     }
 
+    /// The position of byte `to`, counted on from `from` (at or before it).
+    fn advance(&self, from: Pos, to: usize) -> Pos {
+        let Some(between) = self.src.get(from.byte..to) else {
+            return from;
+        };
+        match between.rfind('\n') {
+            None => Pos {
+                byte: to,
+                line: from.line,
+                column: from.column + between.chars().count(),
+            },
+            Some(nl) => Pos {
+                byte: to,
+                line: from.line + between.matches('\n').count(),
+                column: between[nl + 1..].chars().count() + 1,
+            },
+        }
+    }
+
     fn char_at(&self, byte: usize) -> Option<char> {
         self.src.get(byte..)?.chars().next()
     }
@@ -339,6 +506,8 @@ impl<'a> CharOffsets<'a> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -357,6 +526,29 @@ mod tests {
         assert_eq!((y.start.line, y.start.column), (3, 10));
         // missing leaf falls back to its parent
         assert_eq!(doc.line_col(&[Seg::Key("b"), Seg::Key("zz")]), Some((2, 1)));
+    }
+
+    #[test]
+    fn ends_are_exact() {
+        let src = "a: 'x''y'  # c\nb: \"q\\\"\"   # d\nc: &k !T \"v\"\nd: {e: 1,\n  f: [2, 3] ,  # e\n}  # f\ng: []\n";
+        let doc = Node::parse(src).unwrap().unwrap();
+        let text = |path: &[Seg<'_>]| {
+            let n = doc.get(path).unwrap();
+            &src[n.start.byte..n.end.byte]
+        };
+        assert_eq!(text(&[Seg::Key("a")]), "'x''y'");
+        assert_eq!(text(&[Seg::Key("b")]), "\"q\\\"\"");
+        assert_eq!(text(&[Seg::Key("c")]), "&k !T \"v\"");
+        assert_eq!(text(&[Seg::Key("d"), Seg::Key("f")]), "[2, 3]");
+        assert_eq!(text(&[Seg::Key("d")]), "{e: 1,\n  f: [2, 3] ,  # e\n}");
+        assert_eq!(text(&[Seg::Key("g")]), "[]");
+        let c = doc.get(&[Seg::Key("c")]).unwrap();
+        assert_eq!(c.anchor(src), Some("k"));
+        assert_eq!(&src[c.content_start(src)..c.end.byte], "\"v\"");
+        let d = doc.get(&[Seg::Key("d")]).unwrap();
+        assert!(matches!(d.kind, NodeKind::Map { flow: true, .. }));
+        assert_eq!((d.end.line, d.end.column), (6, 2));
+        assert_eq!(doc.content_end(), src.len() - 1);
     }
 
     #[test]
