@@ -48,6 +48,8 @@ pub struct StackSettings {
     pub template: Option<String>,
     /// CloudFormation capabilities to acknowledge.
     pub capabilities: Vec<String>,
+    /// S3 bucket for templates over 51,200 bytes (`stack.template-bucket`).
+    pub template_bucket: Option<String>,
 }
 
 /// `pipeline:` settings (pipeline mode).
@@ -97,6 +99,7 @@ impl Default for Config {
                 name: "{environment}-app".into(),
                 template: None,
                 capabilities: vec!["CAPABILITY_IAM".into()],
+                template_bucket: None,
             },
             pipeline: None,
             defaults: Defaults {
@@ -225,7 +228,20 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
         }
     }
     if let Some(m) = r.map(top, &[], "stack") {
-        r.check_keys(m, &["stack"], &["name", "template", "capabilities"]);
+        r.check_keys(
+            m,
+            &["stack"],
+            &["name", "template", "capabilities", "template-bucket"],
+        );
+        cfg.stack.template_bucket = r.get::<String>(m, &["stack"], "template-bucket");
+        if let Some(b) = &cfg.stack.template_bucket {
+            if !is_bucket_name(b) {
+                r.error(
+                    &["stack", "template-bucket"],
+                    format!("`{b}` is not an S3 bucket name (3 to 63 lowercase letters, digits, `.` and `-`)"),
+                );
+            }
+        }
         if let Some(n) = r.get::<String>(m, &["stack"], "name") {
             cfg.stack.name = n;
         }
@@ -297,6 +313,29 @@ pub(crate) const CAPABILITIES: &[&str] = &[
     "CAPABILITY_NAMED_IAM",
     "CAPABILITY_AUTO_EXPAND",
 ];
+
+fn is_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Whether `s` looks like an IAM role ARN (`arn:<partition>:iam::<12 digits>:role/<name>`).
+pub(crate) fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty())
+}
 
 pub(crate) fn check_region(r: &mut Reader<'_>, path: &[&str], region: &str) {
     let ok = regex_lite_region(region);

@@ -31,6 +31,7 @@
 
 pub mod aws;
 mod config;
+pub mod deploy;
 pub mod detect;
 pub mod edit;
 mod error;

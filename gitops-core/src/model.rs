@@ -34,6 +34,8 @@ pub struct Environment {
     pub account: Option<String>,
     /// Whether automation must never delete this environment's stacks.
     pub protected: bool,
+    /// IAM role assumed for all of this environment's AWS calls.
+    pub role_arn: Option<String>,
     /// Repository-relative path of the environment stack's template.
     pub template: String,
     /// Repository-relative path of the environment file.
@@ -116,6 +118,7 @@ const ENV_KEYS: &[&str] = &[
     "region",
     "account",
     "protected",
+    "role-arn",
 ];
 
 impl Repository {
@@ -418,6 +421,16 @@ impl Repository {
             }
         });
         let protected = r.get::<bool>(map, &[], "protected").unwrap_or(false);
+        let role_arn = r.get::<String>(map, &[], "role-arn").filter(|arn| {
+            let ok = config::is_role_arn(arn);
+            if !ok {
+                r.error(
+                    &["role-arn"],
+                    format!("`{arn}` is not an IAM role ARN such as arn:aws:iam::123456789012:role/deploy"),
+                );
+            }
+            ok
+        });
         let template_from_file = template_file.is_some();
         let template = match template_file.or_else(|| cfg.stack.template.clone()) {
             Some(t) => normalize(&t).unwrap_or(t),
@@ -450,6 +463,7 @@ impl Repository {
             region,
             account,
             protected,
+            role_arn,
             template,
             file: file.to_string(),
             parameters,

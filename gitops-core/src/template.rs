@@ -23,8 +23,8 @@ pub struct Template {
     pub body: Value,
     /// Positions of every node, when the text could be mapped.
     pub(crate) doc: Option<Node>,
-    /// Size in bytes.
-    pub size: usize,
+    /// The template's text, as sent to CloudFormation.
+    pub text: String,
 }
 
 /// One entry of a template's `Parameters` section.
@@ -101,7 +101,7 @@ impl Template {
             parameters,
             body,
             doc,
-            size: text.len(),
+            text: text.to_string(),
         })
     }
 
@@ -111,6 +111,55 @@ impl Template {
         self.doc
             .as_ref()?
             .line_col(&[Seg::Key("Resources"), Seg::Key(logical_id)])
+    }
+}
+
+impl Template {
+    /// The template as JSON with short-form tags in long form (`!Ref X` →
+    /// `{"Ref": "X"}`, `!GetAtt A.B` → `{"Fn::GetAtt": ["A", "B"]}`), so that a
+    /// JSON and a YAML rendering of the same template compare equal, whatever
+    /// their key order.
+    pub fn normalized(&self) -> serde_json::Value {
+        normalize(&self.body)
+    }
+}
+
+fn normalize(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Number(n) => serde_json::to_value(n).unwrap_or(J::Null),
+        Value::String(s) => J::String(s.clone()),
+        Value::Sequence(items) => J::Array(items.iter().map(normalize).collect()),
+        Value::Mapping(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => s.clone(),
+                        other => render_scalar(other).unwrap_or_default(),
+                    };
+                    (key, normalize(v))
+                })
+                .collect(),
+        ),
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = match (tag, &t.value) {
+                ("GetAtt", Value::String(s)) => match s.split_once('.') {
+                    Some((a, b)) => J::Array(vec![J::String(a.into()), J::String(b.into())]),
+                    None => J::String(s.clone()),
+                },
+                _ => normalize(&t.value),
+            };
+            let key = if tag == "Ref" || tag == "Condition" {
+                tag.to_string()
+            } else {
+                format!("Fn::{tag}")
+            };
+            J::Object([(key, inner)].into_iter().collect())
+        }
     }
 }
 
@@ -156,6 +205,7 @@ impl TemplateParameter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -174,5 +224,12 @@ mod tests {
         assert!(Template::parse("x.yaml", "a: 1\n").is_err());
         assert!(Template::parse("x.yaml", "[1, 2]\n").is_err());
         assert!(Template::parse("x.json", "{ nope").is_err());
+        let y = Template::parse(
+            "a.yaml",
+            "Resources:\n  B: {Type: X, Properties: {A: !GetAtt C.Arn, R: !Ref D, S: !Sub 'x'}}\n",
+        )
+        .unwrap();
+        let j = Template::parse("a.json", r#"{"Resources": {"B": {"Properties": {"S": {"Fn::Sub": "x"}, "R": {"Ref": "D"}, "A": {"Fn::GetAtt": ["C", "Arn"]}}, "Type": "X"}}}"#).unwrap();
+        assert_eq!(y.normalized(), j.normalized());
     }
 }

@@ -1,0 +1,492 @@
+//! An in-memory AWS for tests of the executor and the other commands: it
+//! behaves like CloudFormation and CodePipeline for the calls the tool makes,
+//! and can be scripted into the states moto cannot produce (rollbacks, busy
+//! stacks, empty change sets, executions).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// A stack's scripted fate.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// Describe answers `*_IN_PROGRESS` this many times before settling.
+    pub busy_polls: usize,
+    /// Executing a change set ends in this status instead of `*_COMPLETE`.
+    pub fail_with: Option<String>,
+    /// Every change set computes as "didn't contain changes".
+    pub empty_change_sets: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub stacks: BTreeMap<String, Stack>,
+    pub templates: BTreeMap<String, String>,
+    pub change_sets: BTreeMap<(String, String), (ChangeSetRequest, ChangeSet)>,
+    pub events: BTreeMap<String, Vec<StackEvent>>,
+    pub scripts: BTreeMap<String, Script>,
+    pub pipelines: BTreeMap<String, Pipeline>,
+    pub executions: Vec<StartExecution>,
+    pub execution_statuses: Vec<String>,
+    pub account: String,
+    /// Every call, as `Operation stack`.
+    pub calls: Vec<String>,
+    /// Change sets compute as "didn't contain changes" when the request equals the stack.
+    pub event_counter: u64,
+}
+
+/// The fake; clone it to share state.
+#[derive(Debug, Clone, Default)]
+pub struct Fake {
+    pub state: Arc<Mutex<State>>,
+}
+
+const MUTATING: &[&str] = &[
+    "CreateChangeSet",
+    "ExecuteChangeSet",
+    "DeleteChangeSet",
+    "DeleteStack",
+    "UpdateTerminationProtection",
+    "StartPipelineExecution",
+    "PutObject",
+];
+
+impl Fake {
+    pub fn new() -> Self {
+        let f = Self::default();
+        f.state.lock().unwrap().account = "123456789012".into();
+        f
+    }
+
+    pub fn clients(&self) -> AwsClients {
+        AwsClients {
+            cloudformation: Arc::new(self.clone()),
+            codepipeline: Arc::new(self.clone()),
+            sts: Arc::new(self.clone()),
+            s3: Arc::new(self.clone()),
+        }
+    }
+
+    pub fn with_stack(self, stack: Stack, template: &str) -> Self {
+        {
+            let mut s = self.state.lock().unwrap();
+            s.templates.insert(stack.name.clone(), template.to_string());
+            s.stacks.insert(stack.name.clone(), stack);
+        }
+        self
+    }
+
+    pub fn script(&self, stack: &str, script: Script) {
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(stack.into(), script);
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| MUTATING.iter().any(|m| c.starts_with(m)))
+            .collect()
+    }
+
+    pub fn stack(&self, name: &str) -> Option<Stack> {
+        self.state.lock().unwrap().stacks.get(name).cloned()
+    }
+
+    fn call(&self, what: String) {
+        self.state.lock().unwrap().calls.push(what);
+    }
+
+    fn event(s: &mut State, stack: &str, logical: &str, status: &str, reason: Option<&str>) {
+        s.event_counter += 1;
+        let e = StackEvent {
+            event_id: format!("e{}", s.event_counter),
+            timestamp: format!("2026-01-01T00:00:{:02}Z", s.event_counter % 60),
+            logical_id: logical.into(),
+            resource_type: if logical == stack {
+                "AWS::CloudFormation::Stack".into()
+            } else {
+                "AWS::SNS::Topic".into()
+            },
+            status: status.into(),
+            reason: reason.map(Into::into),
+        };
+        s.events.entry(stack.into()).or_default().insert(0, e);
+    }
+}
+
+fn ready<T: Send + 'static>(v: T) -> BoxFuture<'static, T> {
+    Box::pin(async move { v })
+}
+
+fn validation(msg: &str) -> AwsError {
+    AwsError::from_service(
+        "CloudFormation",
+        "op",
+        Some("ValidationError".into()),
+        msg.to_string(),
+    )
+}
+
+impl CloudFormation for Fake {
+    fn describe_stack<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Option<Stack>>> {
+        self.call(format!("DescribeStacks {name}"));
+        let mut s = self.state.lock().unwrap();
+        let busy = s.scripts.get(name).map(|x| x.busy_polls).unwrap_or(0);
+        let out = s.stacks.get(name).cloned().map(|mut st| {
+            if busy > 0 {
+                st.status = "UPDATE_IN_PROGRESS".into();
+            }
+            st
+        });
+        if busy > 0 {
+            if let Some(sc) = s.scripts.get_mut(name) {
+                sc.busy_polls -= 1;
+            }
+        }
+        ready(Ok(out))
+    }
+
+    fn list_stacks_with_tag<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Vec<Stack>>> {
+        self.call("DescribeStacks *".into());
+        let s = self.state.lock().unwrap();
+        let v = s
+            .stacks
+            .values()
+            .filter(|st| st.tags.get(key).map(String::as_str) == Some(value))
+            .cloned()
+            .collect();
+        ready(Ok(v))
+    }
+
+    fn create_change_set(
+        &self,
+        request: ChangeSetRequest,
+    ) -> BoxFuture<'_, AwsResult<ChangeSetRef>> {
+        self.call(format!("CreateChangeSet {}", request.stack_name));
+        let mut s = self.state.lock().unwrap();
+        let exists = s.stacks.contains_key(&request.stack_name);
+        match (request.kind, exists) {
+            (ChangeSetKind::Create, true) => {
+                return ready(Err(validation(&format!(
+                    "Stack [{}] already exists",
+                    request.stack_name
+                ))))
+            }
+            (ChangeSetKind::Update, false) => {
+                return ready(Err(validation(&format!(
+                    "Stack [{}] does not exist",
+                    request.stack_name
+                ))))
+            }
+            _ => {}
+        }
+        let body = match &request.template {
+            TemplateSource::Body(b) => b.clone(),
+            TemplateSource::Url(u) => u.clone(),
+        };
+        let forced_empty = s
+            .scripts
+            .get(&request.stack_name)
+            .is_some_and(|x| x.empty_change_sets);
+        let same = forced_empty
+            || exists
+                && s.templates.get(&request.stack_name) == Some(&body)
+                && s.stacks[&request.stack_name].parameters == request.parameters
+                && s.stacks[&request.stack_name].tags == request.tags;
+        let cs = ChangeSet {
+            id: format!("arn:cs/{}", request.change_set_name),
+            name: request.change_set_name.clone(),
+            status: if same { "FAILED".into() } else { "CREATE_COMPLETE".into() },
+            execution_status: if same { "UNAVAILABLE".into() } else { "AVAILABLE".into() },
+            status_reason: same.then(|| "The submitted information didn't contain changes. Submit different information to create a change set.".into()),
+            changes: if same { vec![] } else { vec![ResourceChange { action: if exists { "Modify".into() } else { "Add".into() }, logical_id: "Topic".into(), resource_type: "AWS::SNS::Topic".into(), replacement: exists.then(|| "False".into()), ..Default::default() }] },
+        };
+        if !exists {
+            s.stacks.insert(
+                request.stack_name.clone(),
+                Stack {
+                    name: request.stack_name.clone(),
+                    id: format!("arn:stack/{}", request.stack_name),
+                    status: "REVIEW_IN_PROGRESS".into(),
+                    ..Default::default()
+                },
+            );
+        }
+        let r = ChangeSetRef {
+            id: cs.id.clone(),
+            name: cs.name.clone(),
+            stack_id: None,
+        };
+        s.change_sets.insert(
+            (request.stack_name.clone(), request.change_set_name.clone()),
+            (request, cs),
+        );
+        ready(Ok(r))
+    }
+
+    fn describe_change_set<'a>(
+        &'a self,
+        stack_name: &'a str,
+        change_set_name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<ChangeSet>> {
+        self.call(format!("DescribeChangeSet {stack_name}"));
+        let s = self.state.lock().unwrap();
+        ready(
+            s.change_sets
+                .get(&(stack_name.into(), change_set_name.into()))
+                .map(|(_, cs)| cs.clone())
+                .ok_or_else(|| {
+                    AwsError::not_found(
+                        "cloudformation",
+                        "DescribeChangeSet",
+                        format!("ChangeSet [{change_set_name}] does not exist"),
+                    )
+                }),
+        )
+    }
+
+    fn execute_change_set<'a>(
+        &'a self,
+        stack_name: &'a str,
+        change_set_name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        self.call(format!("ExecuteChangeSet {stack_name}"));
+        let mut s = self.state.lock().unwrap();
+        let Some((req, _)) = s
+            .change_sets
+            .remove(&(stack_name.into(), change_set_name.into()))
+        else {
+            return ready(Err(validation("no such change set")));
+        };
+        let script = s.scripts.get(stack_name).cloned().unwrap_or_default();
+        let creating = s
+            .stacks
+            .get(stack_name)
+            .map(|st| st.status == "REVIEW_IN_PROGRESS")
+            .unwrap_or(true);
+        let status = match (&script.fail_with, creating) {
+            (Some(f), _) => f.clone(),
+            (None, true) => "CREATE_COMPLETE".into(),
+            (None, false) => "UPDATE_COMPLETE".into(),
+        };
+        if let Some(reason) = script
+            .fail_with
+            .as_ref()
+            .map(|_| "Resource handler returned message: \"Access Denied\"")
+        {
+            Fake::event(
+                &mut s,
+                stack_name,
+                "Topic",
+                if creating {
+                    "CREATE_FAILED"
+                } else {
+                    "UPDATE_FAILED"
+                },
+                Some(reason),
+            );
+        }
+        Fake::event(&mut s, stack_name, stack_name, &status, None);
+        let body = match &req.template {
+            TemplateSource::Body(b) => b.clone(),
+            TemplateSource::Url(u) => u.clone(),
+        };
+        s.templates.insert(stack_name.into(), body);
+        let st = s.stacks.entry(stack_name.into()).or_default();
+        st.name = stack_name.into();
+        st.status = status;
+        st.parameters = req.parameters.clone();
+        st.tags = req.tags.clone();
+        ready(Ok(()))
+    }
+
+    fn delete_change_set<'a>(
+        &'a self,
+        stack_name: &'a str,
+        change_set_name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        self.call(format!("DeleteChangeSet {stack_name}"));
+        self.state
+            .lock()
+            .unwrap()
+            .change_sets
+            .remove(&(stack_name.into(), change_set_name.into()));
+        ready(Ok(()))
+    }
+
+    fn list_change_sets<'a>(
+        &'a self,
+        stack_name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Vec<ChangeSetSummary>>> {
+        self.call(format!("ListChangeSets {stack_name}"));
+        let s = self.state.lock().unwrap();
+        let v = s
+            .change_sets
+            .iter()
+            .filter(|((st, _), _)| st == stack_name)
+            .map(|((_, n), (_, cs))| ChangeSetSummary {
+                name: n.clone(),
+                id: cs.id.clone(),
+                status: cs.status.clone(),
+                execution_status: cs.execution_status.clone(),
+                creation_time: None,
+            })
+            .collect();
+        ready(Ok(v))
+    }
+
+    fn delete_stack<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<()>> {
+        self.call(format!("DeleteStack {name}"));
+        let mut s = self.state.lock().unwrap();
+        s.stacks.remove(name);
+        s.change_sets.retain(|(st, _), _| st != name);
+        ready(Ok(()))
+    }
+
+    fn update_termination_protection<'a>(
+        &'a self,
+        name: &'a str,
+        enabled: bool,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        self.call(format!("UpdateTerminationProtection {name} {enabled}"));
+        if let Some(st) = self.state.lock().unwrap().stacks.get_mut(name) {
+            st.termination_protection = enabled;
+        }
+        ready(Ok(()))
+    }
+
+    fn stack_events<'a>(
+        &'a self,
+        name: &'a str,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, AwsResult<Vec<StackEvent>>> {
+        self.call(format!("DescribeStackEvents {name}"));
+        let s = self.state.lock().unwrap();
+        let all = s.events.get(name).cloned().unwrap_or_default();
+        let v = match after {
+            Some(id) => all.into_iter().take_while(|e| e.event_id != id).collect(),
+            None => all,
+        };
+        ready(Ok(v))
+    }
+
+    fn get_template<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<String>> {
+        self.call(format!("GetTemplate {name}"));
+        let s = self.state.lock().unwrap();
+        ready(
+            s.templates
+                .get(name)
+                .cloned()
+                .ok_or_else(|| validation("no template")),
+        )
+    }
+
+    fn detect_stack_drift<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<String>> {
+        self.call(format!("DetectStackDrift {name}"));
+        ready(Ok(format!("detection-{name}")))
+    }
+
+    fn describe_drift_detection<'a>(
+        &'a self,
+        detection_id: &'a str,
+    ) -> BoxFuture<'a, AwsResult<DriftDetection>> {
+        self.call(format!("DescribeStackDriftDetectionStatus {detection_id}"));
+        ready(Ok(DriftDetection {
+            status: "DETECTION_COMPLETE".into(),
+            stack_drift_status: Some("IN_SYNC".into()),
+            ..Default::default()
+        }))
+    }
+
+    fn describe_resource_drifts<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Vec<ResourceDrift>>> {
+        self.call(format!("DescribeStackResourceDrifts {name}"));
+        ready(Ok(vec![]))
+    }
+}
+
+impl CodePipeline for Fake {
+    fn get_pipeline<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Option<Pipeline>>> {
+        self.call(format!("GetPipeline {name}"));
+        ready(Ok(self.state.lock().unwrap().pipelines.get(name).cloned()))
+    }
+
+    fn start_execution(&self, request: StartExecution) -> BoxFuture<'_, AwsResult<String>> {
+        self.call(format!("StartPipelineExecution {}", request.name));
+        let mut s = self.state.lock().unwrap();
+        s.executions.push(request);
+        ready(Ok(format!("exec-{}", s.executions.len())))
+    }
+
+    fn get_execution<'a>(
+        &'a self,
+        name: &'a str,
+        execution_id: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Execution>> {
+        self.call(format!("GetPipelineExecution {name}"));
+        let mut s = self.state.lock().unwrap();
+        let status = if s.execution_statuses.is_empty() {
+            "Succeeded".to_string()
+        } else {
+            s.execution_statuses.remove(0)
+        };
+        ready(Ok(Execution {
+            id: execution_id.into(),
+            status,
+            ..Default::default()
+        }))
+    }
+
+    fn stage_states<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Vec<StageState>>> {
+        self.call(format!("GetPipelineState {name}"));
+        ready(Ok(vec![]))
+    }
+
+    fn list_executions<'a>(
+        &'a self,
+        name: &'a str,
+        _max: usize,
+    ) -> BoxFuture<'a, AwsResult<Vec<ExecutionSummary>>> {
+        self.call(format!("ListPipelineExecutions {name}"));
+        ready(Ok(vec![]))
+    }
+}
+
+impl Sts for Fake {
+    fn caller_identity(&self) -> BoxFuture<'_, AwsResult<Identity>> {
+        self.call("GetCallerIdentity".into());
+        let account = self.state.lock().unwrap().account.clone();
+        ready(Ok(Identity {
+            arn: format!("arn:aws:iam::{account}:user/test"),
+            account,
+            user_id: "AIDA".into(),
+        }))
+    }
+}
+
+impl S3 for Fake {
+    fn put_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        _body: Vec<u8>,
+    ) -> BoxFuture<'a, AwsResult<String>> {
+        self.call(format!("PutObject {bucket}/{key}"));
+        ready(Ok(format!("https://{bucket}.s3.amazonaws.com/{key}")))
+    }
+}

@@ -1,0 +1,988 @@
+//! Executing plans against AWS through the crate's own traits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{
+    plan_environment, Action, Desired, EnvPlan, Observed, PlanOptions, StackOp, StackRole,
+    StackSpec, MAX_TEMPLATE_BODY,
+};
+use crate::aws::{
+    AwsClients, AwsError, ChangeSetKind, ChangeSetRequest, ClientFactory, SourceRevision,
+    StartExecution, TemplateSource,
+};
+use crate::template::Template;
+
+/// Receives progress lines while the executor works.
+pub trait Progress: Send + Sync {
+    /// One line about `environment`.
+    fn line(&self, environment: &str, line: &str);
+}
+
+impl<F: Fn(&str, &str) + Send + Sync> Progress for F {
+    fn line(&self, environment: &str, line: &str) {
+        self(environment, line)
+    }
+}
+
+/// How an environment's deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Changes were made and succeeded.
+    Succeeded,
+    /// Nothing needed changing.
+    NoOp,
+    /// Only planned (`--dry-run`).
+    Planned,
+    /// The tool refused to act.
+    Refused,
+    /// Something failed.
+    Failed,
+}
+
+impl Outcome {
+    /// Whether the run should exit non-zero.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Refused | Outcome::Failed)
+    }
+}
+
+/// The result for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct EnvOutcome {
+    /// The environment.
+    pub environment: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The plan that was (or would be) executed.
+    pub plan: Option<EnvPlan>,
+    /// A one-line summary.
+    pub message: String,
+    /// The stack's final status, when known.
+    pub stack_status: Option<String>,
+    /// The pipeline execution started, if any.
+    pub execution_id: Option<String>,
+    /// Failed resources with their reasons.
+    pub failures: Vec<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Executor settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecutorOptions {
+    /// How long to wait for a busy stack, a stack operation or a pipeline run.
+    pub timeout: Duration,
+    /// Delay between polls.
+    pub poll: Duration,
+    /// Wait for started pipeline executions to finish.
+    pub wait_pipeline: bool,
+    /// Plan only.
+    pub dry_run: bool,
+    /// What the planner may do.
+    pub plan: PlanOptions,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30 * 60),
+            poll: Duration::from_secs(5),
+            wait_pipeline: false,
+            dry_run: false,
+            plan: PlanOptions::default(),
+        }
+    }
+}
+
+impl ExecutorOptions {
+    /// The defaults: 30 minutes, 5 s polls, no pipeline wait, real run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+    /// Sets the poll delay.
+    pub fn with_poll(mut self, p: Duration) -> Self {
+        self.poll = p;
+        self
+    }
+    /// Waits for pipeline executions.
+    pub fn with_wait_pipeline(mut self, yes: bool) -> Self {
+        self.wait_pipeline = yes;
+        self
+    }
+    /// Plans without executing.
+    pub fn with_dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+    /// Sets the planner options.
+    pub fn with_plan(mut self, plan: PlanOptions) -> Self {
+        self.plan = plan;
+        self
+    }
+}
+
+/// Observes, plans and executes deployments.
+pub struct Executor {
+    factory: Arc<dyn ClientFactory>,
+    progress: Arc<dyn Progress>,
+    options: ExecutorOptions,
+    repo_id: String,
+    template_bucket: Option<String>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("options", &self.options)
+            .field("repo_id", &self.repo_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure inside one environment's run.
+struct Failure {
+    message: String,
+    failures: Vec<String>,
+    stack_status: Option<String>,
+}
+
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Failure {
+            message: e.to_string(),
+            failures: Vec::new(),
+            stack_status: None,
+        }
+    }
+}
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        failures: Vec::new(),
+        stack_status: None,
+    }
+}
+
+static CHANGE_SET_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Prefix of every change set this tool creates; leftovers are removed.
+pub const CHANGE_SET_PREFIX: &str = "gitops-";
+
+impl Executor {
+    /// An executor for the repository `repo_id`.
+    pub fn new(
+        factory: Arc<dyn ClientFactory>,
+        progress: Arc<dyn Progress>,
+        repo_id: impl Into<String>,
+        options: ExecutorOptions,
+    ) -> Self {
+        Self {
+            factory,
+            progress,
+            options,
+            repo_id: repo_id.into(),
+            template_bucket: None,
+        }
+    }
+
+    /// Sets the bucket for templates over 51,200 bytes.
+    pub fn with_template_bucket(mut self, bucket: Option<String>) -> Self {
+        self.template_bucket = bucket;
+        self
+    }
+
+    fn say(&self, env: &str, line: impl AsRef<str>) {
+        self.progress.line(env, line.as_ref());
+    }
+
+    /// Deploys every environment, `concurrency` at a time. One failure does
+    /// not stop the others. Results come back in input order.
+    pub async fn run_all(
+        self: Arc<Self>,
+        desired: Vec<Desired>,
+        concurrency: usize,
+    ) -> Vec<EnvOutcome> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        let n = desired.len();
+        for (i, d) in desired.into_iter().enumerate() {
+            let me = self.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire().await;
+                (i, me.run(&d).await)
+            });
+        }
+        let mut out: Vec<Option<EnvOutcome>> = vec![None; n];
+        while let Some(r) = set.join_next().await {
+            if let Ok((i, o)) = r {
+                out[i] = Some(o);
+            }
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// Observes, plans and (unless a dry run) executes one environment.
+    pub async fn run(&self, desired: &Desired) -> EnvOutcome {
+        let start = Instant::now();
+        let name = desired.environment.name.clone();
+        let mut outcome = EnvOutcome {
+            environment: name.clone(),
+            outcome: Outcome::Failed,
+            plan: None,
+            message: String::new(),
+            stack_status: None,
+            execution_id: None,
+            failures: Vec::new(),
+            duration_ms: 0,
+        };
+        let result = async {
+            let clients = self
+                .factory
+                .clients(
+                    &desired.environment.region,
+                    desired.environment.role_arn.as_deref(),
+                )
+                .await?;
+            let observed = self.observe(&clients, desired).await?;
+            let plan = plan_environment(&self.repo_id, desired, &observed, self.options.plan);
+            outcome.plan = Some(plan.clone());
+            if let Some(r) = plan.refusal() {
+                outcome.outcome = Outcome::Refused;
+                outcome.message = r.to_string();
+                return Ok::<_, Failure>(());
+            }
+            if self.options.dry_run {
+                outcome.outcome = Outcome::Planned;
+                outcome.message = describe(&plan);
+                return Ok(());
+            }
+            outcome.outcome = if plan.mutates() {
+                Outcome::Succeeded
+            } else {
+                Outcome::NoOp
+            };
+            let mut messages = Vec::new();
+            for action in &plan.actions {
+                match self
+                    .execute(&clients, desired, action, &mut outcome)
+                    .await?
+                {
+                    Step::Done(m) => messages.push(m),
+                    Step::NoChange(m) => messages.push(m),
+                }
+            }
+            if plan.mutates()
+                && outcome.execution_id.is_none()
+                && messages.iter().all(|m| m.ends_with("(no changes)"))
+            {
+                outcome.outcome = Outcome::NoOp;
+            }
+            outcome.message = messages.join("; ");
+            Ok(())
+        }
+        .await;
+        if let Err(f) = result {
+            outcome.outcome = Outcome::Failed;
+            outcome.message = f.message;
+            outcome.failures = f.failures;
+            if f.stack_status.is_some() {
+                outcome.stack_status = f.stack_status;
+            }
+        }
+        outcome.duration_ms = start.elapsed().as_millis() as u64;
+        outcome
+    }
+
+    /// Reads what exists: the account (when the environment pins one), the
+    /// stacks and their templates. Read-only.
+    pub async fn observe(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+    ) -> Result<Observed, AwsError> {
+        let env = &desired.environment;
+        let mut o = Observed::new();
+        if env.account.is_some() {
+            o.account = Some(clients.sts.caller_identity().await?.account);
+        }
+        let cfn = &clients.cloudformation;
+        o.stack = cfn.describe_stack(&env.stack).await?;
+        if let Some(s) = &o.stack {
+            if s.is_complete_ok() {
+                o.stack_template = normalized_template(&cfn.get_template(&env.stack).await?);
+            }
+        }
+        if let Some(ps) = &env.pipeline_stack {
+            o.pipeline_stack = cfn.describe_stack(ps).await?;
+            if let Some(s) = &o.pipeline_stack {
+                if s.is_complete_ok() {
+                    o.pipeline_stack_template = normalized_template(&cfn.get_template(ps).await?);
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    async fn execute(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        action: &Action,
+        outcome: &mut EnvOutcome,
+    ) -> Result<Step, Failure> {
+        let env = &desired.environment.name;
+        match action {
+            Action::DeployStack {
+                role,
+                op,
+                spec,
+                replace_failed,
+                protect,
+            } => {
+                let step = self
+                    .deploy_stack(clients, env, *role, *op, spec, *replace_failed, *protect)
+                    .await;
+                match step {
+                    Ok((step, status)) => {
+                        outcome.stack_status = Some(status);
+                        Ok(step)
+                    }
+                    Err(f) => Err(f),
+                }
+            }
+            Action::StartPipeline {
+                pipeline,
+                commit,
+                variables,
+            } => {
+                let id = self
+                    .start_pipeline(clients, env, pipeline, commit, variables)
+                    .await?;
+                outcome.execution_id = Some(id.clone());
+                if self.options.wait_pipeline {
+                    let status = self.wait_execution(clients, env, pipeline, &id).await?;
+                    if status != "Succeeded" {
+                        return Err(fail(format!(
+                            "pipeline `{pipeline}` execution {id} ended {status}"
+                        )));
+                    }
+                    return Ok(Step::Done(format!(
+                        "pipeline `{pipeline}` execution {id} succeeded"
+                    )));
+                }
+                Ok(Step::Done(format!(
+                    "started pipeline `{pipeline}` (execution {id})"
+                )))
+            }
+            Action::DeleteStack { stack, .. } => {
+                self.delete_stack(clients, env, stack).await?;
+                outcome.stack_status = Some("DELETE_COMPLETE".into());
+                Ok(Step::Done(format!("deleted `{stack}`")))
+            }
+            Action::Nothing { reason } => {
+                if let Some(s) = clients
+                    .cloudformation
+                    .describe_stack(&desired.environment.stack)
+                    .await?
+                {
+                    outcome.stack_status = Some(s.status);
+                }
+                Ok(Step::NoChange(format!("{reason} (no changes)")))
+            }
+            Action::Refuse { reason } => Err(fail(reason.to_string())),
+        }
+    }
+
+    /// Waits while the stack is busy; returns its state once settled (or `None` when gone).
+    async fn wait_settled(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        stack: &str,
+    ) -> Result<Option<crate::aws::Stack>, Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut said = false;
+        loop {
+            let s = clients.cloudformation.describe_stack(stack).await?;
+            match &s {
+                Some(st) if st.is_in_progress() => {
+                    if Instant::now() >= deadline {
+                        return Err(Failure {
+                            message: format!(
+                                "`{stack}` is still busy ({}) after {}s; wait for it to finish (see its events in the CloudFormation console) and run again, or raise --timeout",
+                                st.status,
+                                self.options.timeout.as_secs()
+                            ),
+                            failures: Vec::new(),
+                            stack_status: Some(st.status.clone()),
+                        });
+                    }
+                    if !said {
+                        self.say(
+                            env,
+                            format!("waiting for `{stack}`: it is busy ({})", st.status),
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(self.options.poll).await;
+                }
+                _ => return Ok(s),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy_stack(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        role: StackRole,
+        op: StackOp,
+        spec: &StackSpec,
+        replace_failed: bool,
+        protect: bool,
+    ) -> Result<(Step, String), Failure> {
+        let cfn = &clients.cloudformation;
+        let mut current = self.wait_settled(clients, env, &spec.name).await?;
+        if let Some(s) = &current {
+            if s.is_update_rollback_failed() {
+                return Err(fail(
+                    super::Refusal::UpdateRollbackFailed {
+                        stack: spec.name.clone(),
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        if replace_failed
+            || current
+                .as_ref()
+                .is_some_and(|s| s.is_rollback_complete_never_created())
+        {
+            if current.is_some() {
+                self.say(env, format!("`{}` is in ROLLBACK_COMPLETE (its creation failed): deleting it to create it again", spec.name));
+                cfn.delete_stack(&spec.name).await?;
+                self.wait_gone(clients, env, &spec.name).await?;
+            }
+            current = None;
+        }
+        let kind = match (&current, op) {
+            (None, _) => ChangeSetKind::Create,
+            (Some(_), _) => ChangeSetKind::Update,
+        };
+        if current.is_some() {
+            for cs in cfn.list_change_sets(&spec.name).await? {
+                if cs.name.starts_with(CHANGE_SET_PREFIX) {
+                    self.say(env, format!("removing stale change set `{}`", cs.name));
+                    cfn.delete_change_set(&spec.name, &cs.name).await?;
+                }
+            }
+        }
+        let template = self.template_source(clients, env, spec).await?;
+        let cs_name = change_set_name(&spec.tags);
+        let request = ChangeSetRequest::new(&spec.name, &cs_name, kind, template)
+            .with_parameters(spec.parameters.clone())
+            .with_tags(spec.tags.clone())
+            .with_capabilities(spec.capabilities.clone())
+            .with_description(format!("gitops deploy of {env}"));
+        let what = match role {
+            StackRole::Pipeline => "pipeline stack",
+            StackRole::Environment => "stack",
+        };
+        self.say(
+            env,
+            format!(
+                "{} {what} `{}` through change set `{cs_name}`",
+                if kind == ChangeSetKind::Create {
+                    "creating"
+                } else {
+                    "updating"
+                },
+                spec.name
+            ),
+        );
+        if let Err(e) = cfn.create_change_set(request).await {
+            if e.is_no_updates() {
+                return Ok((
+                    Step::NoChange(format!("`{}` is up to date (no changes)", spec.name)),
+                    current.map(|s| s.status).unwrap_or_default(),
+                ));
+            }
+            // A CREATE change set may have left an empty REVIEW_IN_PROGRESS stack.
+            if kind == ChangeSetKind::Create {
+                self.cleanup_review_stack(clients, &spec.name).await;
+            }
+            return Err(e.into());
+        }
+        // From here on, the change set must not be left behind.
+        let cs = match self.wait_change_set(clients, &spec.name, &cs_name).await {
+            Ok(cs) => cs,
+            Err(f) => {
+                let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
+                return Err(f);
+            }
+        };
+        if cs.is_empty_no_changes() {
+            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
+            let status = current
+                .as_ref()
+                .map(|s| s.status.clone())
+                .unwrap_or_default();
+            self.ensure_protection(
+                clients,
+                env,
+                &spec.name,
+                protect,
+                current.as_ref().map(|s| s.termination_protection),
+            )
+            .await?;
+            return Ok((
+                Step::NoChange(format!("`{}` is up to date (no changes)", spec.name)),
+                status,
+            ));
+        }
+        if !cs.is_ready() {
+            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
+            if kind == ChangeSetKind::Create {
+                self.cleanup_review_stack(clients, &spec.name).await;
+            }
+            return Err(fail(format!(
+                "change set for `{}` failed: {}",
+                spec.name,
+                cs.status_reason.unwrap_or(cs.status)
+            )));
+        }
+        for c in &cs.changes {
+            let repl = c
+                .replacement
+                .as_deref()
+                .map(|r| format!(" (replacement: {r})"))
+                .unwrap_or_default();
+            self.say(
+                env,
+                format!("  {} {} {}{repl}", c.action, c.logical_id, c.resource_type),
+            );
+        }
+        let last_event = if current.is_some() {
+            cfn.stack_events(&spec.name, None)
+                .await?
+                .first()
+                .map(|e| e.event_id.clone())
+        } else {
+            None
+        };
+        if let Err(e) = cfn.execute_change_set(&spec.name, &cs_name).await {
+            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
+            return Err(e.into());
+        }
+        let final_stack = self.follow(clients, env, &spec.name, last_event).await?;
+        let status = final_stack.status.clone();
+        if !final_stack.is_complete_ok() {
+            let failures = self.failed_events(clients, &spec.name).await;
+            return Err(Failure {
+                message: format!(
+                    "`{}` ended in {}{}",
+                    spec.name,
+                    status,
+                    final_stack
+                        .status_reason
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                failures,
+                stack_status: Some(status),
+            });
+        }
+        self.ensure_protection(
+            clients,
+            env,
+            &spec.name,
+            protect,
+            Some(final_stack.termination_protection),
+        )
+        .await?;
+        let verb = if kind == ChangeSetKind::Create {
+            "created"
+        } else {
+            "updated"
+        };
+        Ok((
+            Step::Done(format!("{verb} `{}` ({status})", spec.name)),
+            status,
+        ))
+    }
+
+    async fn ensure_protection(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        stack: &str,
+        protect: bool,
+        current: Option<bool>,
+    ) -> Result<(), Failure> {
+        if current.is_some() && current != Some(protect) {
+            self.say(
+                env,
+                format!(
+                    "turning termination protection {} on `{stack}`",
+                    if protect { "on" } else { "off" }
+                ),
+            );
+            clients
+                .cloudformation
+                .update_termination_protection(stack, protect)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a stack left in REVIEW_IN_PROGRESS by a failed CREATE change set.
+    async fn cleanup_review_stack(&self, clients: &AwsClients, stack: &str) {
+        if let Ok(Some(s)) = clients.cloudformation.describe_stack(stack).await {
+            if s.status == "REVIEW_IN_PROGRESS" {
+                let _ = clients.cloudformation.delete_stack(stack).await;
+            }
+        }
+    }
+
+    async fn template_source(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        spec: &StackSpec,
+    ) -> Result<TemplateSource, Failure> {
+        if spec.template_body.len() <= MAX_TEMPLATE_BODY {
+            return Ok(TemplateSource::Body(spec.template_body.clone()));
+        }
+        let Some(bucket) = &self.template_bucket else {
+            return Err(fail(format!(
+                "template `{}` is {} bytes, over CloudFormation's inline limit of {MAX_TEMPLATE_BODY}; set `stack.template-bucket` in gitops.yaml to upload it to S3",
+                spec.template_path,
+                spec.template_body.len()
+            )));
+        };
+        let digest = short_hash(&spec.template_body);
+        let key = format!(
+            "gitops/{}/{env}/{digest}.template",
+            self.repo_id.replace('/', "-")
+        );
+        self.say(
+            env,
+            format!("uploading `{}` to s3://{bucket}/{key}", spec.template_path),
+        );
+        let url = clients
+            .s3
+            .put_object(bucket, &key, spec.template_body.clone().into_bytes())
+            .await?;
+        Ok(TemplateSource::Url(url))
+    }
+
+    async fn wait_change_set(
+        &self,
+        clients: &AwsClients,
+        stack: &str,
+        name: &str,
+    ) -> Result<crate::aws::ChangeSet, Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            let cs = clients
+                .cloudformation
+                .describe_change_set(stack, name)
+                .await?;
+            if !cs.is_pending() {
+                return Ok(cs);
+            }
+            if Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "change set `{name}` was still being created after {}s",
+                    self.options.timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(self.options.poll).await;
+        }
+    }
+
+    /// Streams new stack events until the stack settles; returns its final state.
+    async fn follow(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        stack: &str,
+        mut last: Option<String>,
+    ) -> Result<crate::aws::Stack, Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            let s = clients.cloudformation.describe_stack(stack).await?;
+            let events = clients
+                .cloudformation
+                .stack_events(stack, last.as_deref())
+                .await
+                .unwrap_or_default();
+            if let Some(first) = events.first() {
+                last = Some(first.event_id.clone());
+            }
+            for e in events.iter().rev() {
+                let reason = e
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
+                self.say(
+                    env,
+                    format!("{} {} {}{reason}", e.timestamp, e.logical_id, e.status),
+                );
+            }
+            match s {
+                None => return Err(fail(format!("`{stack}` disappeared while deploying"))),
+                Some(s) if !s.is_in_progress() => return Ok(s),
+                Some(s) => {
+                    if Instant::now() >= deadline {
+                        return Err(Failure {
+                            message: format!("`{stack}` is still {} after {}s; it keeps going in AWS: watch it in the console, or raise --timeout", s.status, self.options.timeout.as_secs()),
+                            failures: Vec::new(),
+                            stack_status: Some(s.status),
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(self.options.poll).await;
+        }
+    }
+
+    async fn failed_events(&self, clients: &AwsClients, stack: &str) -> Vec<String> {
+        clients
+            .cloudformation
+            .stack_events(stack, None)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.status.ends_with("_FAILED"))
+            .map(|e| {
+                format!(
+                    "{} ({}) {}: {}",
+                    e.logical_id,
+                    e.resource_type,
+                    e.status,
+                    e.reason.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    async fn wait_gone(&self, clients: &AwsClients, env: &str, stack: &str) -> Result<(), Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            match clients.cloudformation.describe_stack(stack).await? {
+                None => return Ok(()),
+                Some(s) if s.is_deleted() => return Ok(()),
+                Some(s) if s.status == "DELETE_FAILED" => {
+                    let failures = self.failed_events(clients, stack).await;
+                    return Err(Failure {
+                        message: format!(
+                            "deleting `{stack}` failed{}",
+                            s.status_reason
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        ),
+                        failures,
+                        stack_status: Some(s.status),
+                    });
+                }
+                Some(s) => {
+                    if Instant::now() >= deadline {
+                        return Err(Failure {
+                            message: format!(
+                                "`{stack}` is still {} after {}s",
+                                s.status,
+                                self.options.timeout.as_secs()
+                            ),
+                            failures: Vec::new(),
+                            stack_status: Some(s.status),
+                        });
+                    }
+                    self.say(env, format!("waiting for `{stack}` ({})", s.status));
+                    tokio::time::sleep(self.options.poll).await;
+                }
+            }
+        }
+    }
+
+    async fn delete_stack(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        stack: &str,
+    ) -> Result<(), Failure> {
+        let Some(s) = self.wait_settled(clients, env, stack).await? else {
+            return Ok(());
+        };
+        if s.termination_protection {
+            return Err(Failure {
+                message: format!("`{stack}` has termination protection on; turn it off (`aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack}`) if it really should go"),
+                failures: Vec::new(),
+                stack_status: Some(s.status),
+            });
+        }
+        self.say(env, format!("deleting `{stack}`"));
+        clients.cloudformation.delete_stack(stack).await?;
+        self.wait_gone(clients, env, stack).await
+    }
+
+    async fn start_pipeline(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        name: &str,
+        commit: &str,
+        variables: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, Failure> {
+        let Some(p) = clients.codepipeline.get_pipeline(name).await? else {
+            return Err(fail(format!(
+                "pipeline `{name}` does not exist although its stack does; check the pipeline stack's template creates a pipeline named `{name}` (parameter PipelineName)"
+            )));
+        };
+        let mut req = StartExecution::new(name).with_client_request_token(format!(
+            "gitops-{}-{}",
+            &commit[..commit.len().min(12)],
+            CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed) + unix_millis()
+        ));
+        for a in &p.source_actions {
+            if matches!(
+                a.provider.as_str(),
+                "CodeStarSourceConnection" | "CodeCommit"
+            ) {
+                req = req.with_source_revision(SourceRevision::commit(&a.name, commit));
+            }
+        }
+        for (k, v) in variables {
+            if p.variables.iter().any(|d| d == k) {
+                req = req.with_variable(k, v);
+            }
+        }
+        let pinned = !req.source_revisions.is_empty();
+        let id = clients.codepipeline.start_execution(req).await?;
+        self.say(
+            env,
+            format!(
+                "started pipeline `{name}`: execution {id}{}",
+                if pinned {
+                    format!(" pinned to {}", &commit[..commit.len().min(12)])
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        Ok(id)
+    }
+
+    async fn wait_execution(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<String, Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        loop {
+            let ex = clients.codepipeline.get_execution(name, id).await?;
+            if let Ok(stages) = clients.codepipeline.stage_states(name).await {
+                for s in stages
+                    .into_iter()
+                    .filter(|s| s.execution_id.as_deref() == Some(id))
+                {
+                    let status = s.status.unwrap_or_default();
+                    if seen.get(&s.name) != Some(&status) {
+                        self.say(env, format!("stage {}: {status}", s.name));
+                        seen.insert(s.name, status);
+                    }
+                }
+            }
+            if !ex.is_running() {
+                return Ok(ex.status);
+            }
+            if Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "pipeline `{name}` execution {id} still {} after {}s",
+                    ex.status,
+                    self.options.timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(self.options.poll).await;
+        }
+    }
+}
+
+enum Step {
+    Done(String),
+    NoChange(String),
+}
+
+fn normalized_template(text: &str) -> Option<serde_json::Value> {
+    Template::parse("deployed", text)
+        .ok()
+        .map(|t| t.normalized())
+}
+
+/// A short summary of a plan, for dry runs.
+pub(crate) fn describe(plan: &EnvPlan) -> String {
+    plan.actions
+        .iter()
+        .map(|a| match a {
+            Action::DeployStack { spec, .. } => format!("{} `{}`", a.label(), spec.name),
+            Action::StartPipeline {
+                pipeline, commit, ..
+            } => format!("start `{pipeline}` at {}", &commit[..commit.len().min(12)]),
+            Action::DeleteStack { stack, .. } => format!("delete `{stack}`"),
+            Action::Refuse { reason } => reason.to_string(),
+            Action::Nothing { reason } => reason.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn change_set_name(tags: &std::collections::BTreeMap<String, String>) -> String {
+    let commit = tags
+        .get(super::TAG_COMMIT)
+        .map(String::as_str)
+        .unwrap_or("0");
+    let short: String = commit
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!(
+        "{CHANGE_SET_PREFIX}{short}-{}-{}",
+        unix_millis(),
+        CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn short_hash(s: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    format!("{:016x}", h.finish())
+}

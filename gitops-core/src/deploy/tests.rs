@@ -1,0 +1,604 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::aws::fake::{Fake, Script};
+use crate::aws::{Pipeline, SourceAction};
+use crate::detect::{Change, EnvChange};
+use crate::source::Memory;
+
+const TEMPLATE: &str = "Parameters:\n  AppVersion: {Type: String}\n  EnvironmentName: {Type: String}\nResources:\n  Topic: {Type: AWS::SNS::Topic}\n";
+const PIPELINE: &str = "Parameters:\n  PipelineName: {Type: String}\n  StackName: {Type: String}\n  AppVersion: {Type: String, Default: '0'}\nResources:\n  P: {Type: AWS::CodePipeline::Pipeline}\n";
+
+fn repo(pipeline: bool, extra: &str) -> (Repository, Memory) {
+    let cfg = if pipeline {
+        "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n"
+    } else {
+        "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\n"
+    };
+    let source = Memory::new("x")
+        .with_file("gitops.yaml", cfg)
+        .with_file("common/app.yaml", TEMPLATE)
+        .with_file("common/pipeline.yaml", PIPELINE)
+        .with_file(
+            "environments/dev/environment.yaml",
+            format!("parameters: {{AppVersion: '1.0'}}\ntags: {{team: pay}}\n{extra}"),
+        );
+    let repo = Repository::load(&source).unwrap();
+    assert!(
+        repo.validate(&source).is_empty(),
+        "{:?}",
+        repo.validate(&source)
+    );
+    (repo, source)
+}
+
+fn change(repo: &Repository, change: Change) -> EnvChange {
+    let env = repo.environment("dev").unwrap().clone();
+    EnvChange {
+        name: env.name.clone(),
+        change,
+        stack: env.stack.clone(),
+        pipeline: env.pipeline.clone(),
+        region: env.region.clone(),
+        reasons: vec![],
+        environment: env,
+    }
+}
+
+fn managed(
+    name: &str,
+    status: &str,
+    params: &[(&str, &str)],
+    tags: BTreeMap<String, String>,
+) -> Stack {
+    Stack {
+        name: name.into(),
+        id: format!("arn:{name}"),
+        status: status.into(),
+        parameters: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        tags,
+        ..Default::default()
+    }
+}
+
+fn desired_for(pipeline: bool, extra: &str, ch: Change, commit: &str) -> (Repository, Desired) {
+    let (repo, source) = repo(pipeline, extra);
+    let d = desired(&repo, &source, &change(&repo, ch), commit).unwrap();
+    (repo, d)
+}
+
+fn tags(repo: &Repository, commit: &str) -> BTreeMap<String, String> {
+    ownership_tags(repo, repo.environment("dev").unwrap(), commit)
+}
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+fn executor(fake: &Fake, options: ExecutorOptions) -> (Arc<Executor>, Arc<Lines>) {
+    let lines = Arc::new(Lines::default());
+    let l = lines.clone();
+    let progress =
+        Arc::new(move |env: &str, line: &str| l.0.lock().unwrap().push(format!("[{env}] {line}")));
+    let exec = Executor::new(
+        Arc::new(fake.clients()),
+        progress,
+        "acme/pay",
+        options
+            .with_poll(Duration::from_millis(1))
+            .with_timeout(Duration::from_secs(5)),
+    );
+    (Arc::new(exec), lines)
+}
+
+fn labels(plan: &EnvPlan) -> Vec<&'static str> {
+    plan.actions.iter().map(Action::label).collect()
+}
+
+#[test]
+fn desired_passes_only_declared_parameters_and_ownership_tags() {
+    let (_, d) = desired_for(true, "", Change::Created, "abc123");
+    let s = d.stack.unwrap();
+    assert_eq!(
+        s.parameters.keys().collect::<Vec<_>>(),
+        ["AppVersion", "EnvironmentName"]
+    );
+    assert_eq!(s.parameters["EnvironmentName"], "dev");
+    assert_eq!(s.tags[TAG_MANAGED_BY], "acme/pay");
+    assert_eq!(s.tags[TAG_ENVIRONMENT], "dev");
+    assert_eq!(s.tags[TAG_COMMIT], "abc123");
+    assert_eq!(s.tags["team"], "pay");
+    let p = d.pipeline_stack.unwrap();
+    assert_eq!(p.name, "dev-pipeline");
+    let keys: Vec<_> = p
+        .parameters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "AppVersion=1.0",
+            "PipelineName=dev-deploy",
+            "StackName=dev-app"
+        ]
+    );
+}
+
+#[test]
+fn planner_pipeline_mode() {
+    let (repo, d) = desired_for(true, "", Change::Created, "c1");
+    // new environment: create the pipeline stack, do not start it
+    let p = plan_environment("acme/pay", &d, &Observed::new(), PlanOptions::new());
+    assert_eq!(labels(&p), ["create-pipeline"]);
+    // existing, unchanged pipeline stack: just start the pipeline, pinned
+    let spec = d.pipeline_stack.clone().unwrap();
+    let mut o = Observed::new();
+    o.pipeline_stack = Some(managed(
+        "dev-pipeline",
+        "CREATE_COMPLETE",
+        &[
+            ("AppVersion", "1.0"),
+            ("PipelineName", "dev-deploy"),
+            ("StackName", "dev-app"),
+        ],
+        tags(&repo, "old"),
+    ));
+    o.pipeline_stack_template = Some(spec.template_normalized.clone());
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert_eq!(labels(&p), ["start-pipeline"]);
+    match &p.actions[0] {
+        Action::StartPipeline {
+            commit, pipeline, ..
+        } => {
+            assert_eq!(commit, "c1");
+            assert_eq!(pipeline, "dev-deploy");
+        }
+        a => panic!("{a:?}"),
+    }
+    // a changed parameter updates the pipeline stack first
+    o.pipeline_stack
+        .as_mut()
+        .unwrap()
+        .parameters
+        .insert("AppVersion".into(), "0.9".into());
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert_eq!(labels(&p), ["update-pipeline-stack", "start-pipeline"]);
+}
+
+#[test]
+fn planner_safety_rules() {
+    let (repo, d) = desired_for(false, "account: '111111111111'\n", Change::Updated, "c1");
+    let mut o = Observed::new();
+    o.account = Some("222222222222".into());
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert!(
+        matches!(p.refusal(), Some(Refusal::AccountMismatch { .. })),
+        "{p:?}"
+    );
+
+    // a stack without the managed-by tag is refused unless adopted
+    let (_, d) = desired_for(false, "", Change::Updated, "c1");
+    let mut o = Observed::new();
+    o.stack = Some(managed("dev-app", "CREATE_COMPLETE", &[], BTreeMap::new()));
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert!(matches!(
+        p.refusal(),
+        Some(Refusal::ForeignStack {
+            managed_by: None,
+            ..
+        })
+    ));
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new().with_adopt(true));
+    assert_eq!(labels(&p), ["update-stack"]);
+
+    // deletions need --allow-delete, and never touch protected environments
+    let (_, d) = desired_for(false, "protected: true\n", Change::Deleted, "c1");
+    let mut o = Observed::new();
+    o.stack = Some(managed(
+        "dev-app",
+        "CREATE_COMPLETE",
+        &[],
+        tags(&repo, "c0"),
+    ));
+    let p = plan_environment(
+        "acme/pay",
+        &d,
+        &o,
+        PlanOptions::new().with_allow_delete(true),
+    );
+    assert!(matches!(p.refusal(), Some(Refusal::Protected { .. })));
+    let (_, d) = desired_for(false, "", Change::Deleted, "c1");
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert!(matches!(
+        p.refusal(),
+        Some(Refusal::DeleteNotAllowed { .. })
+    ));
+    let p = plan_environment(
+        "acme/pay",
+        &d,
+        &o,
+        PlanOptions::new().with_allow_delete(true),
+    );
+    assert_eq!(labels(&p), ["delete-stack"]);
+    let p = plan_environment("acme/pay", &d, &Observed::new(), PlanOptions::new());
+    assert_eq!(labels(&p), ["nothing"]);
+
+    // UPDATE_ROLLBACK_FAILED stops with the next step
+    let (_, d) = desired_for(false, "", Change::Updated, "c1");
+    let mut o = Observed::new();
+    o.stack = Some(managed(
+        "dev-app",
+        "UPDATE_ROLLBACK_FAILED",
+        &[],
+        tags(&repo, "c0"),
+    ));
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    let r = p.refusal().unwrap().to_string();
+    assert!(
+        r.contains("continue-update-rollback --stack-name dev-app"),
+        "{r}"
+    );
+}
+
+#[test]
+fn up_to_date_ignores_the_commit_tag_only() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "new");
+    let spec = d.stack.clone().unwrap();
+    let mut o = Observed::new();
+    o.stack = Some(managed(
+        "dev-app",
+        "UPDATE_COMPLETE",
+        &[("AppVersion", "1.0"), ("EnvironmentName", "dev")],
+        tags(&repo, "old"),
+    ));
+    o.stack_template = Some(spec.template_normalized.clone());
+    assert_eq!(
+        labels(&plan_environment("acme/pay", &d, &o, PlanOptions::new())),
+        ["nothing"]
+    );
+    o.stack
+        .as_mut()
+        .unwrap()
+        .tags
+        .insert("team".into(), "other".into());
+    assert_eq!(
+        labels(&plan_environment("acme/pay", &d, &o, PlanOptions::new())),
+        ["update-stack"]
+    );
+    o.stack = Some(managed(
+        "dev-app",
+        "UPDATE_ROLLBACK_COMPLETE",
+        &[("AppVersion", "1.0"), ("EnvironmentName", "dev")],
+        tags(&repo, "old"),
+    ));
+    assert_eq!(
+        labels(&plan_environment("acme/pay", &d, &o, PlanOptions::new())),
+        ["update-stack"]
+    );
+}
+
+#[tokio::test]
+async fn direct_create_update_noop() {
+    let fake = Fake::new();
+    let (exec, lines) = executor(&fake, ExecutorOptions::new());
+    let (_, d) = desired_for(false, "", Change::Created, "c1");
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert_eq!(fake.stack("dev-app").unwrap().status, "CREATE_COMPLETE");
+    assert!(lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("dev-app CREATE_COMPLETE")));
+    // the same again: no mutating call at all
+    let before = fake.mutating_calls().len();
+    let (_, d) = desired_for(false, "", Change::Updated, "c2");
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::NoOp, "{o:?}");
+    assert_eq!(
+        fake.mutating_calls().len(),
+        before,
+        "{:?}",
+        fake.mutating_calls()
+    );
+    assert_eq!(o.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    // a parameter change updates
+    let (_, d) = desired_for(false, "", Change::Updated, "c3");
+    let mut d2 = d.clone();
+    d2.stack
+        .as_mut()
+        .unwrap()
+        .parameters
+        .insert("AppVersion".into(), "2.0".into());
+    let o = exec.run(&d2).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert_eq!(
+        fake.stack("dev-app").unwrap().parameters["AppVersion"],
+        "2.0"
+    );
+    assert!(fake.state.lock().unwrap().change_sets.is_empty());
+}
+
+#[tokio::test]
+async fn rollback_complete_is_deleted_and_recreated() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    let fake = Fake::new().with_stack(
+        managed("dev-app", "ROLLBACK_COMPLETE", &[], tags(&repo, "c0")),
+        TEMPLATE,
+    );
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    let calls = fake.mutating_calls();
+    assert_eq!(calls[0], "DeleteStack dev-app", "{calls:?}");
+    assert!(calls.contains(&"CreateChangeSet dev-app".to_string()));
+    assert_eq!(fake.stack("dev-app").unwrap().status, "CREATE_COMPLETE");
+}
+
+#[tokio::test]
+async fn update_rollback_failed_stops_with_the_next_step() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    let fake = Fake::new().with_stack(
+        managed("dev-app", "UPDATE_ROLLBACK_FAILED", &[], tags(&repo, "c0")),
+        TEMPLATE,
+    );
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Refused);
+    assert!(
+        o.message
+            .contains("aws cloudformation continue-update-rollback --stack-name dev-app"),
+        "{}",
+        o.message
+    );
+    assert!(fake.mutating_calls().is_empty());
+}
+
+#[tokio::test]
+async fn empty_change_set_is_a_noop_and_is_deleted() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    // The planner sees a difference (another tag), but CloudFormation computes
+    // the change set as empty, as it does for a parameter-only no-op.
+    let mut t = tags(&repo, "c0");
+    t.insert("extra".into(), "x".into());
+    let fake = Fake::new().with_stack(managed("dev-app", "UPDATE_COMPLETE", &[], t), TEMPLATE);
+    fake.script(
+        "dev-app",
+        Script {
+            empty_change_sets: true,
+            ..Default::default()
+        },
+    );
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::NoOp, "{o:?}");
+    assert!(
+        fake.state.lock().unwrap().change_sets.is_empty(),
+        "the empty change set was deleted"
+    );
+    assert!(fake
+        .calls()
+        .contains(&"DeleteChangeSet dev-app".to_string()));
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("ExecuteChangeSet")));
+}
+
+#[tokio::test]
+async fn stale_change_sets_are_removed() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    let fake = Fake::new().with_stack(
+        managed(
+            "dev-app",
+            "UPDATE_COMPLETE",
+            &[("AppVersion", "0.1")],
+            tags(&repo, "c0"),
+        ),
+        TEMPLATE,
+    );
+    // a change set left behind by an earlier, interrupted run
+    let stale = crate::aws::ChangeSetRequest::new(
+        "dev-app",
+        "gitops-old-1",
+        crate::aws::ChangeSetKind::Update,
+        crate::aws::TemplateSource::Body("x".into()),
+    );
+    {
+        use crate::aws::CloudFormation;
+        fake.create_change_set(stale).await.unwrap();
+    }
+    let (exec, lines) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert!(fake.state.lock().unwrap().change_sets.is_empty());
+    assert!(lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("removing stale change set `gitops-old-1`")));
+}
+
+#[tokio::test]
+async fn busy_stack_is_waited_on_then_fails_past_the_timeout() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    let fake = Fake::new().with_stack(
+        managed(
+            "dev-app",
+            "UPDATE_COMPLETE",
+            &[("AppVersion", "0.1")],
+            tags(&repo, "c0"),
+        ),
+        TEMPLATE,
+    );
+    fake.script(
+        "dev-app",
+        Script {
+            busy_polls: 5,
+            ..Default::default()
+        },
+    );
+    let (exec, lines) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert!(lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("waiting for `dev-app`: it is busy (UPDATE_IN_PROGRESS)")));
+
+    fake.script(
+        "dev-app",
+        Script {
+            busy_polls: 1_000_000,
+            ..Default::default()
+        },
+    );
+    let lines = Arc::new(Lines::default());
+    let l = lines.clone();
+    let exec = Executor::new(
+        Arc::new(fake.clients()),
+        Arc::new(move |e: &str, m: &str| l.0.lock().unwrap().push(format!("[{e}] {m}"))),
+        "acme/pay",
+        ExecutorOptions::new()
+            .with_poll(Duration::from_millis(1))
+            .with_timeout(Duration::from_millis(30)),
+    );
+    let (_, d) = desired_for(false, "", Change::Updated, "c2");
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Failed);
+    assert!(
+        o.message.contains("is still busy (UPDATE_IN_PROGRESS)") && o.message.contains("--timeout"),
+        "{}",
+        o.message
+    );
+}
+
+#[tokio::test]
+async fn failed_update_lists_failed_resources() {
+    let (repo, d) = desired_for(false, "", Change::Updated, "c1");
+    let fake = Fake::new().with_stack(
+        managed(
+            "dev-app",
+            "UPDATE_COMPLETE",
+            &[("AppVersion", "0.1")],
+            tags(&repo, "c0"),
+        ),
+        TEMPLATE,
+    );
+    fake.script(
+        "dev-app",
+        Script {
+            fail_with: Some("UPDATE_ROLLBACK_COMPLETE".into()),
+            ..Default::default()
+        },
+    );
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Failed);
+    assert_eq!(o.stack_status.as_deref(), Some("UPDATE_ROLLBACK_COMPLETE"));
+    assert_eq!(o.failures.len(), 1, "{o:?}");
+    assert!(o.failures[0].contains("Topic") && o.failures[0].contains("Access Denied"));
+}
+
+#[tokio::test]
+async fn account_mismatch_changes_nothing() {
+    let (_, d) = desired_for(false, "account: '999999999999'\n", Change::Created, "c1");
+    let fake = Fake::new();
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Refused);
+    assert!(
+        o.message.contains("999999999999") && o.message.contains("123456789012"),
+        "{}",
+        o.message
+    );
+    assert!(fake.mutating_calls().is_empty());
+    assert!(fake.calls().contains(&"GetCallerIdentity".to_string()));
+}
+
+#[tokio::test]
+async fn pipeline_start_is_pinned_with_declared_variables() {
+    let (repo, d) = desired_for(true, "", Change::Updated, "0123456789abcdef");
+    let spec = d.pipeline_stack.clone().unwrap();
+    let fake = Fake::new().with_stack(
+        managed(
+            "dev-pipeline",
+            "CREATE_COMPLETE",
+            &[
+                ("AppVersion", "1.0"),
+                ("PipelineName", "dev-deploy"),
+                ("StackName", "dev-app"),
+            ],
+            tags(&repo, "c0"),
+        ),
+        PIPELINE,
+    );
+    fake.state.lock().unwrap().pipelines.insert(
+        "dev-deploy".into(),
+        Pipeline {
+            name: "dev-deploy".into(),
+            pipeline_type: "V2".into(),
+            variables: vec!["AppVersion".into()],
+            source_actions: vec![SourceAction {
+                name: "Source".into(),
+                provider: "CodeStarSourceConnection".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let _ = spec;
+    fake.state.lock().unwrap().execution_statuses =
+        vec!["InProgress".into(), "InProgress".into(), "Succeeded".into()];
+    let (exec, _) = executor(&fake, ExecutorOptions::new().with_wait_pipeline(true));
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert_eq!(o.execution_id.as_deref(), Some("exec-1"));
+    let st = fake.state.lock().unwrap();
+    let req = &st.executions[0];
+    assert_eq!(req.source_revisions.len(), 1);
+    assert_eq!(req.source_revisions[0].action_name, "Source");
+    assert_eq!(req.source_revisions[0].value, "0123456789abcdef");
+    assert_eq!(
+        req.variables.keys().collect::<Vec<_>>(),
+        ["AppVersion"],
+        "only declared variables"
+    );
+    assert_eq!(
+        st.calls
+            .iter()
+            .filter(|c| c.starts_with("GetPipelineExecution"))
+            .count(),
+        3
+    );
+    assert!(
+        !st.calls.iter().any(|c| c.starts_with("CreateChangeSet")),
+        "unchanged pipeline stack is not updated"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_and_concurrency() {
+    let fake = Fake::new();
+    let (exec, _) = executor(&fake, ExecutorOptions::new().with_dry_run(true));
+    let (_, d) = desired_for(false, "", Change::Created, "c1");
+    let out = exec.clone().run_all(vec![d.clone(), d], 2).await;
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| o.outcome == Outcome::Planned));
+    assert!(
+        out[0].message.contains("create-stack `dev-app`"),
+        "{}",
+        out[0].message
+    );
+    assert!(fake.mutating_calls().is_empty());
+}
