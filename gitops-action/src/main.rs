@@ -120,6 +120,31 @@ enum Command {
         after_help = "Examples:\n  gitops detect --base origin/main --head HEAD\n  gitops detect --base HEAD~1 --format json\n  gitops detect --github --exit-code\n\nIn a workflow:\n  - id: detect\n    run: gitops detect --github\n  # then: strategy.matrix: ${{ fromJSON(steps.detect.outputs.matrix) }}\n  #       if: steps.detect.outputs.has-changes == 'true'"
     )]
     Detect(commands::detect::Args),
+    /// Turn changes into AWS actions: create, update, start or delete.
+    ///
+    /// For each environment that changed (from --base/--head, --github,
+    /// --environment or --from-detect):
+    ///
+    /// * pipeline mode (`pipeline:` in gitops.yaml): a new environment gets
+    ///   its pipeline stack, created from `pipeline.template` (a new pipeline
+    ///   runs once by itself); an existing one gets its pipeline stack
+    ///   updated when needed, then its pipeline started, pinned to the commit;
+    /// * direct mode: the environment stack is created or updated through a
+    ///   change set, with its events streamed as it goes;
+    /// * a removed environment's stacks are deleted, only with
+    ///   --allow-delete and never when it was `protected`.
+    ///
+    /// The tool only touches stacks tagged `gitops:managed-by=<id>` (or
+    /// --adopt), checks the account when an environment pins one, never
+    /// leaves a change set behind, and treats an empty change set as success.
+    /// Every decision is made before anything changes: --dry-run prints them.
+    ///
+    /// Exit status: 0 success or nothing to do, 1 when any environment
+    /// failed or was refused.
+    #[command(
+        after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --wait\n  gitops deploy --from-detect detect.json --environment prod"
+    )]
+    Deploy(commands::deploy::Args),
 }
 
 impl Command {
@@ -128,7 +153,7 @@ impl Command {
     fn error_exit_code(&self) -> u8 {
         match self {
             Command::Validate(_) | Command::Envs(_) | Command::Whoami(_) => 2,
-            Command::Detect(_) => 1,
+            Command::Detect(_) | Command::Deploy(_) => 1,
         }
     }
 }
@@ -165,6 +190,7 @@ fn main() -> ExitCode {
         Command::Envs(a) => commands::envs::run(&globals, a),
         Command::Whoami(a) => commands::whoami::run(&globals, a),
         Command::Detect(a) => commands::detect::run(&globals, a),
+        Command::Deploy(a) => commands::deploy::run(&globals, a),
     };
     match result {
         Ok(code) => code,

@@ -100,24 +100,6 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn annotations_escape() {
-        let p = Problem::error("a,b:c.yaml", "50% bad\nline").at(Some((3, 4)));
-        assert_eq!(
-            annotation(&p, ""),
-            "::error file=a%2Cb%3Ac.yaml,line=3,col=4::50%25 bad%0Aline"
-        );
-        assert_eq!(
-            annotation(&p, "x"),
-            "::error file=x/a%2Cb%3Ac.yaml,line=3,col=4::50%25 bad%0Aline"
-        );
-    }
-}
-
 /// A plain text table with columns padded to their widest cell.
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -142,4 +124,22 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_escape() {
+        let p = Problem::error("a,b:c.yaml", "50% bad\nline").at(Some((3, 4)));
+        assert_eq!(
+            annotation(&p, ""),
+            "::error file=a%2Cb%3Ac.yaml,line=3,col=4::50%25 bad%0Aline"
+        );
+        assert_eq!(
+            annotation(&p, "x"),
+            "::error file=x/a%2Cb%3Ac.yaml,line=3,col=4::50%25 bad%0Aline"
+        );
+    }
 }

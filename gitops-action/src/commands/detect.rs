@@ -1,39 +1,20 @@
 //! `gitops detect`: which environments changed between two commits.
 //!
-//! The decision of what to compare (from flags or a GitHub event) is in
-//! [`event`]; the classification is `gitops_core::git::detect_between`.
-//! Only the fetching of missing commits in shallow clones runs `git`.
+//! What to compare is chosen in [`super::select`]; this module prints it.
 
-pub mod event;
+use std::process::ExitCode;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-
-use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::{Detection, Matrix, MAX_MATRIX_JOBS};
-use gitops_core::git;
-use gitops_core::source::{open_repo, prefix_of, resolve};
-use gitops_core::WorkTree;
 use serde::Serialize;
 
-use self::event::{decide, fetch_advice, Decision};
+use super::select::{self, SelectArgs};
 use crate::output::print_json;
 use crate::{github, Format, Globals};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The revision to compare from: a commit, branch, tag or expression
-    /// such as HEAD~1 or origin/main.
-    #[arg(long, value_name = "REV", required_unless_present = "github")]
-    base: Option<String>,
-    /// The revision to compare to [default: HEAD, or GITHUB_SHA with --github].
-    #[arg(long, value_name = "REV")]
-    head: Option<String>,
-    /// Work out base and head from the GitHub event (GITHUB_EVENT_NAME and
-    /// the payload at GITHUB_EVENT_PATH), fetching commits a shallow
-    /// checkout lacks. --base and --head, when given, win.
-    #[arg(long)]
-    github: bool,
+    #[command(flatten)]
+    select: SelectArgs,
     /// Exit with 2 when an environment changed, 0 when none did.
     #[arg(long)]
     exit_code: bool,
@@ -48,82 +29,12 @@ struct Report<'a> {
     detection: &'a Detection,
     matrix: Matrix,
 }
-
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let root = match WorkTree::discover(&g.repo) {
-        Ok(w) => w.root().to_path_buf(),
-        Err(_) => g.repo.clone(),
-    };
-    let mut clone = Checkout::open(&root)?;
-    let mut notes = Vec::new();
-    let decision = if args.github && args.base.is_none() {
-        let name = std::env::var("GITHUB_EVENT_NAME")
-            .context("--github needs GITHUB_EVENT_NAME (GitHub Actions sets it)")?;
-        let path = std::env::var_os("GITHUB_EVENT_PATH")
-            .ok_or_else(|| anyhow!("--github needs GITHUB_EVENT_PATH (GitHub Actions sets it)"))?;
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the event payload {}", path.to_string_lossy()))?;
-        let payload: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("the event payload {} is not JSON", path.to_string_lossy()))?;
-        let sha = std::env::var("GITHUB_SHA").ok();
-        let head = args.head.as_deref().or(sha.as_deref());
-        let mut d = decide(&name, &payload, head, &mut clone, &mut notes)?;
-        if let (Some(h), Decision::Compare { head, .. }) = (&args.head, &mut d) {
-            head.clone_from(h);
-        }
-        d
-    } else {
-        let base = args.base.clone().unwrap_or_default();
-        let head = args
-            .head
-            .clone()
-            .or_else(|| {
-                args.github
-                    .then(|| std::env::var("GITHUB_SHA").ok())
-                    .flatten()
-            })
-            .unwrap_or_else(|| "HEAD".into());
-        for rev in [&base, &head] {
-            if is_full_sha(rev) {
-                clone.ensure(rev).map_err(|why| fetch_advice(rev, &why))?;
-            }
-        }
-        Decision::Compare { base, head }
-    };
-    for n in &notes {
-        eprintln!("note: {n}");
-    }
-
-    let (base, head, detection) = match &decision {
-        Decision::Compare { base, head } => {
-            let b = resolve(&clone.repo, base)?;
-            let h = resolve(&clone.repo, head)?;
-            let d = git::detect_between(&clone.repo, Some(b), h, &clone.prefix)?;
-            (Some(b.to_string()), Some(h.to_string()), d)
-        }
-        Decision::AllCreated { head } => {
-            let h = resolve(&clone.repo, head)?;
-            let d = git::detect_between(&clone.repo, None, h, &clone.prefix)?;
-            (None, Some(h.to_string()), d)
-        }
-        Decision::AllUpdated { head } => {
-            let h = resolve(&clone.repo, head)?;
-            let model = git::load_at(&clone.repo, h, &clone.prefix)?;
-            (
-                None,
-                Some(h.to_string()),
-                gitops_core::detect::all_updated(&model),
-            )
-        }
-        Decision::Deleted { before, after } => (
-            Some(before.clone()),
-            Some(after.clone()),
-            Detection::default(),
-        ),
-    };
+    let selected = select::select(g, &args.select)?;
+    let detection = selected.detection;
     let report = Report {
-        base,
-        head,
+        base: selected.base,
+        head: selected.head,
         matrix: detection.matrix(),
         detection: &detection,
     };
@@ -142,7 +53,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => print!("{}", render_text(&report)),
         Format::Markdown => print!("{}", render_markdown(&report)),
     }
-    if args.github || std::env::var_os("GITHUB_OUTPUT").is_some() {
+    if args.select.github || std::env::var_os("GITHUB_OUTPUT").is_some() {
         github::write_outputs(&outputs(&report)?)?;
         github::append_summary(&render_markdown(&report))?;
     }
@@ -178,7 +89,7 @@ fn short(sha: &Option<String>) -> String {
 fn why(e: &gitops_core::EnvChange) -> String {
     match e.reasons.split_first() {
         None => "-".into(),
-        Some((r, rest)) if rest.is_empty() => format!("{} ({})", r.path, r.why),
+        Some((r, [])) => format!("{} ({})", r.path, r.why),
         Some((r, rest)) => format!("{} ({}) +{} more", r.path, r.why, rest.len()),
     }
 }
@@ -253,132 +164,6 @@ fn render_markdown(r: &Report<'_>) -> String {
     }
     out
 }
-
-fn is_full_sha(rev: &str) -> bool {
-    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The clone being read, and the `git fetch` that fills a shallow one in.
-struct Checkout {
-    root: PathBuf,
-    repo: gix::Repository,
-    prefix: String,
-}
-
-/// How deep a merge-base search may deepen a shallow clone.
-const MAX_DEPTH: u32 = 4096;
-
-impl Checkout {
-    fn open(root: &Path) -> anyhow::Result<Self> {
-        let repo = open_repo(root)?;
-        let prefix = prefix_of(&repo, root)?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            repo,
-            prefix,
-        })
-    }
-
-    fn reopen(&mut self) -> anyhow::Result<()> {
-        self.repo = open_repo(&self.root)?;
-        Ok(())
-    }
-
-    fn id(sha: &str) -> Result<gix::ObjectId, String> {
-        gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| format!("`{sha}` is not a commit id"))
-    }
-
-    /// Runs `git fetch --no-tags <args> origin <shas>`; `Err` holds git's complaint.
-    fn fetch(&mut self, args: &[String], shas: &[&str]) -> Result<(), String> {
-        eprintln!(
-            "note: fetching {} {} from origin",
-            shas.join(" "),
-            args.join(" ")
-        );
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.root)
-            .args(["fetch", "--no-tags", "--quiet"])
-            .args(args)
-            .arg("origin")
-            .args(shas)
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        let reopened = self.reopen().map_err(|e| e.to_string());
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let msg = stderr.trim();
-            return Err(if msg.is_empty() {
-                format!("git fetch exited with {}", out.status)
-            } else {
-                msg.lines().last().unwrap_or(msg).to_string()
-            });
-        }
-        reopened
-    }
-
-    fn ensure(&mut self, sha: &str) -> Result<(), String> {
-        let id = Self::id(sha)?;
-        if git::has_commit(&self.repo, id) {
-            return Ok(());
-        }
-        let depth: Vec<String> = if git::is_shallow(&self.repo) {
-            vec!["--depth=1".into()]
-        } else {
-            Vec::new()
-        };
-        self.fetch(&depth, &[sha])?;
-        if git::has_commit(&self.repo, id) {
-            Ok(())
-        } else {
-            Err("the fetch did not bring it".into())
-        }
-    }
-}
-
-impl event::Git for Checkout {
-    fn fetch_commit(&mut self, sha: &str) -> Result<(), String> {
-        self.ensure(sha)
-    }
-
-    fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
-        let (ia, ib) = (
-            Self::id(a).map_err(|e| anyhow!(e))?,
-            Self::id(b).map_err(|e| anyhow!(e))?,
-        );
-        let mut depth = 32;
-        loop {
-            if let Some(m) = git::merge_base(&self.repo, ia, ib)? {
-                return Ok(Some(m.to_string()));
-            }
-            if !git::is_shallow(&self.repo) {
-                return Ok(None);
-            }
-            if depth > MAX_DEPTH {
-                bail!(
-                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone; set `fetch-depth: 0` on actions/checkout so the history is there"
-                );
-            }
-            self.fetch(&[format!("--depth={depth}")], &[a, b])
-                .map_err(|why| {
-                    anyhow!(
-                        "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why}); set `fetch-depth: 0` on actions/checkout so the history is there"
-                    )
-                })?;
-            depth *= 2;
-        }
-    }
-
-    fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool> {
-        let (ia, ib) = (Self::id(a).ok()?, Self::id(b).ok()?);
-        git::is_ancestor(&self.repo, ia, ib).ok().flatten()
-    }
-
-    fn branch(&mut self, name: &str) -> Option<String> {
-        git::branch_commit(&self.repo, name).map(|id| id.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -1,26 +1,29 @@
-//! One module per subcommand.
+//! One module per subcommand, plus [`select`], the environment selection
+//! shared by the commands that act on changes.
 
+pub mod deploy;
 pub mod detect;
 pub mod envs;
+pub mod select;
 pub mod validate;
 pub mod whoami;
 
 use std::path::Path;
 
-use gitops_core::{Repository, WorkTree};
+use gitops_core::{Repository, Source, WorkTree};
 
 /// Finds the GitOps root at or above `dir`.
 pub fn worktree(dir: &Path) -> anyhow::Result<WorkTree> {
     Ok(WorkTree::discover(dir)?)
 }
 
-/// Loads the working-tree model and refuses to go on when it has errors.
-pub fn load_valid(dir: &Path) -> anyhow::Result<(WorkTree, Repository)> {
-    let source = worktree(dir)?;
-    let repo = Repository::load(&source)?;
-    let problems = repo.validate(&source);
+/// Loads the model from `source` and refuses to go on when it has errors,
+/// so that nothing is changed in AWS from an invalid repository.
+pub fn load_valid(source: &dyn Source) -> anyhow::Result<Repository> {
+    let repo = Repository::load(source)?;
+    let problems = repo.validate(source);
     if problems.iter().any(|p| p.is_error()) {
         return Err(gitops_core::Error::Invalid(problems).into());
     }
-    Ok((source, repo))
+    Ok(repo)
 }

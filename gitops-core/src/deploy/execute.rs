@@ -636,17 +636,24 @@ impl Executor {
         current: Option<bool>,
     ) -> Result<(), Failure> {
         if current.is_some() && current != Some(protect) {
+            let state = if protect { "on" } else { "off" };
             self.say(
                 env,
-                format!(
-                    "turning termination protection {} on `{stack}`",
-                    if protect { "on" } else { "off" }
-                ),
+                format!("turning termination protection {state} for `{stack}`"),
             );
-            clients
+            match clients
                 .cloudformation
                 .update_termination_protection(stack, protect)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // An endpoint that does not implement the call (an emulator) answers
+                // without a service error code: say so, and go on.
+                Err(e) if e.code.is_none() && e.kind != crate::aws::AwsErrorKind::Connection => {
+                    self.say(env, format!("warning: could not turn termination protection {state} for `{stack}`: {e}"));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

@@ -318,6 +318,22 @@ impl PlanOptions {
     }
 }
 
+impl EnvChange {
+    /// An environment selected by name rather than by detection (such as
+    /// `deploy --environment NAME`), with no reasons.
+    pub fn new(environment: Environment, change: Change) -> Self {
+        Self {
+            name: environment.name.clone(),
+            change,
+            stack: environment.stack.clone(),
+            pipeline: environment.pipeline.clone(),
+            region: environment.region.clone(),
+            reasons: Vec::new(),
+            environment,
+        }
+    }
+}
+
 /// Builds what git wants for one affected environment. Reads templates from
 /// `source` (the head revision, or the base one for a deleted environment —
 /// for which no specs are built).

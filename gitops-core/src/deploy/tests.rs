@@ -327,6 +327,19 @@ async fn direct_create_update_noop() {
 }
 
 #[tokio::test]
+async fn protected_environments_get_termination_protection() {
+    let fake = Fake::new();
+    let (exec, _) = executor(&fake, ExecutorOptions::new());
+    let (_, d) = desired_for(false, "protected: true\n", Change::Created, "c1");
+    let o = exec.run(&d).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert!(fake.stack("dev-app").unwrap().termination_protection);
+    assert!(fake
+        .calls()
+        .contains(&"UpdateTerminationProtection dev-app true".to_string()));
+}
+
+#[tokio::test]
 async fn rollback_complete_is_deleted_and_recreated() {
     let (repo, d) = desired_for(false, "", Change::Updated, "c1");
     let fake = Fake::new().with_stack(

@@ -1,0 +1,348 @@
+//! `gitops deploy`: gather state, plan each environment as data, execute.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gitops_core::deploy::{
+    self, Desired, EnvOutcome, Executor, ExecutorOptions, Outcome, PlanOptions,
+};
+use gitops_core::detect::{Change, EnvChange};
+use gitops_core::{GitTree, Repository};
+use serde::Serialize;
+
+use super::select::{self, SelectArgs, Selected};
+use crate::aws::AwsArgs;
+use crate::output::{paint, print_json};
+use crate::{github, Format, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Deploy these environments (repeatable), as they are at HEAD.
+    #[arg(long = "environment", short = 'e', value_name = "NAME")]
+    environments: Vec<String>,
+    /// Deploy what a `gitops detect --format json` run found (its JSON file),
+    /// so a matrix job reuses its detect job's result. Combine with
+    /// --environment to take one environment from it.
+    #[arg(long, value_name = "FILE")]
+    from_detect: Option<std::path::PathBuf>,
+    /// Print the actions without creating anything, change sets included.
+    #[arg(long)]
+    dry_run: bool,
+    /// Delete the stacks of environments whose folder was removed (never protected ones).
+    #[arg(long)]
+    allow_delete: bool,
+    /// Take over existing stacks that lack this repository's gitops:managed-by tag.
+    #[arg(long)]
+    adopt: bool,
+    /// How many environments to deploy at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Seconds to wait for a busy stack, a stack operation or a pipeline run.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    timeout: u64,
+    /// Wait for started pipeline executions to finish, printing each stage.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    commit: &'a str,
+    dry_run: bool,
+    result: &'static str,
+    environments: &'a [EnvOutcome],
+}
+
+pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let (selected, targets) = targets(g, &args)?;
+    let Some(head_id) = selected.head_id else {
+        eprintln!("nothing to deploy: the branch was deleted");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let head = head_id.to_string();
+    let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
+    let head_model = super::load_valid(&head_tree)?;
+    let mut desired: Vec<Desired> = Vec::new();
+    for t in &targets {
+        // A deleted environment needs no template: its stacks are only deleted.
+        let d = deploy::desired(&head_model, &head_tree, t, &head)
+            .with_context(|| format!("environment `{}`", t.name))?;
+        desired.push(d);
+    }
+    if desired.is_empty() {
+        eprintln!("nothing to deploy: no environment was created, updated or deleted");
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let color = g.color;
+    let outcomes = rt.block_on(async {
+        let factory = crate::aws::factory(&args.aws).await;
+        let progress = Arc::new(move |env: &str, line: &str| {
+            eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
+        });
+        let options = ExecutorOptions::new()
+            .with_timeout(Duration::from_secs(args.timeout))
+            .with_poll(poll_interval(&args.aws))
+            .with_wait_pipeline(args.wait)
+            .with_dry_run(args.dry_run)
+            .with_plan(
+                PlanOptions::new()
+                    .with_allow_delete(args.allow_delete)
+                    .with_adopt(args.adopt),
+            );
+        let exec = Executor::new(Arc::new(factory), progress, head_model.id.clone(), options)
+            .with_template_bucket(head_model.config.stack.template_bucket.clone());
+        Arc::new(exec).run_all(desired, args.concurrency).await
+    });
+    let failed = outcomes.iter().filter(|o| o.outcome.is_failure()).count();
+    let result = if failed > 0 {
+        "failure"
+    } else if outcomes
+        .iter()
+        .all(|o| matches!(o.outcome, Outcome::NoOp | Outcome::Planned))
+    {
+        if args.dry_run {
+            "planned"
+        } else {
+            "no-op"
+        }
+    } else {
+        "success"
+    };
+    let report = Report {
+        commit: &head,
+        dry_run: args.dry_run,
+        result,
+        environments: &outcomes,
+    };
+    let markdown = render_markdown(&report);
+    match g.format {
+        Format::Json => print_json(&report)?,
+        Format::Markdown => print!("{markdown}"),
+        Format::Text => print!("{}", render_text(&report, g.color)),
+    }
+    if std::env::var_os("GITHUB_OUTPUT").is_some() {
+        github::write_outputs(&[
+            ("result", result.to_string()),
+            (
+                "summary",
+                serde_json::to_string(
+                    &report
+                        .environments
+                        .iter()
+                        .map(summary_row)
+                        .collect::<Vec<_>>(),
+                )?,
+            ),
+        ])?;
+    }
+    github::append_summary(&markdown)?;
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Polls fast against a local emulator, politely against AWS.
+fn poll_interval(aws: &AwsArgs) -> Duration {
+    let local = aws
+        .endpoint_url
+        .as_deref()
+        .is_some_and(|u| u.contains("://127.") || u.contains("://localhost"));
+    if local {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// The environments to act on, with their change.
+fn targets(g: &Globals, args: &Args) -> anyhow::Result<(Selected, Vec<EnvChange>)> {
+    if let Some(file) = &args.from_detect {
+        let (selected, mut changes) = select::from_detect_file(g, file)?;
+        if !args.environments.is_empty() {
+            changes.retain(|c| args.environments.contains(&c.name));
+            for name in &args.environments {
+                if !changes.iter().any(|c| &c.name == name) {
+                    bail!(
+                        "environment `{name}` is not among the changes in {}",
+                        file.display()
+                    );
+                }
+            }
+        }
+        return Ok((selected, changes));
+    }
+    if !args.environments.is_empty() {
+        let selected = select::at_head(g, args.select.head.as_deref())?;
+        let head = selected
+            .head_id
+            .ok_or_else(|| anyhow::anyhow!("no head commit"))?;
+        let tree = GitTree::new(selected.repo.clone(), head, &selected.prefix)?;
+        let model = Repository::load(&tree)?;
+        let mut changes = Vec::new();
+        for name in &args.environments {
+            let Some(env) = model.environment(name) else {
+                let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
+                bail!(
+                    "no environment `{name}` at {}; known: {}",
+                    &head.to_string()[..12],
+                    known.join(", ")
+                );
+            };
+            changes.push(EnvChange::new(env.clone(), Change::Updated));
+        }
+        return Ok((selected, changes));
+    }
+    if args.select.base.is_none() && !args.select.github {
+        bail!("say what to deploy: --base REV [--head REV], --github, --environment NAME or --from-detect FILE");
+    }
+    let selected = select::select(g, &args.select)?;
+    let changes = selected.detection.affected().cloned().collect();
+    Ok((selected, changes))
+}
+
+#[derive(Serialize)]
+struct SummaryRow<'a> {
+    environment: &'a str,
+    action: String,
+    result: Outcome,
+    duration_ms: u64,
+    stack_status: Option<&'a str>,
+    execution_id: Option<&'a str>,
+}
+
+fn summary_row(o: &EnvOutcome) -> SummaryRow<'_> {
+    SummaryRow {
+        environment: &o.environment,
+        action: actions(o),
+        result: o.outcome,
+        duration_ms: o.duration_ms,
+        stack_status: o.stack_status.as_deref(),
+        execution_id: o.execution_id.as_deref(),
+    }
+}
+
+fn actions(o: &EnvOutcome) -> String {
+    match &o.plan {
+        Some(p) => p
+            .actions
+            .iter()
+            .map(|a| a.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "-".into(),
+    }
+}
+
+fn result_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::NoOp => "no-op",
+        Outcome::Planned => "planned",
+        Outcome::Refused => "refused",
+        Outcome::Failed => "failed",
+        _ => "unknown",
+    }
+}
+
+fn duration(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn render_text(r: &Report<'_>, color: bool) -> String {
+    let rows: Vec<[String; 5]> = r
+        .environments
+        .iter()
+        .map(|o| {
+            let word = result_word(o.outcome);
+            let word = match o.outcome {
+                Outcome::Failed | Outcome::Refused => paint(word, "1;31", color),
+                Outcome::Succeeded => paint(word, "32", color),
+                _ => word.to_string(),
+            };
+            [
+                o.environment.clone(),
+                actions(o),
+                word,
+                duration(o.duration_ms),
+                o.execution_id
+                    .clone()
+                    .or_else(|| o.stack_status.clone())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&crate::output::table(
+            &[
+                "ENVIRONMENT",
+                "ACTION",
+                "RESULT",
+                "DURATION",
+                "STATUS / EXECUTION",
+            ],
+            &rows,
+        ));
+    }
+    for o in r.environments {
+        if o.outcome.is_failure() || r.dry_run {
+            out.push_str(&format!("{}: {}\n", o.environment, o.message));
+            for f in &o.failures {
+                out.push_str(&format!("  {f}\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "{} environment(s) at {}: {}\n",
+        r.environments.len(),
+        &r.commit[..r.commit.len().min(12)],
+        r.result
+    ));
+    out
+}
+
+fn render_markdown(r: &Report<'_>) -> String {
+    let mut out = format!(
+        "### gitops deploy{} at `{}`: {}\n\n",
+        if r.dry_run { " (dry run)" } else { "" },
+        &r.commit[..r.commit.len().min(12)],
+        r.result
+    );
+    if r.environments.is_empty() {
+        out.push_str("Nothing to deploy.\n");
+        return out;
+    }
+    out.push_str("| Environment | Action | Result | Duration | Stack status / execution |\n|---|---|---|---|---|\n");
+    for o in r.environments {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.environment,
+            actions(o),
+            result_word(o.outcome),
+            duration(o.duration_ms),
+            o.execution_id
+                .clone()
+                .or_else(|| o.stack_status.clone())
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    for o in r.environments.iter().filter(|o| o.outcome.is_failure()) {
+        out.push_str(&format!(
+            "\n**{}**: {}\n",
+            o.environment,
+            o.message.replace('|', "\\|")
+        ));
+        for f in &o.failures {
+            out.push_str(&format!("- {f}\n"));
+        }
+    }
+    out
+}

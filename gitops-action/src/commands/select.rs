@@ -1,0 +1,351 @@
+//! Which environments a command acts on: from two revisions, from a GitHub
+//! event, or from a detect run's JSON. Shared by `detect`, `deploy` and `plan`.
+//!
+//! The decision of what to compare (from flags or a GitHub event) is in
+//! [`event`]; the classification is `gitops_core::git::detect_between`.
+//! Only the fetching of missing commits in shallow clones runs `git`.
+
+pub mod event;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context};
+use gitops_core::detect::{Change, Detection, EnvChange};
+use gitops_core::git;
+use gitops_core::source::{open_repo, prefix_of, resolve};
+use gitops_core::WorkTree;
+
+use self::event::{decide, fetch_advice, Decision};
+use crate::Globals;
+
+/// The flags that choose what to compare.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// The revision to compare from: a commit, branch, tag or expression
+    /// such as HEAD~1 or origin/main.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// The revision to compare to [default: HEAD, or GITHUB_SHA with --github].
+    #[arg(long, value_name = "REV")]
+    pub head: Option<String>,
+    /// Work out base and head from the GitHub event (GITHUB_EVENT_NAME and
+    /// the payload at GITHUB_EVENT_PATH), fetching commits a shallow
+    /// checkout lacks. --base and --head, when given, win.
+    #[arg(long)]
+    pub github: bool,
+}
+
+/// What was selected.
+pub struct Selected {
+    /// The clone, at the GitOps root's prefix.
+    pub repo: gix::Repository,
+    /// The GitOps root's path inside the git repository.
+    pub prefix: String,
+    /// The base commit, when there is one.
+    pub base: Option<String>,
+    /// The head commit, when there is one (a deleted branch has none).
+    pub head: Option<String>,
+    /// The head commit's id.
+    pub head_id: Option<gix::ObjectId>,
+    /// What changed.
+    pub detection: Detection,
+}
+
+/// Decides base and head from the flags or the GitHub event, fetches what a
+/// shallow clone lacks, and classifies every environment.
+pub fn select(g: &Globals, args: &SelectArgs) -> anyhow::Result<Selected> {
+    let mut clone = Checkout::open(&root(g))?;
+    let mut notes = Vec::new();
+    let decision = if args.github && args.base.is_none() {
+        let name = std::env::var("GITHUB_EVENT_NAME")
+            .context("--github needs GITHUB_EVENT_NAME (GitHub Actions sets it)")?;
+        let path = std::env::var_os("GITHUB_EVENT_PATH")
+            .ok_or_else(|| anyhow!("--github needs GITHUB_EVENT_PATH (GitHub Actions sets it)"))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the event payload {}", path.to_string_lossy()))?;
+        let payload: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the event payload {} is not JSON", path.to_string_lossy()))?;
+        let sha = std::env::var("GITHUB_SHA").ok();
+        let head = args.head.as_deref().or(sha.as_deref());
+        let mut d = decide(&name, &payload, head, &mut clone, &mut notes)?;
+        if let (Some(h), Decision::Compare { head, .. }) = (&args.head, &mut d) {
+            head.clone_from(h);
+        }
+        d
+    } else {
+        let Some(base) = args.base.clone() else {
+            bail!("say what to compare: --base REV [--head REV], or --github in GitHub Actions");
+        };
+        let head = args
+            .head
+            .clone()
+            .or_else(|| {
+                args.github
+                    .then(|| std::env::var("GITHUB_SHA").ok())
+                    .flatten()
+            })
+            .unwrap_or_else(|| "HEAD".into());
+        for rev in [&base, &head] {
+            if is_full_sha(rev) {
+                clone.ensure(rev).map_err(|why| fetch_advice(rev, &why))?;
+            }
+        }
+        Decision::Compare { base, head }
+    };
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+
+    let (base, head_id, detection) = match &decision {
+        Decision::Compare { base, head } => {
+            let b = resolve(&clone.repo, base)?;
+            let h = resolve(&clone.repo, head)?;
+            let d = git::detect_between(&clone.repo, Some(b), h, &clone.prefix)?;
+            (Some(b.to_string()), Some(h), d)
+        }
+        Decision::AllCreated { head } => {
+            let h = resolve(&clone.repo, head)?;
+            let d = git::detect_between(&clone.repo, None, h, &clone.prefix)?;
+            (None, Some(h), d)
+        }
+        Decision::AllUpdated { head } => {
+            let h = resolve(&clone.repo, head)?;
+            let model = git::load_at(&clone.repo, h, &clone.prefix)?;
+            (None, Some(h), gitops_core::detect::all_updated(&model))
+        }
+        Decision::Deleted { before, .. } => (Some(before.clone()), None, Detection::default()),
+    };
+    let head = match (&decision, head_id) {
+        (Decision::Deleted { after, .. }, _) => Some(after.clone()),
+        (_, h) => h.map(|h| h.to_string()),
+    };
+    Ok(Selected {
+        repo: clone.repo,
+        prefix: clone.prefix,
+        base,
+        head,
+        head_id,
+        detection,
+    })
+}
+
+/// Only the head revision (default HEAD), with nothing detected: for commands
+/// given environments by name.
+pub fn at_head(g: &Globals, head: Option<&str>) -> anyhow::Result<Selected> {
+    let mut clone = Checkout::open(&root(g))?;
+    let head = head.unwrap_or("HEAD");
+    if is_full_sha(head) {
+        clone.ensure(head).map_err(|why| fetch_advice(head, &why))?;
+    }
+    let id = resolve(&clone.repo, head)?;
+    Ok(Selected {
+        repo: clone.repo,
+        prefix: clone.prefix,
+        base: None,
+        head: Some(id.to_string()),
+        head_id: Some(id),
+        detection: Detection::default(),
+    })
+}
+
+/// The environments a `gitops detect --format json` run found, read again
+/// at its head (and at its base for deleted ones), so that a matrix job acts
+/// on exactly its detect job's result.
+pub fn from_detect_file(g: &Globals, file: &Path) -> anyhow::Result<(Selected, Vec<EnvChange>)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not the JSON of `gitops detect --format json`",
+            file.display()
+        )
+    })?;
+    let head = v["head"].as_str().filter(|s| !s.is_empty());
+    let mut selected = at_head(g, head)?;
+    let head_id = selected.head_id.ok_or_else(|| anyhow!("no head commit"))?;
+    let head_model = git::load_at(&selected.repo, head_id, &selected.prefix)?;
+    let mut base_model = None;
+    let mut out = Vec::new();
+    let Some(envs) = v["environments"].as_array() else {
+        bail!(
+            "{} has no `environments` list; pass the JSON of `gitops detect --format json`",
+            file.display()
+        );
+    };
+    for e in envs {
+        let name = e["name"].as_str().unwrap_or_default();
+        let change = match e["change"].as_str() {
+            Some("created") => Change::Created,
+            Some("updated") => Change::Updated,
+            Some("deleted") => Change::Deleted,
+            _ => continue,
+        };
+        let env = if change == Change::Deleted {
+            if base_model.is_none() {
+                let Some(base) = v["base"].as_str().filter(|s| !s.is_empty()) else {
+                    bail!(
+                        "{} lists deleted environment `{name}` but has no base commit",
+                        file.display()
+                    );
+                };
+                let mut clone = Checkout {
+                    root: root(g),
+                    repo: selected.repo.clone(),
+                    prefix: selected.prefix.clone(),
+                };
+                clone.ensure(base).map_err(|why| fetch_advice(base, &why))?;
+                selected.repo = clone.repo;
+                let id = resolve(&selected.repo, base)?;
+                base_model = Some(git::load_at(&selected.repo, id, &selected.prefix)?);
+                selected.base = Some(id.to_string());
+            }
+            base_model
+                .as_ref()
+                .and_then(|m| m.environment(name))
+                .cloned()
+        } else {
+            head_model.environment(name).cloned()
+        };
+        let Some(env) = env else {
+            bail!(
+                "environment `{name}` from {} is not in the repository at that revision",
+                file.display()
+            );
+        };
+        out.push(EnvChange::new(env, change));
+    }
+    Ok((selected, out))
+}
+
+fn root(g: &Globals) -> PathBuf {
+    match WorkTree::discover(&g.repo) {
+        Ok(w) => w.root().to_path_buf(),
+        Err(_) => g.repo.clone(),
+    }
+}
+
+fn is_full_sha(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The clone being read, and the `git fetch` that fills a shallow one in.
+pub struct Checkout {
+    root: PathBuf,
+    repo: gix::Repository,
+    prefix: String,
+}
+
+/// How deep a merge-base search may deepen a shallow clone.
+const MAX_DEPTH: u32 = 4096;
+
+impl Checkout {
+    fn open(root: &Path) -> anyhow::Result<Self> {
+        let repo = open_repo(root)?;
+        let prefix = prefix_of(&repo, root)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            repo,
+            prefix,
+        })
+    }
+
+    fn reopen(&mut self) -> anyhow::Result<()> {
+        self.repo = open_repo(&self.root)?;
+        Ok(())
+    }
+
+    fn id(sha: &str) -> Result<gix::ObjectId, String> {
+        gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| format!("`{sha}` is not a commit id"))
+    }
+
+    /// Runs `git fetch --no-tags <args> origin <shas>`; `Err` holds git's complaint.
+    fn fetch(&mut self, args: &[String], shas: &[&str]) -> Result<(), String> {
+        eprintln!(
+            "note: fetching {} {} from origin",
+            shas.join(" "),
+            args.join(" ")
+        );
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(["fetch", "--no-tags", "--quiet"])
+            .args(args)
+            .arg("origin")
+            .args(shas)
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let reopened = self.reopen().map_err(|e| e.to_string());
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let msg = stderr.trim();
+            return Err(if msg.is_empty() {
+                format!("git fetch exited with {}", out.status)
+            } else {
+                msg.lines().last().unwrap_or(msg).to_string()
+            });
+        }
+        reopened
+    }
+
+    fn ensure(&mut self, sha: &str) -> Result<(), String> {
+        let id = Self::id(sha)?;
+        if git::has_commit(&self.repo, id) {
+            return Ok(());
+        }
+        let depth: Vec<String> = if git::is_shallow(&self.repo) {
+            vec!["--depth=1".into()]
+        } else {
+            Vec::new()
+        };
+        self.fetch(&depth, &[sha])?;
+        if git::has_commit(&self.repo, id) {
+            Ok(())
+        } else {
+            Err("the fetch did not bring it".into())
+        }
+    }
+}
+
+impl event::Git for Checkout {
+    fn fetch_commit(&mut self, sha: &str) -> Result<(), String> {
+        self.ensure(sha)
+    }
+
+    fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+        let (ia, ib) = (
+            Self::id(a).map_err(|e| anyhow!(e))?,
+            Self::id(b).map_err(|e| anyhow!(e))?,
+        );
+        let mut depth = 32;
+        loop {
+            if let Some(m) = git::merge_base(&self.repo, ia, ib)? {
+                return Ok(Some(m.to_string()));
+            }
+            if !git::is_shallow(&self.repo) {
+                return Ok(None);
+            }
+            if depth > MAX_DEPTH {
+                bail!(
+                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone; set `fetch-depth: 0` on actions/checkout so the history is there"
+                );
+            }
+            self.fetch(&[format!("--depth={depth}")], &[a, b])
+                .map_err(|why| {
+                    anyhow!(
+                        "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why}); set `fetch-depth: 0` on actions/checkout so the history is there"
+                    )
+                })?;
+            depth *= 2;
+        }
+    }
+
+    fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool> {
+        let (ia, ib) = (Self::id(a).ok()?, Self::id(b).ok()?);
+        git::is_ancestor(&self.repo, ia, ib).ok().flatten()
+    }
+
+    fn branch(&mut self, name: &str) -> Option<String> {
+        git::branch_commit(&self.repo, name).map(|id| id.to_string())
+    }
+}
