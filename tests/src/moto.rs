@@ -98,6 +98,9 @@ impl Moto {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            // moto answers unimplemented calls with HTTP 500, which the
+            // standard retry would repeat five times.
+            ("AWS_MAX_ATTEMPTS", "2".into()),
             ("AWS_CONFIG_FILE", "/dev/null".into()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ]

@@ -77,9 +77,15 @@ pub async fn load_config(endpoint_url: Option<&str>, region: Option<&str>) -> Sd
     cfg
 }
 
-/// The standard retry with [`MAX_ATTEMPTS`] attempts.
+/// The standard retry with [`MAX_ATTEMPTS`] attempts, or as many as the
+/// standard `AWS_MAX_ATTEMPTS` variable says (at least 1).
 pub fn retry_config() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+    let attempts = std::env::var("AWS_MAX_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(MAX_ATTEMPTS);
+    RetryConfig::standard().with_max_attempts(attempts)
 }
 
 /// Connect, attempt and operation timeouts.

@@ -487,7 +487,10 @@ impl Executor {
         };
         if current.is_some() {
             for cs in cfn.list_change_sets(&spec.name).await? {
-                if cs.name.starts_with(CHANGE_SET_PREFIX) {
+                // Executed change sets are history, not leftovers.
+                if cs.name.starts_with(CHANGE_SET_PREFIX)
+                    && cs.execution_status != "EXECUTE_COMPLETE"
+                {
                     self.say(env, format!("removing stale change set `{}`", cs.name));
                     cfn.delete_change_set(&spec.name, &cs.name).await?;
                 }
@@ -650,7 +653,7 @@ impl Executor {
                 // An endpoint that does not implement the call (an emulator) answers
                 // without a service error code: say so, and go on.
                 Err(e) if e.code.is_none() && e.kind != crate::aws::AwsErrorKind::Connection => {
-                    self.say(env, format!("warning: could not turn termination protection {state} for `{stack}`: {e}"));
+                    self.say(env, format!("warning: could not turn termination protection {state} for `{stack}`: the endpoint does not answer UpdateTerminationProtection"));
                 }
                 Err(e) => return Err(e.into()),
             }
