@@ -480,7 +480,7 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
 }
 
 /// The environment folder (`<root>/<name>`) that `path` lies inside, if any.
-fn env_folder<'p>(path: &'p str, root: &str) -> Option<&'p str> {
+pub(crate) fn env_folder<'p>(path: &'p str, root: &str) -> Option<&'p str> {
     let rest = if root.is_empty() {
         path
     } else {

@@ -8,10 +8,13 @@
 
 use gix::ObjectId;
 
-use crate::detect::{detect, ChangedPath, Detection};
+use std::collections::BTreeSet;
+
+use crate::config::CONFIG_FILE;
+use crate::detect::{detect, env_folder, ChangedPath, Detection};
 use crate::error::{Error, Result};
 use crate::model::Repository;
-use crate::source::{normalize, GitTree};
+use crate::source::{normalize, Entry, GitTree, Source};
 
 /// The files that differ between the trees of commits `base` and `head`,
 /// relative to the GitOps root `prefix` (a folder inside the git repository,
@@ -160,11 +163,17 @@ pub fn detect_between(
         return Ok(detect(None, &head_model, &[]));
     };
     let changes = changed_paths(repo, base, head, prefix)?;
-    let base_model = match Repository::load(&GitTree::new(repo.clone(), base, prefix)?) {
-        Ok(m) => Some(m),
-        Err(Error::NoConfig(_)) => None,
-        Err(Error::Invalid(problems)) => {
-            return Err(Error::Message(format!(
+    let base_tree = GitTree::new(repo.clone(), base, prefix)?;
+    let config_changed = changes
+        .iter()
+        .flat_map(ChangedPath::paths)
+        .any(|p| p == CONFIG_FILE);
+    let base_model = if config_changed {
+        match Repository::load(&base_tree) {
+            Ok(m) => Some(m),
+            Err(Error::NoConfig(_)) => None,
+            Err(Error::Invalid(problems)) => {
+                return Err(Error::Message(format!(
                 "gitops.yaml at the base revision {} is unusable ({}); compare from a later base",
                 base.to_hex_with_len(12),
                 problems
@@ -173,10 +182,68 @@ pub fn detect_between(
                     .collect::<Vec<_>>()
                     .join("; ")
             )))
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
+    } else {
+        Some(load_touched(&base_tree, &head_model, &changes)?)
     };
     Ok(detect(base_model.as_ref(), &head_model, &changes))
+}
+
+/// The model at base when gitops.yaml did not change: environments whose
+/// folder no changed path touches are the same as at head, so only the
+/// touched folders are read from `base`.
+fn load_touched(base: &GitTree, head: &Repository, changes: &[ChangedPath]) -> Result<Repository> {
+    let root = normalize(&head.config.environments_path).unwrap_or_default();
+    let touched: BTreeSet<String> = changes
+        .iter()
+        .flat_map(ChangedPath::paths)
+        .filter_map(|p| env_folder(p, &root))
+        .map(|dir| dir.rsplit('/').next().unwrap_or(dir).to_string())
+        .collect();
+    let mut model = Repository::load(&OnlyEnvs {
+        inner: base,
+        root,
+        names: &touched,
+    })?;
+    model.environments.extend(
+        head.environments
+            .iter()
+            .filter(|e| !touched.contains(&e.name))
+            .cloned(),
+    );
+    model.environments.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(model)
+}
+
+/// A source whose environments folder lists only the folders in `names`.
+struct OnlyEnvs<'a> {
+    inner: &'a GitTree,
+    root: String,
+    names: &'a BTreeSet<String>,
+}
+
+impl Source for OnlyEnvs<'_> {
+    fn read(&self, path: &str) -> Result<Entry> {
+        self.inner.read(path)
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        let mut dirs = self.inner.subdirs(path)?;
+        if normalize(path).unwrap_or_default() == self.root {
+            dirs.retain(|d| self.names.contains(d));
+        }
+        Ok(dirs)
+    }
+
+    fn default_id(&self) -> String {
+        self.inner.default_id()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 /// Loads the model at `commit`, refusing one with errors.
@@ -243,7 +310,7 @@ mod tests {
             "version: 1\nstack: { template: common/app.yaml }\n",
         );
         write(dir, "ops/common/app.yaml", "Resources: {}\n");
-        for env in ["a", "b", "c"] {
+        for env in ["a", "b", "c", "e"] {
             write(
                 dir,
                 &format!("ops/environments/{env}/environment.yaml"),
@@ -305,9 +372,16 @@ mod tests {
 
         let d = detect_between(&repo, Some(first), second, "ops").unwrap();
         assert_eq!(d.created, ["d"]);
-        assert_eq!(d.updated, ["a"]);
+        // e: its template common/app.yaml became a folder.
+        assert_eq!(d.updated, ["a", "e"]);
         assert_eq!(d.deleted, ["b", "c"]);
+        assert!(d.unchanged.is_empty());
+        // Reading only the touched folders at base gives what a full read gives.
+        let full_base =
+            Repository::load(&GitTree::new(repo.clone(), first, "ops").unwrap()).unwrap();
+        let head_model = load_at(&repo, second, "ops").unwrap();
+        assert_eq!(d, detect(Some(&full_base), &head_model, &changes));
         let d = detect_between(&repo, None, second, "ops").unwrap();
-        assert_eq!(d.created, ["a", "d"]);
+        assert_eq!(d.created, ["a", "d", "e"]);
     }
 }
