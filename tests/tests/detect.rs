@@ -626,3 +626,41 @@ fn shallow_clone_that_cannot_fetch_advises_fetch_depth_0() {
     assert!(r.stderr.contains(&b), "{}", r.stderr);
     assert!(!gh.output.exists(), "no outputs on failure");
 }
+
+#[test]
+fn more_affected_environments_than_a_matrix_holds_warns() {
+    let repo = GitRepo::new();
+    repo.write("gitops.yaml", "version: 1\nstack: { template: app.yaml }\n");
+    for i in 0..256 {
+        repo.write(
+            &format!("environments/e{i:03}/environment.yaml"),
+            "parameters: {}\n",
+        );
+    }
+    let a = repo.commit("256 environments");
+    // 256 affected: still one matrix.
+    repo.write("app.yaml", "Resources: {}\n");
+    let c = repo.commit("template");
+    let r = run_in(
+        repo.path(),
+        &["--base", &a, "--head", &c, "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.json["matrix"]["include"].as_array().unwrap().len(), 256);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    // 257: a warning that suggests one deploy job.
+    repo.write("environments/e256/environment.yaml", "parameters: {}\n");
+    let d = repo.commit("one more");
+    let r = run_in(
+        repo.path(),
+        &["--base", &a, "--head", &d, "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.json["matrix"]["include"].as_array().unwrap().len(), 257);
+    assert!(
+        r.stderr.contains("more than the 256 jobs") && r.stderr.contains("--concurrency N"),
+        "{}",
+        r.stderr
+    );
+}
