@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod aws;
 mod commands;
 mod github;
+mod github_api;
 mod output;
 
 /// GitOps for AWS CloudFormation, without Kubernetes.
@@ -145,6 +146,59 @@ enum Command {
         after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --wait\n  gitops deploy --from-detect detect.json --environment prod"
     )]
     Deploy(commands::deploy::Args),
+    /// Copy promoted values (`promotion.keys`) from one environment into the next.
+    ///
+    /// Reads the values of `promotion.keys` (such as parameters.AppVersion)
+    /// from --from's resolved configuration and sets them in --to's
+    /// environment file, edited in place: comments, key order, quoting and
+    /// indentation stay, and only the lines of the changed values differ. A
+    /// key the file lacks is added to the right map, in that map's style.
+    ///
+    /// --to defaults to `next`, the environment after --from in
+    /// `promotion.order`; any other target is refused unless --force is given
+    /// (and then recorded in the output, the commit message and the PR).
+    ///
+    /// Verification gate: when AWS credentials are available (or with
+    /// --verify), --from's stack must exist, be in a *_COMPLETE state other
+    /// than a rollback, and run the promoted values as its parameters or
+    /// tags; --skip-verify turns this off.
+    ///
+    /// Without --write it prints the unified diff, a commit message and a
+    /// pull request title and body; --write changes the file; --open-pr
+    /// commits on branch gitops/promote-FROM-to-TO, pushes it and opens (or
+    /// updates) the pull request through the GitHub API.
+    ///
+    /// Exit status: 0 success or nothing to promote, 1 refused (order, gate,
+    /// an edit that cannot be made in place) or failed.
+    #[command(
+        after_help = "Examples:\n  gitops promote --from staging --to prod\n  gitops promote --from staging --to next --write --skip-verify\n  gitops promote --from development --to prod --force --format json\n  gitops promote --from staging --open-pr   # in GitHub Actions, with GITHUB_TOKEN"
+    )]
+    Promote(commands::promote::Args),
+    /// Restore an environment's promoted values to those of an earlier commit.
+    ///
+    /// By default the revision is the most recent earlier commit (following
+    /// first parents from HEAD) where the environment's promoted values
+    /// differ from now, which undoes the last promotion; --to REV picks
+    /// another. The file is edited in place like `promote` does, with the
+    /// same --write, outputs and --open-pr (branch gitops/rollback-ENV).
+    ///
+    /// Exit status: 0 success or nothing to change, 1 refused or failed.
+    #[command(
+        after_help = "Examples:\n  gitops rollback prod\n  gitops rollback prod --to HEAD~3 --write\n  gitops rollback prod --open-pr --format json"
+    )]
+    Rollback(commands::rollback::Args),
+    /// List every change of an environment's promoted values, from git history.
+    ///
+    /// For each commit reachable from --rev (newest first) that changed a
+    /// promoted key of ENV, with `defaults` from gitops.yaml merged in:
+    /// commit, date, author, key and old → new. The environment file is
+    /// located at each commit from that commit's gitops.yaml, so renames of
+    /// the file (`environments.file`, `environments.path`) are followed.
+    /// Nothing contacts AWS.
+    #[command(
+        after_help = "Examples:\n  gitops history prod\n  gitops history prod --format json\n  gitops history staging --rev origin/main --max-count 500"
+    )]
+    History(commands::history::Args),
 }
 
 impl Command {
@@ -153,7 +207,11 @@ impl Command {
     fn error_exit_code(&self) -> u8 {
         match self {
             Command::Validate(_) | Command::Envs(_) | Command::Whoami(_) => 2,
-            Command::Detect(_) | Command::Deploy(_) => 1,
+            Command::Detect(_)
+            | Command::Deploy(_)
+            | Command::Promote(_)
+            | Command::Rollback(_)
+            | Command::History(_) => 1,
         }
     }
 }
@@ -190,6 +248,9 @@ fn main() -> ExitCode {
         Command::Envs(a) => commands::envs::run(&globals, a),
         Command::Whoami(a) => commands::whoami::run(&globals, a),
         Command::Detect(a) => commands::detect::run(&globals, a),
+        Command::Promote(a) => commands::promote::run(&globals, a),
+        Command::Rollback(a) => commands::rollback::run(&globals, a),
+        Command::History(a) => commands::history::run(&globals, a),
         Command::Deploy(a) => commands::deploy::run(&globals, a),
     };
     match result {

@@ -70,7 +70,7 @@ pub enum PromoteError {
     #[error("`{0}` is the last environment in `promotion.order`; there is nothing after it to promote to")]
     LastInOrder(String),
     /// A target other than the next environment, without `force`.
-    #[error("refusing to promote `{from}` to `{to}`: {}; promote one step at a time, or pass --force to skip ahead", match .next { Some(n) => format!("the next environment after `{from}` in `promotion.order` is `{n}`"), None => format!("`{from}` has no next environment in `promotion.order`") })]
+    #[error("cannot promote `{from}` to `{to}`: {}; promote one step at a time, or pass --force to skip ahead", match .next { Some(n) => format!("the next environment after `{from}` in `promotion.order` is `{n}`"), None => format!("`{from}` has no next environment in `promotion.order`") })]
     OutOfOrder {
         /// The source environment.
         from: String,
@@ -259,6 +259,33 @@ fn keys_of(repo: &Repository) -> Result<Vec<PromotedKey>, PromoteError> {
     Ok(keys)
 }
 
+/// The name of the environment `to` means when promoting from `from`: the
+/// next one in `promotion.order` for [`Target::Next`]. Checks that both
+/// exist and differ, but not the order (see [`plan_promotion`]).
+pub fn resolve_target(repo: &Repository, from: &str, to: &Target) -> Result<String, PromoteError> {
+    let order = &repo.config.promotion.order;
+    if order.is_empty() {
+        return Err(PromoteError::NoOrder);
+    }
+    environment(repo, from)?;
+    let name = match to {
+        Target::Next => {
+            if !order.iter().any(|e| e == from) {
+                return Err(PromoteError::NotInOrder(from.to_string()));
+            }
+            next_after(order, from)
+                .ok_or_else(|| PromoteError::LastInOrder(from.to_string()))?
+                .to_string()
+        }
+        Target::Env(name) => name.clone(),
+    };
+    if name == from {
+        return Err(PromoteError::SameEnvironment(from.to_string()));
+    }
+    environment(repo, &name)?;
+    Ok(name)
+}
+
 /// Plans promoting `from` to `to`, where `to_text` is the target's
 /// environment file as it is now.
 ///
@@ -272,26 +299,10 @@ pub fn plan_promotion(
     force: bool,
     to_text: &str,
 ) -> Result<Promotion, PromoteError> {
-    let order = &repo.config.promotion.order;
-    if order.is_empty() {
-        return Err(PromoteError::NoOrder);
-    }
     let keys = keys_of(repo)?;
+    let to_name = resolve_target(repo, from, to)?;
     let source = environment(repo, from)?;
-    let next = next_after(order, from);
-    let to_name = match to {
-        Target::Next => {
-            if !order.iter().any(|e| e == from) {
-                return Err(PromoteError::NotInOrder(from.to_string()));
-            }
-            next.ok_or_else(|| PromoteError::LastInOrder(from.to_string()))?
-                .to_string()
-        }
-        Target::Env(name) => name.clone(),
-    };
-    if to_name == from {
-        return Err(PromoteError::SameEnvironment(from.to_string()));
-    }
+    let next = next_after(&repo.config.promotion.order, from);
     let target = environment(repo, &to_name)?;
     let in_order = next == Some(to_name.as_str());
     if !in_order && !force {
@@ -794,7 +805,7 @@ mod tests {
         let r = default_repo();
         let err = plan_promotion(&r, "development", &Target::Env("prod".into()), false, PROD)
             .unwrap_err();
-        expect!["refusing to promote `development` to `prod`: the next environment after `development` in `promotion.order` is `staging`; promote one step at a time, or pass --force to skip ahead"]
+        expect!["cannot promote `development` to `prod`: the next environment after `development` in `promotion.order` is `staging`; promote one step at a time, or pass --force to skip ahead"]
             .assert_eq(&err.to_string());
         let plan =
             plan_promotion(&r, "development", &Target::Env("prod".into()), true, PROD).unwrap();

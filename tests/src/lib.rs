@@ -4,4 +4,5 @@
 
 pub mod bin;
 pub mod git;
+pub mod github_stub;
 pub mod moto;

@@ -4,6 +4,9 @@
 pub mod deploy;
 pub mod detect;
 pub mod envs;
+pub mod history;
+pub mod promote;
+pub mod rollback;
 pub mod select;
 pub mod validate;
 pub mod whoami;

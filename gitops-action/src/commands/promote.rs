@@ -1,0 +1,589 @@
+//! `gitops promote`, and what `rollback` shares with it: printing a plan,
+//! writing the file, and opening a pull request.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+use gitops_core::promote::{
+    plan_promotion, resolve_target, values_of, verify_upstream, DeployedStack, FileEdit, Target,
+};
+use gitops_core::{Environment, PromotedKey, Repository, WorkTree};
+use serde::Serialize;
+
+use crate::aws::AwsArgs;
+use crate::github_api::{GitHub, PullRequest};
+use crate::output::{paint, print_json};
+use crate::{Format, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment whose values are promoted.
+    #[arg(long, value_name = "ENV")]
+    from: String,
+    /// The environment to promote to; `next` is the one after --from in
+    /// `promotion.order`.
+    #[arg(long, value_name = "ENV|next", default_value = "next")]
+    to: String,
+    /// Allow a target other than the next environment in `promotion.order`
+    /// (recorded in the output, the commit message and the pull request).
+    #[arg(long)]
+    force: bool,
+    /// Change the environment file (without it, only the diff is printed).
+    #[arg(long)]
+    write: bool,
+    #[command(flatten)]
+    pr: PrArgs,
+    /// Do not check the source environment's stack in AWS.
+    #[arg(long, conflicts_with = "verify")]
+    skip_verify: bool,
+    /// Check the source environment's stack in AWS even when no credentials
+    /// are visible in the environment (for example on an EC2 instance role).
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// The pull-request flags `promote` and `rollback` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PrArgs {
+    /// Commit the change on a branch, push it to origin and open a pull
+    /// request through the GitHub API (GITHUB_TOKEN, GITHUB_REPOSITORY,
+    /// GITHUB_API_URL), or update the open one for the same change. The
+    /// current branch is left as it was.
+    #[arg(long)]
+    pub open_pr: bool,
+    /// The branch the pull request targets (default: the current branch,
+    /// else the repository's default branch).
+    #[arg(long, value_name = "BRANCH", requires = "open_pr")]
+    pub base: Option<String>,
+}
+
+/// The outcome of the verification gate.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    /// It ran and passed.
+    Passed(String),
+    /// It ran and refused.
+    Failed(String),
+    /// It did not run.
+    Skipped(String),
+}
+
+impl Gate {
+    fn verified(&self) -> Option<bool> {
+        match self {
+            Gate::Passed(_) => Some(true),
+            Gate::Failed(_) => Some(false),
+            Gate::Skipped(_) => None,
+        }
+    }
+
+    fn note(&self) -> String {
+        match self {
+            Gate::Passed(m) => format!("passed: {m}"),
+            Gate::Failed(m) => format!("failed: {m}"),
+            Gate::Skipped(m) => format!("skipped: {m}"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a, P: Serialize> {
+    #[serde(flatten)]
+    plan: &'a P,
+    written: bool,
+    verified: Option<bool>,
+    verification: String,
+    pull_request: Option<PrOutcome>,
+}
+
+/// What `--open-pr` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrOutcome {
+    /// `created` or `updated`.
+    pub action: &'static str,
+    /// The pull request's number.
+    pub number: u64,
+    /// Its web page.
+    pub url: String,
+    /// The branch it comes from.
+    pub branch: String,
+    /// The branch it goes into.
+    pub base: String,
+}
+
+pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let (work, repo) = load(&g.repo)?;
+    let target = match resolve_target(&repo, &args.from, &Target::parse(&args.to)) {
+        Ok(t) => t,
+        Err(e) => return refuse(g, &e.to_string()),
+    };
+    let to_env = env(&repo, &target)?;
+    let text = read_file(&work, to_env)?;
+    let plan = match plan_promotion(
+        &repo,
+        &args.from,
+        &Target::Env(target.clone()),
+        args.force,
+        &text,
+    ) {
+        Ok(p) => p,
+        Err(e) => return refuse(g, &e.to_string()),
+    };
+    let source = env(&repo, &args.from)?;
+    let gate = if plan.changes.is_empty() {
+        Gate::Skipped("nothing to promote".into())
+    } else if args.skip_verify {
+        Gate::Skipped("--skip-verify".into())
+    } else if args.verify || credentials_available() {
+        run_gate(&args.aws, source, &repo.promoted_keys())?
+    } else {
+        Gate::Skipped(
+            "no AWS credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity or container credentials); pass --verify to check anyway".into(),
+        )
+    };
+    if let Gate::Failed(why) = &gate {
+        if g.format == Format::Json {
+            print_json(&Report {
+                plan: &plan,
+                written: false,
+                verified: Some(false),
+                verification: gate.note(),
+                pull_request: None,
+            })?;
+        }
+        return refuse(
+            g,
+            &format!("not promoting {} to {}: {why}", plan.from, plan.to),
+        );
+    }
+    let branch = format!(
+        "gitops/promote-{}-to-{}",
+        branch_safe(&plan.from),
+        branch_safe(&plan.to)
+    );
+    let mut pr_body = plan.pr_body.clone();
+    if let Gate::Passed(m) = &gate {
+        pr_body.push_str(&format!("\nVerified: {m}.\n"));
+    }
+    let finish = Finish {
+        work: &work,
+        edit: &plan.edit,
+        commit_message: &plan.commit_message,
+        pr_title: &plan.pr_title,
+        pr_body: &pr_body,
+        branch: &branch,
+    };
+    let (written, pr) = finish.apply(args.write, &args.pr)?;
+    match g.format {
+        Format::Json => print_json(&Report {
+            plan: &plan,
+            written,
+            verified: gate.verified(),
+            verification: gate.note(),
+            pull_request: pr.clone(),
+        })?,
+        Format::Markdown => print!("{pr_body}"),
+        Format::Text => {
+            let mut heading = format!("Promote {} → {}", plan.from, plan.to);
+            if plan.forced {
+                heading.push_str(&format!(
+                    " {}",
+                    paint("(forced: out of promotion.order)", "1;33", g.color)
+                ));
+            }
+            print_text(
+                g,
+                &heading,
+                &plan.edit,
+                Some(&gate),
+                &plan.commit_message,
+                &plan.pr_title,
+                &pr_body,
+                written,
+                pr.as_ref(),
+            );
+        }
+    }
+    crate::github::write_outputs(&outputs(&plan.edit, written, pr.as_ref()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step outputs for GitHub Actions.
+pub fn outputs(
+    edit: &FileEdit,
+    written: bool,
+    pr: Option<&PrOutcome>,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("changed", (!edit.changes.is_empty()).to_string()),
+        ("written", written.to_string()),
+        (
+            "pr-number",
+            pr.map(|p| p.number.to_string()).unwrap_or_default(),
+        ),
+        ("pr-url", pr.map(|p| p.url.clone()).unwrap_or_default()),
+    ]
+}
+
+/// Prints a refusal and returns exit status 1.
+pub fn refuse(g: &Globals, message: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("{} {message}", paint("error:", "1;31", g.color));
+    Ok(ExitCode::from(1))
+}
+
+/// Loads the working tree's model; an environment file with errors stops here.
+pub fn load(dir: &Path) -> anyhow::Result<(WorkTree, Repository)> {
+    let work = super::worktree(dir)?;
+    let repo = Repository::load(&work)?;
+    let errors: Vec<_> = repo
+        .problems()
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(gitops_core::Error::Invalid(errors).into());
+    }
+    Ok((work, repo))
+}
+
+/// The environment `name` (already checked to exist).
+pub fn env<'a>(repo: &'a Repository, name: &str) -> anyhow::Result<&'a Environment> {
+    repo.environment(name)
+        .with_context(|| format!("there is no environment `{name}`"))
+}
+
+/// The text of `env`'s file in the working tree.
+pub fn read_file(work: &WorkTree, env: &Environment) -> anyhow::Result<String> {
+    let path = work.root().join(&env.file);
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Whether AWS credentials are visible in the environment.
+fn credentials_available() -> bool {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ]
+    .iter()
+    .any(|v| set(v))
+        || std::env::vars_os().any(|(k, v)| {
+            k.to_string_lossy()
+                .starts_with("AWS_CONTAINER_CREDENTIALS_")
+                && !v.is_empty()
+        })
+}
+
+/// The gate: `source`'s stack must be deployed successfully and run the promoted values.
+fn run_gate(aws: &AwsArgs, source: &Environment, keys: &[PromotedKey]) -> anyhow::Result<Gate> {
+    let values: Vec<(PromotedKey, String)> = values_of(source, keys).into_iter().collect();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let stack = rt.block_on(async {
+        let factory = crate::aws::factory(aws).await;
+        let clients = gitops_core::aws::ClientFactory::clients(
+            &factory,
+            &source.region,
+            source.role_arn.as_deref(),
+        )
+        .await?;
+        clients.cloudformation.describe_stack(&source.stack).await
+    });
+    let stack = stack.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot check stack `{}` of `{}`: {e}; fix the credentials, or pass --skip-verify to promote without checking",
+            source.stack,
+            source.name
+        )
+    })?;
+    let deployed = stack.as_ref().map(|s| DeployedStack {
+        name: &s.name,
+        status: &s.status,
+        parameters: &s.parameters,
+        tags: &s.tags,
+    });
+    Ok(match verify_upstream(source, deployed, &values) {
+        Ok(()) => Gate::Passed(format!(
+            "stack `{}` is {} and runs these values",
+            source.stack,
+            stack.as_ref().map(|s| s.status.as_str()).unwrap_or("?")
+        )),
+        Err(why) => Gate::Failed(why),
+    })
+}
+
+/// What happens to a planned edit: written, or committed and proposed.
+pub struct Finish<'a> {
+    pub work: &'a WorkTree,
+    pub edit: &'a FileEdit,
+    pub commit_message: &'a str,
+    pub pr_title: &'a str,
+    pub pr_body: &'a str,
+    pub branch: &'a str,
+}
+
+impl Finish<'_> {
+    /// Writes the file (`write`) and opens the pull request (`pr.open_pr`).
+    /// Returns whether the file in the working tree was changed, and the
+    /// pull request.
+    pub fn apply(&self, write: bool, pr: &PrArgs) -> anyhow::Result<(bool, Option<PrOutcome>)> {
+        if self.edit.changes.is_empty() {
+            return Ok((false, None));
+        }
+        if pr.open_pr {
+            let outcome = self.open_pr(pr.base.as_deref())?;
+            return Ok((false, Some(outcome)));
+        }
+        if write {
+            self.write()?;
+            return Ok((true, None));
+        }
+        Ok((false, None))
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.work.root().join(&self.edit.file)
+    }
+
+    fn write(&self) -> anyhow::Result<()> {
+        let path = self.path();
+        // The plan was made from this text: refuse if it changed meanwhile.
+        let now = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if now != self.edit.old_text {
+            bail!(
+                "{} changed while the edit was planned; run the command again",
+                self.edit.file
+            );
+        }
+        std::fs::write(&path, &self.edit.new_text)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn open_pr(&self, base: Option<&str>) -> anyhow::Result<PrOutcome> {
+        let gh = GitHub::from_env()?;
+        let root = self.work.root();
+        let file = self.edit.file.as_str();
+        let status = git(root, &["status", "--porcelain", "--", file])?;
+        if !status.trim().is_empty() {
+            bail!("{file} has uncommitted changes; commit or stash them before --open-pr");
+        }
+        let current_branch = git(root, &["symbolic-ref", "--short", "-q", "HEAD"])
+            .ok()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty());
+        let original = match &current_branch {
+            Some(b) => b.clone(),
+            None => git(root, &["rev-parse", "HEAD"])?.trim().to_string(),
+        };
+        let base = match (base, current_branch) {
+            (Some(b), _) => b.to_string(),
+            (None, Some(b)) => b,
+            (None, None) => gh.default_branch()?,
+        };
+        // Know the remote branch, if any, so that --force-with-lease protects it.
+        let _ = git(
+            root,
+            &[
+                "fetch",
+                "-q",
+                "origin",
+                &format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch),
+            ],
+        );
+        git(root, &["checkout", "-q", "-B", self.branch])?;
+        let result = self.commit_and_push(root);
+        // Back to where we were, whatever happened.
+        let back = git(root, &["checkout", "-q", &original]);
+        result?;
+        back?;
+        let head = self.branch;
+        let (action, pr) = match gh.find_open_pr(head)? {
+            Some(existing) => (
+                "updated",
+                gh.update_pr(existing.number, self.pr_title, self.pr_body)?,
+            ),
+            None => (
+                "created",
+                gh.create_pr(head, &base, self.pr_title, self.pr_body)?,
+            ),
+        };
+        let PullRequest { number, url } = pr;
+        Ok(PrOutcome {
+            action,
+            number,
+            url,
+            branch: head.to_string(),
+            base,
+        })
+    }
+
+    fn commit_and_push(&self, root: &Path) -> anyhow::Result<()> {
+        std::fs::write(self.path(), &self.edit.new_text)
+            .with_context(|| format!("cannot write {}", self.path().display()))?;
+        git(root, &["add", "--", &self.edit.file])?;
+        let mut commit: Vec<&str> = Vec::new();
+        let has_identity = git(root, &["config", "user.email"])
+            .map(|e| !e.trim().is_empty())
+            .unwrap_or(false);
+        if !has_identity {
+            commit.extend([
+                "-c",
+                "user.name=github-actions[bot]",
+                "-c",
+                "user.email=41898282+github-actions[bot]@users.noreply.github.com",
+            ]);
+        }
+        commit.extend(["commit", "-q", "-m", self.commit_message]);
+        git(root, &commit)?;
+        git(
+            root,
+            &["push", "-q", "--force-with-lease", "origin", self.branch],
+        )?;
+        Ok(())
+    }
+}
+
+/// Runs `git args` in `dir`; standard output, or an error with standard error.
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .context("cannot run git; is it installed?")?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A name made safe for a branch: letters, digits, `.`, `_` and `-`.
+pub fn branch_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The text report of a promotion or rollback.
+#[allow(clippy::too_many_arguments)]
+pub fn print_text(
+    g: &Globals,
+    heading: &str,
+    edit: &FileEdit,
+    gate: Option<&Gate>,
+    commit_message: &str,
+    pr_title: &str,
+    pr_body: &str,
+    written: bool,
+    pr: Option<&PrOutcome>,
+) {
+    println!("{} ({})", paint(heading, "1", g.color), edit.file);
+    if edit.changes.is_empty() {
+        println!(
+            "{} already has these values; nothing to change",
+            edit.environment
+        );
+        return;
+    }
+    for c in &edit.changes {
+        println!(
+            "  {}  {} → {}",
+            c.key,
+            c.old.as_deref().unwrap_or("(unset)"),
+            paint(&c.new, "1", g.color)
+        );
+    }
+    if let Some(gate) = gate {
+        let code = match gate {
+            Gate::Passed(_) => "32",
+            Gate::Failed(_) => "31",
+            Gate::Skipped(_) => "33",
+        };
+        println!("verification {}", paint(&gate.note(), code, g.color));
+    }
+    println!();
+    print!("{}", color_diff(&edit.diff, g.color));
+    println!();
+    println!("{}", paint("Commit message:", "1", g.color));
+    for line in commit_message.lines() {
+        println!("  {line}");
+    }
+    println!();
+    println!("{} {pr_title}", paint("PR title:", "1", g.color));
+    println!("{}", paint("PR body:", "1", g.color));
+    for line in pr_body.lines() {
+        println!("  {line}");
+    }
+    println!();
+    match (written, pr) {
+        (_, Some(pr)) => println!(
+            "{} pull request #{} ({}): {}",
+            paint(pr.action, "1;32", g.color),
+            pr.number,
+            pr.branch,
+            pr.url
+        ),
+        (true, None) => println!("{} {}", paint("wrote", "1;32", g.color), edit.file),
+        (false, None) => println!(
+            "dry run: pass --write to change {}, or --open-pr to propose it",
+            edit.file
+        ),
+    }
+}
+
+/// A unified diff with `+` lines green, `-` lines red and hunk headers cyan.
+pub fn color_diff(diff: &str, color: bool) -> String {
+    if !color {
+        return diff.to_string();
+    }
+    diff.split_inclusive('\n')
+        .map(|line| {
+            let (body, nl) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let code = if body.starts_with("+++") || body.starts_with("---") {
+                "1"
+            } else if body.starts_with('+') {
+                "32"
+            } else if body.starts_with('-') {
+                "31"
+            } else if body.starts_with("@@") {
+                "36"
+            } else {
+                return line.to_string();
+            };
+            format!("{}{nl}", paint(body, code, true))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_and_colours() {
+        assert_eq!(branch_safe("feature/x y"), "feature-x-y");
+        assert_eq!(
+            color_diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n z", true),
+            "\x1b[1m--- a\x1b[0m\n\x1b[1m+++ b\x1b[0m\n\x1b[36m@@ -1 +1 @@\x1b[0m\n\x1b[31m-x\x1b[0m\n\x1b[32m+y\x1b[0m\n z"
+        );
+        assert_eq!(color_diff("-x\n", false), "-x\n");
+    }
+}

@@ -1,0 +1,353 @@
+//! A small client for GitHub's REST API: generic JSON requests plus the
+//! pull-request calls `promote` and `rollback` make.
+//!
+//! Configuration comes from the variables GitHub Actions sets:
+//! `GITHUB_API_URL` (default `https://api.github.com`), `GITHUB_TOKEN` and
+//! `GITHUB_REPOSITORY` (`owner/name`). The token is sent as a bearer token
+//! and never printed, not even in `Debug` output.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A failed API call: the method, the path, the HTTP status (when there was
+/// an answer), GitHub's message and a hint at what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// `GET`, `POST`, ...
+    pub method: &'static str,
+    /// The path, such as `/repos/acme/pay/pulls`.
+    pub path: String,
+    /// The HTTP status, `None` when the server could not be reached.
+    pub status: Option<u16>,
+    /// GitHub's message (with its validation errors), or the transport error.
+    pub message: String,
+}
+
+// Not every caller needs every accessor yet; later ones (PR comments, issues) will.
+#[allow(dead_code)]
+impl ApiError {
+    /// Whether GitHub answered 403 Forbidden (missing permissions, or a
+    /// secondary rate limit).
+    pub fn is_forbidden(&self) -> bool {
+        self.status == Some(403)
+    }
+
+    /// Whether GitHub answered 404 Not Found.
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    fn hint(&self) -> &'static str {
+        match self.status {
+            None => "check GITHUB_API_URL and the network",
+            Some(401) => "GITHUB_TOKEN is missing, invalid or expired",
+            Some(403) => "the token lacks a permission: give the job `permissions: { contents: write, pull-requests: write }` and allow GitHub Actions to create pull requests (repository Settings > Actions > General); or a rate limit was hit, so retry later",
+            Some(404) => "the repository or pull request was not found, or the token cannot see it; check GITHUB_REPOSITORY",
+            Some(422) => "GitHub rejected the request as invalid",
+            Some(s) if s >= 500 => "GitHub had an internal error; retry later",
+            Some(_) => "see GitHub's message",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(
+                f,
+                "GitHub API {} {} answered {s}: {}; {}",
+                self.method,
+                self.path,
+                self.message.trim_end_matches('.'),
+                self.hint()
+            ),
+            None => write!(
+                f,
+                "GitHub API {} {} failed: {}; {}",
+                self.method,
+                self.path,
+                self.message,
+                self.hint()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A pull request, as far as the tool needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PullRequest {
+    /// Its number.
+    pub number: u64,
+    /// Its web page.
+    pub url: String,
+}
+
+impl PullRequest {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(Self {
+            number: v["number"].as_u64()?,
+            url: v["html_url"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// A GitHub REST client for one repository.
+#[derive(Clone)]
+pub struct GitHub {
+    base: String,
+    token: String,
+    repo: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("base", &self.base)
+            .field("repo", &self.repo)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl GitHub {
+    /// A client for `repo` (`owner/name`) at API root `base`, authenticated with `token`.
+    pub fn new(base: &str, token: &str, repo: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .user_agent("gitops-aws")
+            .build();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            repo: repo.to_string(),
+            agent: config.into(),
+        }
+    }
+
+    /// A client configured from `GITHUB_API_URL`, `GITHUB_TOKEN` and `GITHUB_REPOSITORY`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let token = var("GITHUB_TOKEN").ok_or_else(|| {
+            anyhow::anyhow!(
+                "GITHUB_TOKEN is not set; in a workflow, add `env: {{ GITHUB_TOKEN: ${{{{ github.token }}}} }}` to the step"
+            )
+        })?;
+        let repo = var("GITHUB_REPOSITORY")
+            .filter(|r| r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "GITHUB_REPOSITORY is not set to `owner/name`; GitHub Actions sets it, elsewhere set it yourself"
+                )
+            })?;
+        let base = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        Ok(Self::new(&base, &token, &repo))
+    }
+
+    /// The repository, `owner/name`.
+    #[allow(dead_code)]
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The repository's owner.
+    pub fn owner(&self) -> &str {
+        self.repo
+            .split_once('/')
+            .map(|(o, _)| o)
+            .unwrap_or(&self.repo)
+    }
+
+    /// `GET path` (relative to the API root), as JSON.
+    pub fn get(&self, path: &str) -> Result<Value, ApiError> {
+        self.request("GET", path, None)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.request("POST", path, Some(body))
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.request("PATCH", path, Some(body))
+    }
+
+    fn request(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let fail = |status: Option<u16>, message: String| ApiError {
+            method,
+            path: path.split('?').next().unwrap_or(path).to_string(),
+            status,
+            message,
+        };
+        let auth = format!("Bearer {}", self.token);
+        let result = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28")
+                .call(),
+            (_, body) => {
+                let req = match method {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.patch(&url),
+                };
+                req.header("Authorization", &auth)
+                    .header("Accept", "application/vnd.github+json")
+                    .header("X-GitHub-Api-Version", "2022-11-28")
+                    .send_json(body.cloned().unwrap_or(Value::Null))
+            }
+        };
+        let mut response = result.map_err(|e| fail(None, e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| fail(Some(status), format!("unreadable answer: {e}")))?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        Err(fail(Some(status), error_message(&value)))
+    }
+
+    /// The open pull request whose head is `branch` in this repository, if any.
+    pub fn find_open_pr(&self, branch: &str) -> Result<Option<PullRequest>, ApiError> {
+        let head = format!("{}:{branch}", self.owner());
+        let v = self.get(&format!(
+            "/repos/{}/pulls?head={}&state=open",
+            self.repo,
+            encode(&head)
+        ))?;
+        Ok(v.as_array()
+            .and_then(|a| a.first())
+            .and_then(PullRequest::from_json))
+    }
+
+    /// Opens a pull request from `head` into `base`.
+    pub fn create_pr(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequest, ApiError> {
+        let path = format!("/repos/{}/pulls", self.repo);
+        let v = self.post(
+            &path,
+            &json!({"title": title, "head": head, "base": base, "body": body}),
+        )?;
+        PullRequest::from_json(&v).ok_or_else(|| ApiError {
+            method: "POST",
+            path,
+            status: Some(201),
+            message: "the answer has no pull request number".into(),
+        })
+    }
+
+    /// Changes the title and body of pull request `number`.
+    pub fn update_pr(&self, number: u64, title: &str, body: &str) -> Result<PullRequest, ApiError> {
+        let path = format!("/repos/{}/pulls/{number}", self.repo);
+        let v = self.patch(&path, &json!({"title": title, "body": body}))?;
+        PullRequest::from_json(&v).ok_or_else(|| ApiError {
+            method: "PATCH",
+            path,
+            status: Some(200),
+            message: "the answer has no pull request number".into(),
+        })
+    }
+
+    /// The repository's default branch.
+    pub fn default_branch(&self) -> Result<String, ApiError> {
+        let v = self.get(&format!("/repos/{}", self.repo))?;
+        Ok(v["default_branch"].as_str().unwrap_or("main").to_string())
+    }
+}
+
+/// GitHub's `message`, with the details of its `errors` list.
+fn error_message(v: &Value) -> String {
+    let mut msg = match v {
+        Value::String(s) => s.chars().take(300).collect(),
+        _ => v["message"].as_str().unwrap_or("(no message)").to_string(),
+    };
+    if let Some(errors) = v["errors"].as_array() {
+        let details: Vec<String> = errors
+            .iter()
+            .map(|e| match e["message"].as_str() {
+                Some(m) => m.to_string(),
+                None => e.to_string(),
+            })
+            .collect();
+        if !details.is_empty() {
+            msg.push_str(&format!(" ({})", details.join("; ")));
+        }
+    }
+    msg
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_status_and_hint() {
+        let e = ApiError {
+            method: "POST",
+            path: "/repos/a/b/pulls".into(),
+            status: Some(403),
+            message: error_message(&json!({"message": "Resource not accessible by integration"})),
+        };
+        assert!(e.is_forbidden());
+        let text = e.to_string();
+        assert!(text.starts_with("GitHub API POST /repos/a/b/pulls answered 403: Resource not accessible by integration; the token lacks a permission"), "{text}");
+        let m = error_message(
+            &json!({"message": "Validation Failed", "errors": [{"message": "A pull request already exists for a:b."}]}),
+        );
+        assert_eq!(
+            m,
+            "Validation Failed (A pull request already exists for a:b.)"
+        );
+        assert_eq!(
+            encode("acme:gitops/promote-a-to-b"),
+            "acme%3Agitops%2Fpromote-a-to-b"
+        );
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let gh = GitHub::new("http://x/", "secret-token", "acme/pay");
+        let shown = format!("{gh:?}");
+        assert!(!shown.contains("secret-token"));
+        assert_eq!(gh.owner(), "acme");
+        assert_eq!(gh.base, "http://x");
+    }
+}
