@@ -457,6 +457,30 @@ fn the_gate_against_moto() {
     assert_eq!(v["verified"], true, "{v}");
     assert!(v["verification"].as_str().unwrap().contains("staging-app"));
 
+    // Staging's file moves on to a version its stack does not run yet: refused.
+    repo.write(
+        "environments/staging/environment.yaml",
+        "parameters:\n  AppVersion: \"1.4.3\"\ntags:\n  release: r42\n",
+    );
+    repo.commit("staging 1.4.3, not deployed yet");
+    let out = run_with_moto(
+        &repo,
+        &moto,
+        &[
+            "promote", "--from", "staging", "--to", "prod", "--write", "--format", "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not promoting staging to prod: stack `staging-app` of `staging` is not running what would be promoted: parameter `AppVersion` is `1.4.2`, not `1.4.3`"),
+        "{}",
+        stderr(&out)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["written"], false);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+
     // Development runs another version than its file says: refused.
     let out = run_with_moto(
         &repo,
