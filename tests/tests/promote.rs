@@ -708,3 +708,31 @@ fn open_pr_errors_name_the_status() {
     );
     assert!(!err.contains(TOKEN));
 }
+
+#[test]
+fn a_failed_push_leaves_the_checkout_as_it_was() {
+    let (repo, remote) = repository_with_origin();
+    repo.git(&["remote", "set-url", "origin", "/nonexistent/origin.git"]);
+    let stub = GitHubStub::start(vec![]);
+    let out = run_with_github(
+        &repo,
+        &stub,
+        &["promote", "--from", "staging", "--open-pr", "--skip-verify"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "git push -q --force-with-lease origin gitops/promote-staging-to-prod failed"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stub.requests().is_empty());
+    assert_eq!(repo.git(&["symbolic-ref", "--short", "HEAD"]), "main");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join(PROD_FILE)).unwrap(),
+        PROD
+    );
+    drop(remote);
+}

@@ -396,7 +396,20 @@ impl Finish<'_> {
             ],
         );
         git(root, &["checkout", "-q", "-B", self.branch])?;
-        let result = self.commit_and_push(root);
+        let committed = self.commit(root);
+        if committed.is_err() {
+            // The edit is still in the working tree: undo it, so that it
+            // does not follow us back to the original branch.
+            let _ = git(root, &["reset", "-q", "--", &self.edit.file]);
+            let _ = std::fs::write(self.path(), &self.edit.old_text);
+        }
+        let result = committed.and_then(|()| {
+            git(
+                root,
+                &["push", "-q", "--force-with-lease", "origin", self.branch],
+            )
+            .map(drop)
+        });
         // Back to where we were, whatever happened.
         let back = git(root, &["checkout", "-q", &original]);
         result?;
@@ -422,7 +435,7 @@ impl Finish<'_> {
         })
     }
 
-    fn commit_and_push(&self, root: &Path) -> anyhow::Result<()> {
+    fn commit(&self, root: &Path) -> anyhow::Result<()> {
         std::fs::write(self.path(), &self.edit.new_text)
             .with_context(|| format!("cannot write {}", self.path().display()))?;
         git(root, &["add", "--", &self.edit.file])?;
@@ -440,10 +453,6 @@ impl Finish<'_> {
         }
         commit.extend(["commit", "-q", "-m", self.commit_message]);
         git(root, &commit)?;
-        git(
-            root,
-            &["push", "-q", "--force-with-lease", "origin", self.branch],
-        )?;
         Ok(())
     }
 }
