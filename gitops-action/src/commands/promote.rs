@@ -234,19 +234,10 @@ pub fn refuse(g: &Globals, message: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-/// Loads the working tree's model; an environment file with errors stops here.
+/// The working tree and its model, refused when it has errors (see `load_valid`).
 pub fn load(dir: &Path) -> anyhow::Result<(WorkTree, Repository)> {
     let work = super::worktree(dir)?;
-    let repo = Repository::load(&work)?;
-    let errors: Vec<_> = repo
-        .problems()
-        .iter()
-        .filter(|p| p.is_error())
-        .cloned()
-        .collect();
-    if !errors.is_empty() {
-        return Err(gitops_core::Error::Invalid(errors).into());
-    }
+    let repo = super::load_valid(&work)?;
     Ok((work, repo))
 }
 
