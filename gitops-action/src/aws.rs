@@ -22,3 +22,22 @@ pub struct AwsArgs {
 pub async fn factory(args: &AwsArgs) -> SdkFactory {
     SdkFactory::from_env(args.endpoint_url.as_deref(), args.region.as_deref()).await
 }
+
+/// Whether AWS credentials are visible in the environment: an access key,
+/// a profile, a web identity token (GitHub OIDC) or container credentials.
+/// Their values are never printed.
+pub fn credentials_present() -> bool {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ]
+    .iter()
+    .any(|v| set(v))
+        || std::env::vars_os().any(|(k, v)| {
+            k.to_string_lossy()
+                .starts_with("AWS_CONTAINER_CREDENTIALS_")
+                && !v.is_empty()
+        })
+}

@@ -70,13 +70,22 @@ enum Command {
     /// Check gitops.yaml, every environment file and the templates they use.
     ///
     /// Reports every problem in one run as `file:line:col: error: message`.
-    /// Nothing contacts AWS. In GitHub Actions (GITHUB_ACTIONS=true) it also
-    /// prints `::error` annotations, so problems show on the right lines of
-    /// the pull request.
+    /// In GitHub Actions (GITHUB_ACTIONS=true) it also prints `::error`
+    /// annotations, so problems show on the right lines of the pull request.
+    ///
+    /// Policy gates (`policies:` in gitops.yaml): every template in use is
+    /// evaluated against the cfn-guard rules of `policies.guard`, offline.
+    /// The IAM policies inside the templates (and the JSON files of
+    /// `policies.iam`) go through IAM Access Analyzer ValidatePolicy, and
+    /// through CheckAccessNotGranted for `policies.deny-actions`; with
+    /// --check-no-new-access, CheckNoNewAccess compares each one with its
+    /// version at the base revision. The Access Analyzer checks run with
+    /// --aws, or when AWS credentials are present and --no-aws is not given;
+    /// otherwise validate says which checks were skipped.
     ///
     /// Exit status: 0 valid, 1 problems found, 2 usage or internal error.
     #[command(
-        after_help = "Examples:\n  gitops validate\n  gitops validate --repo examples/basic --format json"
+        after_help = "Examples:\n  gitops validate\n  gitops validate --repo examples/basic --format json\n  gitops validate --no-aws\n  gitops validate --aws --fail-on warning\n  gitops validate --aws --check-no-new-access --base origin/main"
     )]
     Validate(commands::validate::Args),
     /// List the environments, resolved: defaults merged under each file.

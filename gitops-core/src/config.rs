@@ -36,6 +36,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// Promotion order and the keys promotion copies.
     pub promotion: Promotion,
+    /// Policy gates of `gitops validate`: guard rules and IAM policy checks.
+    pub policies: Policies,
 }
 
 /// `stack:` settings.
@@ -86,6 +88,20 @@ pub struct Promotion {
     pub keys: Vec<String>,
 }
 
+/// `policies:` settings: the policy gates of `gitops validate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Policies {
+    /// Globs of cfn-guard rule files (`.guard`) every template in use must pass.
+    pub guard: Vec<String>,
+    /// Globs of standalone JSON IAM policy documents (identity policies) to
+    /// check with IAM Access Analyzer, besides those inside the templates.
+    pub iam: Vec<String>,
+    /// Actions no policy may grant (`service:Action`, such as `iam:PassRole`),
+    /// checked with Access Analyzer's CheckAccessNotGranted.
+    pub deny_actions: Vec<String>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -111,6 +127,7 @@ impl Default for Config {
                 order: Vec::new(),
                 keys: vec!["parameters.AppVersion".into()],
             },
+            policies: Policies::default(),
         }
     }
 }
@@ -135,6 +152,7 @@ const TOP_KEYS: &[&str] = &[
     "pipeline",
     "defaults",
     "promotion",
+    "policies",
 ];
 
 /// Parses `gitops.yaml`. Problems are appended to `problems`; `None` means the
@@ -304,7 +322,63 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
             cfg.promotion.keys = v;
         }
     }
+    if let Some(m) = r.map(top, &[], "policies") {
+        r.check_keys(m, &["policies"], &["guard", "iam", "deny-actions"]);
+        for key in ["guard", "iam"] {
+            let Some(globs) = r.get::<Vec<String>>(m, &["policies"], key) else {
+                continue;
+            };
+            for g in &globs {
+                if let Err(e) = crate::glob::compile(g) {
+                    r.error(
+                        &["policies", key],
+                        format!("`policies.{key}` glob `{g}` does not compile: {e}"),
+                    );
+                } else if crate::source::normalize(g).is_none() {
+                    r.error(
+                        &["policies", key],
+                        format!(
+                            "`policies.{key}` glob `{g}` must be relative to the repository root"
+                        ),
+                    );
+                }
+            }
+            if key == "guard" {
+                cfg.policies.guard = globs;
+            } else {
+                cfg.policies.iam = globs;
+            }
+        }
+        if let Some(actions) = r.get::<Vec<String>>(m, &["policies"], "deny-actions") {
+            for a in &actions {
+                if !is_iam_action(a) {
+                    r.error(
+                        &["policies", "deny-actions"],
+                        format!("`policies.deny-actions` entry `{a}` is not an IAM action such as `iam:PassRole` or `s3:DeleteBucket`"),
+                    );
+                }
+            }
+            cfg.policies.deny_actions = actions;
+        }
+    }
     Some((cfg, doc))
+}
+
+/// Whether `s` looks like an IAM action: `service:Action`, the service in
+/// lowercase letters, digits and `-`, the action in letters, digits and the
+/// wildcards `*` and `?`.
+fn is_iam_action(s: &str) -> bool {
+    let Some((service, action)) = s.split_once(':') else {
+        return false;
+    };
+    !service.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !action.is_empty()
+        && action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
 }
 
 /// Capabilities CloudFormation accepts.

@@ -39,6 +39,7 @@ pub mod git;
 mod glob;
 pub mod history;
 mod model;
+pub mod policy;
 mod problem;
 pub mod promote;
 mod reader;
@@ -46,7 +47,9 @@ pub mod source;
 mod template;
 pub mod yaml;
 
-pub use config::{Config, Defaults, PipelineSettings, Promotion, StackSettings, CONFIG_FILE};
+pub use config::{
+    Config, Defaults, PipelineSettings, Policies, Promotion, StackSettings, CONFIG_FILE,
+};
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{

@@ -231,7 +231,9 @@ impl Repository {
         problems
     }
 
-    fn pos(&self, file: &str, path: &[&str]) -> Option<(usize, usize)> {
+    /// Line and column of the key at `path` in `file` (`gitops.yaml` or an
+    /// environment file), when known.
+    pub(crate) fn pos(&self, file: &str, path: &[&str]) -> Option<(usize, usize)> {
         let segs: Vec<Seg<'_>> = path.iter().map(|k| Seg::Key(k)).collect();
         self.docs.get(file).and_then(|d| d.line_col(&segs))
     }

@@ -22,6 +22,10 @@ pub enum ProblemSource {
     Config,
     /// A CloudFormation template.
     Template,
+    /// A cfn-guard rule (`policies.guard`).
+    Guard,
+    /// IAM Access Analyzer, or the IAM policy checks that prepare its calls.
+    AccessAnalyzer,
 }
 
 /// One finding, located at a file and, where known, a line and column (1-based).
@@ -39,6 +43,10 @@ pub struct Problem {
     pub message: String,
     /// The check that found it.
     pub source: ProblemSource,
+    /// The rule or finding behind it (a guard rule name, an Access Analyzer
+    /// issue code), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Problem {
@@ -51,6 +59,7 @@ impl Problem {
             column: None,
             message: message.into(),
             source: ProblemSource::Config,
+            rule: None,
         }
     }
 
@@ -74,6 +83,12 @@ impl Problem {
     /// Sets the check that found the problem.
     pub fn with_source(mut self, source: ProblemSource) -> Self {
         self.source = source;
+        self
+    }
+
+    /// Sets the rule or finding id behind the problem.
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
         self
     }
 

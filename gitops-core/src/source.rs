@@ -26,6 +26,12 @@ pub trait Source {
     fn read(&self, path: &str) -> Result<Entry>;
     /// Names of the direct subdirectories of `path` (empty when it is missing), sorted.
     fn subdirs(&self, path: &str) -> Result<Vec<String>>;
+    /// Names of the files directly in `path` (empty when it is missing),
+    /// sorted. Sources that cannot list files list none.
+    fn files(&self, path: &str) -> Result<Vec<String>> {
+        let _ = path;
+        Ok(Vec::new())
+    }
     /// A default repository id: `owner/repo` of the origin remote, or the folder name.
     fn default_id(&self) -> String;
     /// A short description for messages, such as the folder or `rev abc1234`.
@@ -122,6 +128,24 @@ impl Source for Memory {
             .collect();
         out.dedup();
         Ok(out)
+    }
+
+    fn files(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        Ok(self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(str::to_string)
+            .collect())
     }
 
     fn default_id(&self) -> String {
@@ -221,6 +245,23 @@ impl Source for WorkTree {
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| !n.starts_with('.'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn files(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let rd = match std::fs::read_dir(self.root.join(rel)) {
+            Ok(rd) => rd,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         out.sort();
         Ok(out)
@@ -385,6 +426,36 @@ impl Source for GitTree {
             }
         }
         out.retain(|n| !n.starts_with('.'));
+        out.sort();
+        Ok(out)
+    }
+
+    fn files(&self, path: &str) -> Result<Vec<String>> {
+        let Some(rel) = normalize(path) else {
+            return Ok(Vec::new());
+        };
+        let full = self.full(&rel);
+        let root = self.repo.find_tree(self.tree).map_err(Error::git)?;
+        let tree = if full.is_empty() {
+            root
+        } else {
+            match root.lookup_entry_by_path(&full).map_err(Error::git)? {
+                Some(e) if e.mode().is_tree() => e
+                    .object()
+                    .map_err(Error::git)?
+                    .try_into_tree()
+                    .map_err(Error::git)?,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(Error::git)?;
+            let mode = entry.mode();
+            if mode.is_blob() || mode.is_link() {
+                out.push(entry.filename().to_string());
+            }
+        }
         out.sort();
         Ok(out)
     }

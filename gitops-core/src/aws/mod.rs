@@ -2,8 +2,9 @@
 //! returning this crate's own types.
 //!
 //! The planner and executor talk to [`CloudFormation`], [`CodePipeline`],
-//! [`Sts`] and [`S3`] only, so tests can swap in fakes; [`sdk`] holds the real
-//! implementations over the AWS SDK for Rust. A [`ClientFactory`] hands out
+//! [`Sts`] and [`S3`] only, and `gitops validate` to [`AccessAnalyzer`], so
+//! tests can swap in fakes; [`sdk`] holds the real implementations over the
+//! AWS SDK for Rust. A [`ClientFactory`] hands out
 //! one [`AwsClients`] per environment: its region, and its `role-arn` if it
 //! has one.
 //!
@@ -863,6 +864,154 @@ pub trait S3: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------
+// IAM Access Analyzer
+// ---------------------------------------------------------------------------
+
+/// What kind of IAM policy a document is: it decides how Access Analyzer
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PolicyKind {
+    /// An identity-based policy (of a role, user or group, or a managed policy).
+    Identity,
+    /// A resource-based policy on a resource of this CloudFormation type,
+    /// such as `AWS::S3::Bucket` or `AWS::SQS::Queue`.
+    Resource(String),
+    /// A role's trust policy (`AssumeRolePolicyDocument`).
+    RoleTrust,
+}
+
+impl PolicyKind {
+    /// A short description for messages: `identity policy`, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Identity => "identity policy",
+            Self::Resource(_) => "resource policy",
+            Self::RoleTrust => "role trust policy",
+        }
+    }
+}
+
+/// How serious a ValidatePolicy finding is, least serious first, so that
+/// `finding >= threshold` compares severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum FindingType {
+    /// `SUGGESTION`: an improvement that does not change what the policy allows.
+    Suggestion,
+    /// `WARNING`: the policy does not follow best practice.
+    Warning,
+    /// `SECURITY_WARNING`: the policy allows access considered a security risk.
+    SecurityWarning,
+    /// `ERROR`: the policy will not work (or cannot be saved).
+    Error,
+}
+
+impl FindingType {
+    /// Every type, least serious first.
+    pub const ALL: [FindingType; 4] = [
+        Self::Suggestion,
+        Self::Warning,
+        Self::SecurityWarning,
+        Self::Error,
+    ];
+
+    /// The AWS name: `ERROR`, `SECURITY_WARNING`, `WARNING` or `SUGGESTION`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Suggestion => "SUGGESTION",
+            Self::Warning => "WARNING",
+            Self::SecurityWarning => "SECURITY_WARNING",
+            Self::Error => "ERROR",
+        }
+    }
+
+    /// Parses the AWS name or its lowercase, dashed form (`security-warning`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let norm = s.trim().to_ascii_uppercase().replace('-', "_");
+        Self::ALL.into_iter().find(|t| t.as_str() == norm)
+    }
+}
+
+impl std::fmt::Display for FindingType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of the path to the part of a policy document a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyPathStep {
+    /// An index into an array, such as the statement number.
+    Index(usize),
+    /// A key of an object, such as `Action`.
+    Key(String),
+    /// A value, such as one action of a list.
+    Value(String),
+    /// A part of a string value.
+    Substring {
+        /// Where it starts (characters).
+        start: usize,
+        /// How long it is.
+        length: usize,
+    },
+}
+
+/// One finding of Access Analyzer's ValidatePolicy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFinding {
+    /// How serious it is.
+    pub finding_type: FindingType,
+    /// The issue code, such as `PASS_ROLE_WITH_STAR_IN_RESOURCE`.
+    pub issue_code: String,
+    /// What the finding says.
+    pub details: String,
+    /// A link to the documentation of the issue.
+    pub learn_more_link: String,
+    /// Where in the policy document: one path per location.
+    pub locations: Vec<Vec<PolicyPathStep>>,
+}
+
+/// The outcome of CheckNoNewAccess or CheckAccessNotGranted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessCheck {
+    /// `true` for `PASS`: no new access, or the access is not granted.
+    pub passed: bool,
+    /// Access Analyzer's message.
+    pub message: String,
+    /// Why, per statement, when it says.
+    pub reasons: Vec<String>,
+}
+
+/// The IAM Access Analyzer policy checks the tool uses.
+pub trait AccessAnalyzer: Send + Sync {
+    /// ValidatePolicy, every page: grammar and best-practice findings.
+    fn validate_policy<'a>(
+        &'a self,
+        document: &'a str,
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<Vec<PolicyFinding>>>;
+
+    /// CheckNoNewAccess: whether `new_document` allows access that
+    /// `existing_document` does not.
+    fn check_no_new_access<'a>(
+        &'a self,
+        new_document: &'a str,
+        existing_document: &'a str,
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<AccessCheck>>;
+
+    /// CheckAccessNotGranted: whether `document` grants none of `actions`.
+    fn check_access_not_granted<'a>(
+        &'a self,
+        document: &'a str,
+        actions: &'a [String],
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<AccessCheck>>;
+}
+
+// ---------------------------------------------------------------------------
 // Clients per environment
 // ---------------------------------------------------------------------------
 
@@ -877,6 +1026,8 @@ pub struct AwsClients {
     pub sts: Arc<dyn Sts>,
     /// S3.
     pub s3: Arc<dyn S3>,
+    /// IAM Access Analyzer.
+    pub access_analyzer: Arc<dyn AccessAnalyzer>,
 }
 
 impl std::fmt::Debug for AwsClients {

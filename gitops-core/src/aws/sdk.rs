@@ -22,11 +22,12 @@ use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_codepipeline as cp;
 
 use super::{
-    AwsClients, AwsError, AwsErrorKind, AwsResult, BoxFuture, ChangeSet, ChangeSetKind,
-    ChangeSetRef, ChangeSetRequest, ChangeSetSummary, ClientFactory, CloudFormation, CodePipeline,
-    DriftDetection, ExecutedRevision, Execution, ExecutionSummary, Identity, Pipeline,
-    PropertyDifference, ResourceChange, ResourceDrift, RevisionKind, SourceAction, Stack,
-    StackEvent, StageState, StartExecution, Sts, TemplateSource, S3,
+    AccessAnalyzer, AccessCheck, AwsClients, AwsError, AwsErrorKind, AwsResult, BoxFuture,
+    ChangeSet, ChangeSetKind, ChangeSetRef, ChangeSetRequest, ChangeSetSummary, ClientFactory,
+    CloudFormation, CodePipeline, DriftDetection, ExecutedRevision, Execution, ExecutionSummary,
+    FindingType, Identity, Pipeline, PolicyFinding, PolicyKind, PolicyPathStep, PropertyDifference,
+    ResourceChange, ResourceDrift, RevisionKind, SourceAction, Stack, StackEvent, StageState,
+    StartExecution, Sts, TemplateSource, S3,
 };
 
 /// How long to wait for a connection.
@@ -46,6 +47,7 @@ const CFN: &str = "CloudFormation";
 const CP: &str = "CodePipeline";
 const STS: &str = "STS";
 const S3_SERVICE: &str = "S3";
+const ACCESS_ANALYZER: &str = "AccessAnalyzer";
 
 /// Most pages of stack events read looking for the last one seen.
 const MAX_EVENT_PAGES: usize = 20;
@@ -232,6 +234,9 @@ pub fn clients_for(config: &SdkConfig) -> AwsClients {
         codepipeline: std::sync::Arc::new(SdkCodePipeline::new(cp::Client::new(config))),
         sts: std::sync::Arc::new(SdkSts::new(aws_sdk_sts::Client::new(config))),
         s3: std::sync::Arc::new(SdkS3::from_config(config)),
+        access_analyzer: std::sync::Arc::new(SdkAccessAnalyzer::new(
+            aws_sdk_accessanalyzer::Client::new(config),
+        )),
     }
 }
 
@@ -1097,7 +1102,211 @@ impl S3 for SdkS3 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// IAM Access Analyzer
+// ---------------------------------------------------------------------------
+
+/// [`AccessAnalyzer`] over `aws-sdk-accessanalyzer`.
+#[derive(Debug, Clone)]
+pub struct SdkAccessAnalyzer {
+    client: aws_sdk_accessanalyzer::Client,
+}
+
+impl SdkAccessAnalyzer {
+    /// Wraps a client.
+    pub fn new(client: aws_sdk_accessanalyzer::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// ValidatePolicy's `policyType` for a kind of policy.
+fn aa_policy_type(kind: &PolicyKind) -> aws_sdk_accessanalyzer::types::PolicyType {
+    use aws_sdk_accessanalyzer::types::PolicyType;
+    match kind {
+        PolicyKind::Identity => PolicyType::IdentityPolicy,
+        PolicyKind::Resource(_) | PolicyKind::RoleTrust => PolicyType::ResourcePolicy,
+    }
+}
+
+/// ValidatePolicy's `validatePolicyResourceType`, for the resource types it
+/// knows (others are validated as generic resource policies).
+fn aa_resource_type(
+    kind: &PolicyKind,
+) -> Option<aws_sdk_accessanalyzer::types::ValidatePolicyResourceType> {
+    use aws_sdk_accessanalyzer::types::ValidatePolicyResourceType as T;
+    match kind {
+        PolicyKind::Identity => None,
+        PolicyKind::RoleTrust => Some(T::RoleTrust),
+        PolicyKind::Resource(t) => match t.as_str() {
+            "AWS::S3::Bucket" => Some(T::S3Bucket),
+            "AWS::S3::AccessPoint" => Some(T::S3AccessPoint),
+            "AWS::S3::MultiRegionAccessPoint" => Some(T::S3MultiRegionAccessPoint),
+            "AWS::S3ObjectLambda::AccessPoint" => Some(T::S3ObjectLambdaAccessPoint),
+            "AWS::DynamoDB::Table" => Some(T::DynamodbTable),
+            _ => None,
+        },
+    }
+}
+
+/// The `policyType` of CheckNoNewAccess and CheckAccessNotGranted.
+fn aa_check_type(kind: &PolicyKind) -> aws_sdk_accessanalyzer::types::AccessCheckPolicyType {
+    use aws_sdk_accessanalyzer::types::AccessCheckPolicyType;
+    match kind {
+        PolicyKind::Identity => AccessCheckPolicyType::IdentityPolicy,
+        PolicyKind::Resource(_) | PolicyKind::RoleTrust => AccessCheckPolicyType::ResourcePolicy,
+    }
+}
+
+fn map_finding(f: &aws_sdk_accessanalyzer::types::ValidatePolicyFinding) -> PolicyFinding {
+    use aws_sdk_accessanalyzer::types::PathElement;
+    PolicyFinding {
+        // A type this SDK does not know yet counts as a warning.
+        finding_type: FindingType::parse(f.finding_type().as_str()).unwrap_or(FindingType::Warning),
+        issue_code: f.issue_code().to_string(),
+        details: f.finding_details().to_string(),
+        learn_more_link: f.learn_more_link().to_string(),
+        locations: f
+            .locations()
+            .iter()
+            .map(|l| {
+                l.path()
+                    .iter()
+                    .filter_map(|p| match p {
+                        PathElement::Index(i) => {
+                            Some(PolicyPathStep::Index(usize::try_from(*i).ok()?))
+                        }
+                        PathElement::Key(k) => Some(PolicyPathStep::Key(k.clone())),
+                        PathElement::Value(v) => Some(PolicyPathStep::Value(v.clone())),
+                        PathElement::Substring(s) => Some(PolicyPathStep::Substring {
+                            start: usize::try_from(s.start()).unwrap_or(0),
+                            length: usize::try_from(s.length()).unwrap_or(0),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+fn map_reasons(reasons: &[aws_sdk_accessanalyzer::types::ReasonSummary]) -> Vec<String> {
+    reasons
+        .iter()
+        .map(|r| {
+            let mut s = String::new();
+            if let Some(i) = r.statement_index() {
+                s.push_str(&format!("statement {i}"));
+            }
+            if let Some(id) = r.statement_id().filter(|id| !id.is_empty()) {
+                s.push_str(&format!(" ({id})"));
+            }
+            if let Some(d) = r.description() {
+                if !s.is_empty() {
+                    s.push_str(": ");
+                }
+                s.push_str(d);
+            }
+            s.trim().to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl AccessAnalyzer for SdkAccessAnalyzer {
+    fn validate_policy<'a>(
+        &'a self,
+        document: &'a str,
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<Vec<PolicyFinding>>> {
+        Box::pin(async move {
+            let mut findings = Vec::new();
+            let mut token: Option<String> = None;
+            // Bounded, in case a service keeps handing out tokens.
+            for _ in 0..100 {
+                let out = self
+                    .client
+                    .validate_policy()
+                    .policy_document(document)
+                    .policy_type(aa_policy_type(kind))
+                    .set_validate_policy_resource_type(aa_resource_type(kind))
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(ACCESS_ANALYZER, "ValidatePolicy", e))?;
+                findings.extend(out.findings().iter().map(map_finding));
+                match out.next_token().filter(|t| !t.is_empty()) {
+                    Some(t) => token = Some(t.to_string()),
+                    None => break,
+                }
+            }
+            Ok(findings)
+        })
+    }
+
+    fn check_no_new_access<'a>(
+        &'a self,
+        new_document: &'a str,
+        existing_document: &'a str,
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<AccessCheck>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .check_no_new_access()
+                .new_policy_document(new_document)
+                .existing_policy_document(existing_document)
+                .policy_type(aa_check_type(kind))
+                .send()
+                .await
+                .map_err(|e| aws_error(ACCESS_ANALYZER, "CheckNoNewAccess", e))?;
+            let result = out
+                .result()
+                .ok_or_else(|| missing(ACCESS_ANALYZER, "CheckNoNewAccess", "result"))?;
+            Ok(AccessCheck {
+                passed: result.as_str() == "PASS",
+                message: string(out.message()),
+                reasons: map_reasons(out.reasons()),
+            })
+        })
+    }
+
+    fn check_access_not_granted<'a>(
+        &'a self,
+        document: &'a str,
+        actions: &'a [String],
+        kind: &'a PolicyKind,
+    ) -> BoxFuture<'a, AwsResult<AccessCheck>> {
+        Box::pin(async move {
+            let access = aws_sdk_accessanalyzer::types::Access::builder()
+                .set_actions(Some(actions.to_vec()))
+                .build();
+            let out = self
+                .client
+                .check_access_not_granted()
+                .policy_document(document)
+                .access(access)
+                .policy_type(aa_check_type(kind))
+                .send()
+                .await
+                .map_err(|e| aws_error(ACCESS_ANALYZER, "CheckAccessNotGranted", e))?;
+            let result = out
+                .result()
+                .ok_or_else(|| missing(ACCESS_ANALYZER, "CheckAccessNotGranted", "result"))?;
+            Ok(AccessCheck {
+                passed: result.as_str() == "PASS",
+                message: string(out.message()),
+                reasons: map_reasons(out.reasons()),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 #[path = "sdk_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "sdk_access_tests.rs"]
+pub(crate) mod access_tests;

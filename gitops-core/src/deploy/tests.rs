@@ -620,7 +620,7 @@ async fn dry_run_and_concurrency() {
 async fn redeploying_twenty_unchanged_environments_mutates_nothing() {
     let fake = Fake::new();
     let (exec, _) = executor(&fake, ExecutorOptions::new());
-    let (repo, d) = desired_for(false, "", Change::Created, "c1");
+    let (_, d) = desired_for(false, "", Change::Created, "c1");
     let many: Vec<Desired> = (0..20)
         .map(|i| {
             let mut d = d.clone();
@@ -633,20 +633,36 @@ async fn redeploying_twenty_unchanged_environments_mutates_nothing() {
         })
         .collect();
     let first = exec.clone().run_all(many.clone(), 8).await;
-    assert!(first.iter().all(|o| o.outcome == Outcome::Succeeded), "{first:?}");
+    assert!(
+        first.iter().all(|o| o.outcome == Outcome::Succeeded),
+        "{first:?}"
+    );
     let before = fake.mutating_calls().len();
-    assert!(before >= 40, "two mutating calls per creation at least: {before}");
+    assert!(
+        before >= 40,
+        "two mutating calls per creation at least: {before}"
+    );
     let again: Vec<Desired> = many
         .into_iter()
         .map(|mut d| {
             d.change = Change::Updated;
             d.commit = "c2".into();
-            d.stack.as_mut().unwrap().tags.insert(TAG_COMMIT.into(), "c2".into());
+            d.stack
+                .as_mut()
+                .unwrap()
+                .tags
+                .insert(TAG_COMMIT.into(), "c2".into());
             d
         })
         .collect();
     let second = exec.run_all(again, 8).await;
-    assert!(second.iter().all(|o| o.outcome == Outcome::NoOp), "{second:?}");
-    assert_eq!(fake.mutating_calls().len(), before, "no mutating call on redeploy");
-    let _ = repo;
+    assert!(
+        second.iter().all(|o| o.outcome == Outcome::NoOp),
+        "{second:?}"
+    );
+    assert_eq!(
+        fake.mutating_calls().len(),
+        before,
+        "no mutating call on redeploy"
+    );
 }
