@@ -39,6 +39,7 @@ pub mod git;
 mod glob;
 pub mod history;
 mod model;
+pub mod plan;
 pub mod policy;
 mod problem;
 pub mod promote;

@@ -18,6 +18,10 @@ pub struct Script {
     pub fail_with: Option<String>,
     /// Every change set computes as "didn't contain changes".
     pub empty_change_sets: bool,
+    /// DescribeChangeSet answers `CREATE_PENDING` this many times first.
+    pub pending_change_set_polls: usize,
+    /// DescribeChangeSet fails (throttled).
+    pub fail_describe_change_set: bool,
 }
 
 #[derive(Debug, Default)]
@@ -244,7 +248,25 @@ impl CloudFormation for Fake {
         change_set_name: &'a str,
     ) -> BoxFuture<'a, AwsResult<ChangeSet>> {
         self.call(format!("DescribeChangeSet {stack_name}"));
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        if let Some(sc) = s.scripts.get_mut(stack_name) {
+            if sc.fail_describe_change_set {
+                return ready(Err(AwsError::new(
+                    "CloudFormation",
+                    "DescribeChangeSet",
+                    AwsErrorKind::Throttled,
+                    "Rate exceeded",
+                )));
+            }
+            if sc.pending_change_set_polls > 0 {
+                sc.pending_change_set_polls -= 1;
+                return ready(Ok(ChangeSet {
+                    name: change_set_name.into(),
+                    status: "CREATE_PENDING".into(),
+                    ..Default::default()
+                }));
+            }
+        }
         ready(
             s.change_sets
                 .get(&(stack_name.into(), change_set_name.into()))

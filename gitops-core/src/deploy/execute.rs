@@ -16,6 +16,10 @@ use crate::aws::{
 };
 use crate::template::Template;
 
+mod preview;
+
+pub use preview::{Preview, PreviewError};
+
 /// Receives progress lines while the executor works.
 pub trait Progress: Send + Sync {
     /// One line about `environment`.
@@ -141,6 +145,8 @@ pub struct Executor {
     options: ExecutorOptions,
     repo_id: String,
     template_bucket: Option<String>,
+    /// Change sets a preview made and has not deleted yet.
+    pending: preview::Pending,
 }
 
 impl std::fmt::Debug for Executor {
@@ -196,6 +202,7 @@ impl Executor {
             options,
             repo_id: repo_id.into(),
             template_bucket: None,
+            pending: Default::default(),
         }
     }
 

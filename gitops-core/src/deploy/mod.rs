@@ -19,7 +19,10 @@ use crate::model::{Environment, Repository};
 use crate::source::Source;
 use crate::template::Template;
 
-pub use execute::{EnvOutcome, Executor, ExecutorOptions, Outcome, Progress};
+pub use execute::{
+    EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress,
+    CHANGE_SET_PREFIX,
+};
 
 /// Tag key naming the repository that manages a stack.
 pub const TAG_MANAGED_BY: &str = "gitops:managed-by";

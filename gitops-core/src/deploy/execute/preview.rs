@@ -1,0 +1,363 @@
+//! Change-set previews for `gitops plan`: read-only planning against AWS,
+//! and for each stack a deploy would create or update, a change set that is
+//! created, read and then always deleted.
+//!
+//! Every change set is registered before it is requested and unregistered
+//! only once it is gone, so that when the preview is cancelled (Ctrl-C, a
+//! cancelled job) [`Executor::cleanup_previews`] can still delete it. A
+//! `CREATE` change set makes a stack in `REVIEW_IN_PROGRESS`; that stack is
+//! deleted too.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use super::*;
+use crate::aws::AwsClients;
+use crate::plan::ResourceChange;
+
+/// What a preview found for one environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Preview {
+    /// The resource changes of every stack previewed, in action order.
+    pub changes: Vec<ResourceChange>,
+    /// The names of the change sets made (all deleted again).
+    pub change_sets: Vec<String>,
+    /// Stacks that could not be previewed, and why.
+    pub notes: Vec<String>,
+}
+
+/// A preview that failed. The message says whether a change set could not
+/// be deleted, and how to delete it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct PreviewError {
+    /// What went wrong.
+    pub message: String,
+    /// The change sets made before the failure.
+    pub change_sets: Vec<String>,
+}
+
+impl PreviewError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            change_sets: Vec::new(),
+        }
+    }
+}
+
+impl From<AwsError> for PreviewError {
+    fn from(e: AwsError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+/// Whether CloudFormation has the change set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The request may or may not have reached CloudFormation.
+    Unknown,
+    /// CreateChangeSet failed: there is nothing to delete but a
+    /// `REVIEW_IN_PROGRESS` stack, maybe.
+    NotCreated,
+    /// It exists.
+    Created,
+}
+
+/// A change set that must not be left behind.
+#[derive(Clone)]
+struct PendingChangeSet {
+    clients: AwsClients,
+    stack: String,
+    name: String,
+    create: bool,
+    stack_id: Option<String>,
+    state: State,
+}
+
+/// The registry of change sets not yet deleted.
+#[derive(Default)]
+pub(super) struct Pending(Mutex<BTreeMap<u64, PendingChangeSet>>);
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, PendingChangeSet>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn preview_change_set_name(tags: &BTreeMap<String, String>) -> String {
+    let commit = tags
+        .get(crate::deploy::TAG_COMMIT)
+        .map(String::as_str)
+        .unwrap_or("0");
+    let short: String = commit
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!(
+        "{CHANGE_SET_PREFIX}plan-{short}-{}-{}",
+        unix_millis(),
+        CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Executor {
+    /// Observes one environment and plans it, read-only: what
+    /// [`Executor::run`] would do, without doing it.
+    pub async fn plan(&self, desired: &Desired) -> Result<EnvPlan, AwsError> {
+        let env = &desired.environment;
+        let clients = self
+            .factory
+            .clients(&env.region, env.role_arn.as_deref())
+            .await?;
+        let observed = self.observe(&clients, desired).await?;
+        Ok(plan_environment(
+            &self.repo_id,
+            desired,
+            &observed,
+            self.options.plan,
+        ))
+    }
+
+    /// Previews each stack deployment of `plan` through a change set
+    /// (`CREATE` or `UPDATE`, never executed): creates it, waits until it is
+    /// computed, reads its resource changes, then deletes it, on every path.
+    /// An empty change set gives no changes. Refusals, deletions and
+    /// pipeline starts are not previewed.
+    pub async fn preview(
+        &self,
+        desired: &Desired,
+        plan: &EnvPlan,
+    ) -> Result<Preview, PreviewError> {
+        let env = &desired.environment;
+        let mut out = Preview::default();
+        if plan.refusal().is_some() {
+            return Ok(out);
+        }
+        let clients = self
+            .factory
+            .clients(&env.region, env.role_arn.as_deref())
+            .await?;
+        for action in &plan.actions {
+            let Action::DeployStack {
+                op,
+                spec,
+                replace_failed,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            if *replace_failed {
+                out.notes.push(format!(
+                    "`{}` is in ROLLBACK_COMPLETE: the deploy deletes it and creates it again, so every resource is added; not previewed",
+                    spec.name
+                ));
+                continue;
+            }
+            let name = preview_change_set_name(&spec.tags);
+            out.change_sets.push(name.clone());
+            match self
+                .preview_stack(&clients, &env.name, *op, spec, &name)
+                .await
+            {
+                Ok(changes) => out.changes.extend(changes),
+                Err(mut e) => {
+                    e.change_sets = out.change_sets;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn preview_stack(
+        &self,
+        clients: &AwsClients,
+        env: &str,
+        op: StackOp,
+        spec: &StackSpec,
+        name: &str,
+    ) -> Result<Vec<ResourceChange>, PreviewError> {
+        let kind = match op {
+            StackOp::Create => ChangeSetKind::Create,
+            _ => ChangeSetKind::Update,
+        };
+        let template = self
+            .template_source(clients, env, spec)
+            .await
+            .map_err(|f| PreviewError::new(f.message))?;
+        let request = ChangeSetRequest::new(&spec.name, name, kind, template)
+            .with_parameters(spec.parameters.clone())
+            .with_tags(spec.tags.clone())
+            .with_capabilities(spec.capabilities.clone())
+            .with_description(format!(
+                "gitops plan of {env} (preview; deleted after reading)"
+            ));
+        self.say(
+            env,
+            format!(
+                "previewing `{}` through change set `{name}` ({})",
+                spec.name,
+                if kind == ChangeSetKind::Create {
+                    "CREATE"
+                } else {
+                    "UPDATE"
+                }
+            ),
+        );
+        let id = CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().insert(
+            id,
+            PendingChangeSet {
+                clients: clients.clone(),
+                stack: spec.name.clone(),
+                name: name.to_string(),
+                create: kind == ChangeSetKind::Create,
+                stack_id: None,
+                state: State::Unknown,
+            },
+        );
+        let result = self.read_change_set(clients, id, request).await;
+        let cleanup = self.cleanup_one(id).await;
+        match (result, cleanup) {
+            (Ok(changes), Ok(())) => Ok(changes),
+            (Err(e), Ok(())) => Err(PreviewError::new(e)),
+            (Ok(_), Err(c)) => Err(PreviewError::new(c)),
+            (Err(e), Err(c)) => Err(PreviewError::new(format!("{e}; {c}"))),
+        }
+    }
+
+    /// Creates the change set and reads it; the caller deletes it.
+    async fn read_change_set(
+        &self,
+        clients: &AwsClients,
+        id: u64,
+        request: ChangeSetRequest,
+    ) -> Result<Vec<ResourceChange>, String> {
+        let cfn = &clients.cloudformation;
+        let stack = request.stack_name.clone();
+        let name = request.change_set_name.clone();
+        let created = cfn.create_change_set(request).await;
+        {
+            let mut pending = self.pending.lock();
+            if let Some(p) = pending.get_mut(&id) {
+                match &created {
+                    Ok(r) => {
+                        p.state = State::Created;
+                        p.stack_id.clone_from(&r.stack_id);
+                    }
+                    Err(_) => p.state = State::NotCreated,
+                }
+            }
+        }
+        match created {
+            Ok(_) => {}
+            Err(e) if e.is_no_updates() => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let cs = self
+            .wait_change_set(clients, &stack, &name)
+            .await
+            .map_err(|f| f.message)?;
+        if cs.is_empty_no_changes() {
+            return Ok(Vec::new());
+        }
+        if !cs.is_ready() {
+            return Err(format!(
+                "the change set for `{stack}` failed: {}",
+                cs.status_reason.unwrap_or(cs.status)
+            ));
+        }
+        Ok(cs
+            .changes
+            .iter()
+            .map(|c| ResourceChange::from_aws(&stack, c))
+            .collect())
+    }
+
+    /// Deletes one registered change set (and the `REVIEW_IN_PROGRESS`
+    /// stack a `CREATE` one made); unregisters it once gone.
+    async fn cleanup_one(&self, id: u64) -> Result<(), String> {
+        let Some(p) = self.pending.lock().get(&id).cloned() else {
+            return Ok(());
+        };
+        let cfn = &p.clients.cloudformation;
+        let manual = || {
+            format!(
+                "the preview's change set `{}` on `{}` could not be deleted; delete it with `aws cloudformation delete-change-set --stack-name {} --change-set-name {}`",
+                p.name, p.stack, p.stack, p.name
+            )
+        };
+        if p.state != State::NotCreated {
+            let mut attempt = 0;
+            loop {
+                match cfn.delete_change_set(&p.stack, &p.name).await {
+                    Ok(()) => break,
+                    // Never created, or gone with its stack.
+                    Err(e) if e.is_not_found() => {
+                        // A cancelled request may still land: look once more.
+                        if p.state == State::Unknown && attempt == 0 {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        break;
+                    }
+                    Err(e) if p.state == State::Unknown && e.code.is_some() => break,
+                    Err(e) => return Err(format!("{}: {e}", manual())),
+                }
+            }
+        }
+        if p.create {
+            match cfn.describe_stack(&p.stack).await {
+                Ok(Some(s))
+                    if s.status == "REVIEW_IN_PROGRESS"
+                        && p.stack_id.as_ref().is_none_or(|id| *id == s.id) =>
+                {
+                    if let Err(e) = cfn.delete_stack(&p.stack).await {
+                        return Err(format!(
+                            "the preview left stack `{}` in REVIEW_IN_PROGRESS and it could not be deleted ({e}); delete it with `aws cloudformation delete-stack --stack-name {}`",
+                            p.stack, p.stack
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot check whether the preview left stack `{}` in REVIEW_IN_PROGRESS ({e}); if it did, delete it with `aws cloudformation delete-stack --stack-name {}`",
+                        p.stack, p.stack
+                    ))
+                }
+            }
+        }
+        self.pending.lock().remove(&id);
+        Ok(())
+    }
+
+    /// Deletes every change set a cancelled preview left registered (call it
+    /// after cancelling [`Executor::preview`], on Ctrl-C say). Returns one
+    /// message per change set that could not be deleted, with the command to
+    /// delete it by hand: empty when nothing is left.
+    pub async fn cleanup_previews(&self) -> Vec<String> {
+        let ids: Vec<u64> = self.pending.lock().keys().copied().collect();
+        let mut failures = Vec::new();
+        for id in ids {
+            if let Err(e) = self.cleanup_one(id).await {
+                failures.push(e);
+            }
+        }
+        failures
+    }
+
+    /// How many preview change sets are not deleted yet.
+    pub fn pending_previews(&self) -> usize {
+        self.pending.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests;
