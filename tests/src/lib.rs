@@ -5,4 +5,7 @@
 pub mod bin;
 pub mod git;
 pub mod github_stub;
+pub mod http;
 pub mod moto;
+pub mod runner;
+pub mod tools;
