@@ -281,6 +281,102 @@ impl GitHub {
     }
 }
 
+/// An issue or pull-request comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IssueComment {
+    /// Its id.
+    pub id: u64,
+    /// Its body.
+    pub body: String,
+    /// Its web page.
+    pub url: String,
+}
+
+impl IssueComment {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(Self {
+            id: v["id"].as_u64()?,
+            body: v["body"].as_str().unwrap_or_default().to_string(),
+            url: v["html_url"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// Whether [`GitHub::upsert_comment`] created or updated the comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new comment was posted.
+    Created,
+    /// The existing comment was edited.
+    Updated,
+}
+
+/// At most this many pages of comments are read (10,000 comments).
+const MAX_COMMENT_PAGES: u32 = 100;
+
+/// Issue comments: the pull-request comment of `gitops plan`.
+impl GitHub {
+    /// Every comment of issue or pull request `number`, oldest first, reading
+    /// `GET /repos/{repo}/issues/{number}/comments` page by page.
+    pub fn list_issue_comments(&self, number: u64) -> Result<Vec<IssueComment>, ApiError> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_COMMENT_PAGES {
+            let v = self.get(&format!(
+                "/repos/{}/issues/{number}/comments?per_page=100&page={page}",
+                self.repo
+            ))?;
+            let items = v.as_array().cloned().unwrap_or_default();
+            all.extend(items.iter().filter_map(IssueComment::from_json));
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Posts a new comment on issue or pull request `number`.
+    pub fn create_issue_comment(&self, number: u64, body: &str) -> Result<IssueComment, ApiError> {
+        let path = format!("/repos/{}/issues/{number}/comments", self.repo);
+        let v = self.post(&path, &json!({ "body": body }))?;
+        IssueComment::from_json(&v).ok_or_else(|| ApiError {
+            method: "POST",
+            path,
+            status: Some(201),
+            message: "the answer has no comment id".into(),
+        })
+    }
+
+    /// Replaces the body of comment `id`.
+    pub fn update_issue_comment(&self, id: u64, body: &str) -> Result<IssueComment, ApiError> {
+        let path = format!("/repos/{}/issues/comments/{id}", self.repo);
+        let v = self.patch(&path, &json!({ "body": body }))?;
+        IssueComment::from_json(&v).ok_or_else(|| ApiError {
+            method: "PATCH",
+            path,
+            status: Some(200),
+            message: "the answer has no comment id".into(),
+        })
+    }
+
+    /// Keeps exactly one comment holding `marker` on issue or pull request
+    /// `number`: edits the first such comment in place, or posts one.
+    pub fn upsert_comment(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<(Upserted, IssueComment), ApiError> {
+        let existing = self
+            .list_issue_comments(number)?
+            .into_iter()
+            .find(|c| c.body.contains(marker));
+        match existing {
+            Some(c) => Ok((Upserted::Updated, self.update_issue_comment(c.id, body)?)),
+            None => Ok((Upserted::Created, self.create_issue_comment(number, body)?)),
+        }
+    }
+}
+
 /// GitHub's `message`, with the details of its `errors` list.
 fn error_message(v: &Value) -> String {
     let mut msg = match v {

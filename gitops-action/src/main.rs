@@ -155,6 +155,46 @@ enum Command {
         after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --wait\n  gitops deploy --from-detect detect.json --environment prod"
     )]
     Deploy(commands::deploy::Args),
+    /// Show what `gitops deploy` would do, for review before it does it.
+    ///
+    /// Takes the same selection as deploy (--base/--head, --github,
+    /// --environment). For each affected environment it shows:
+    ///
+    /// * the action the deploy would take: create-pipeline,
+    ///   update-pipeline-stack, start-pipeline, create-stack, update-stack,
+    ///   delete-stack, refuse (protected, foreign stack, account mismatch,
+    ///   deletion not allowed) or nothing;
+    /// * the parameter and tag changes from base to head, old -> new
+    ///   (NoEcho parameters show as ****);
+    /// * the unified diff of the environment file and of each template it
+    ///   uses that changed;
+    /// * with AWS credentials, a change-set preview: each stack to create or
+    ///   update gets a change set that is read (Add/Modify/Remove, logical
+    ///   id, type, replacement) and then always deleted, even on errors or
+    ///   Ctrl-C. Nothing is executed.
+    ///
+    /// --no-aws makes no AWS call at all: the actions are then a git-level
+    /// guess that assumes AWS matches the base revision. Use it for pull
+    /// requests from forks and jobs without credentials. Without it, an
+    /// environment whose AWS calls fail gets that guess plus a note.
+    ///
+    /// The markdown (--format markdown; always written to the step summary
+    /// in GitHub Actions) starts with counts per action and the
+    /// replacements and deletions, then one collapsible section per
+    /// environment. With --comment, or with --github on a pull_request
+    /// event, it becomes the pull request's plan comment: one per pull
+    /// request, found by a hidden marker and edited in place, through the
+    /// GitHub REST API (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_REPOSITORY).
+    /// A read-only token (fork pull requests) gets a notice instead of a
+    /// failure; a plan over 65,536 characters is cut at an environment.
+    ///
+    /// Exit status: 0 success (with --exit-code: no changes), 2 changes
+    /// (with --exit-code only), 1 error. An interrupted run exits 130 after
+    /// deleting its change sets.
+    #[command(
+        after_help = "Examples:\n  gitops plan --base HEAD~1\n  gitops plan --base origin/main --no-aws --format markdown\n  gitops plan --github --exit-code            # on a pull request: also the PR comment\n  gitops plan --environment prod --format json\n  gitops plan --base HEAD~1 --comment --pr 42 --no-aws"
+    )]
+    Plan(commands::plan::Args),
     /// Copy promoted values (`promotion.keys`) from one environment into the next.
     ///
     /// Reads the values of `promotion.keys` (such as parameters.AppVersion)
@@ -218,6 +258,7 @@ impl Command {
             Command::Validate(_) | Command::Envs(_) | Command::Whoami(_) => 2,
             Command::Detect(_)
             | Command::Deploy(_)
+            | Command::Plan(_)
             | Command::Promote(_)
             | Command::Rollback(_)
             | Command::History(_) => 1,
@@ -241,8 +282,10 @@ fn main() -> ExitCode {
             if !e.use_stderr() {
                 return ExitCode::SUCCESS; // --help, --version
             }
-            // A usage error: 1 for detect, whose 2 means "changes".
-            let detect = std::env::args().skip(1).any(|a| a == "detect");
+            // A usage error: 1 for detect and plan, whose 2 means "changes".
+            let detect = std::env::args()
+                .skip(1)
+                .any(|a| a == "detect" || a == "plan");
             return ExitCode::from(if detect { 1 } else { 2 });
         }
     };
@@ -261,6 +304,7 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::rollback::run(&globals, a),
         Command::History(a) => commands::history::run(&globals, a),
         Command::Deploy(a) => commands::deploy::run(&globals, a),
+        Command::Plan(a) => commands::plan::run(&globals, a),
     };
     match result {
         Ok(code) => code,

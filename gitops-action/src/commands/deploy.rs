@@ -4,15 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use gitops_core::deploy::{
     self, Desired, EnvOutcome, Executor, ExecutorOptions, Outcome, PlanOptions,
 };
-use gitops_core::detect::{Change, EnvChange};
-use gitops_core::{GitTree, Repository};
+use gitops_core::GitTree;
 use serde::Serialize;
 
-use super::select::{self, SelectArgs, Selected};
+use super::select::{self, SelectArgs};
 use crate::aws::AwsArgs;
 use crate::output::{paint, print_json};
 use crate::{github, Format, Globals};
@@ -60,7 +59,13 @@ struct Report<'a> {
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let (selected, targets) = targets(g, &args)?;
+    let (selected, targets) = select::targets(
+        g,
+        &args.select,
+        &args.environments,
+        args.from_detect.as_deref(),
+        "deploy",
+    )?;
     let Some(head_id) = selected.head_id else {
         eprintln!("nothing to deploy: the branch was deleted");
         return Ok(ExitCode::SUCCESS);
@@ -150,7 +155,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Polls fast against a local emulator, politely against AWS.
-fn poll_interval(aws: &AwsArgs) -> Duration {
+pub(crate) fn poll_interval(aws: &AwsArgs) -> Duration {
     let local = aws
         .endpoint_url
         .as_deref()
@@ -160,52 +165,6 @@ fn poll_interval(aws: &AwsArgs) -> Duration {
     } else {
         Duration::from_secs(5)
     }
-}
-
-/// The environments to act on, with their change.
-fn targets(g: &Globals, args: &Args) -> anyhow::Result<(Selected, Vec<EnvChange>)> {
-    if let Some(file) = &args.from_detect {
-        let (selected, mut changes) = select::from_detect_file(g, file)?;
-        if !args.environments.is_empty() {
-            changes.retain(|c| args.environments.contains(&c.name));
-            for name in &args.environments {
-                if !changes.iter().any(|c| &c.name == name) {
-                    bail!(
-                        "environment `{name}` is not among the changes in {}",
-                        file.display()
-                    );
-                }
-            }
-        }
-        return Ok((selected, changes));
-    }
-    if !args.environments.is_empty() {
-        let selected = select::at_head(g, args.select.head.as_deref())?;
-        let head = selected
-            .head_id
-            .ok_or_else(|| anyhow::anyhow!("no head commit"))?;
-        let tree = GitTree::new(selected.repo.clone(), head, &selected.prefix)?;
-        let model = Repository::load(&tree)?;
-        let mut changes = Vec::new();
-        for name in &args.environments {
-            let Some(env) = model.environment(name) else {
-                let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
-                bail!(
-                    "no environment `{name}` at {}; known: {}",
-                    &head.to_string()[..12],
-                    known.join(", ")
-                );
-            };
-            changes.push(EnvChange::new(env.clone(), Change::Updated));
-        }
-        return Ok((selected, changes));
-    }
-    if args.select.base.is_none() && !args.select.github {
-        bail!("say what to deploy: --base REV [--head REV], --github, --environment NAME or --from-detect FILE");
-    }
-    let selected = select::select(g, &args.select)?;
-    let changes = selected.detection.affected().cloned().collect();
-    Ok((selected, changes))
 }
 
 #[derive(Serialize)]

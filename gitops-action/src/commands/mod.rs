@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod detect;
 pub mod envs;
 pub mod history;
+pub mod plan;
 pub mod promote;
 pub mod rollback;
 pub mod select;

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
-use gitops_core::WorkTree;
+use gitops_core::{GitTree, Repository, WorkTree};
 
 use self::event::{decide, fetch_advice, Decision};
 use crate::Globals;
@@ -128,6 +128,65 @@ pub fn select(g: &Globals, args: &SelectArgs) -> anyhow::Result<Selected> {
         head_id,
         detection,
     })
+}
+
+/// The environments a command acts on, with their change: those a detect
+/// run found (`from_detect`, narrowed to `environments` when given), those
+/// named (`environments`, as they are at --head, counted as updated), or
+/// those that changed between base and head (`select`). `verb` names the
+/// command in the message asking for a selection.
+pub fn targets(
+    g: &Globals,
+    select: &SelectArgs,
+    environments: &[String],
+    from_detect: Option<&Path>,
+    verb: &str,
+) -> anyhow::Result<(Selected, Vec<EnvChange>)> {
+    if let Some(file) = from_detect {
+        let (selected, mut changes) = from_detect_file(g, file)?;
+        if !environments.is_empty() {
+            changes.retain(|c| environments.contains(&c.name));
+            for name in environments {
+                if !changes.iter().any(|c| &c.name == name) {
+                    bail!(
+                        "environment `{name}` is not among the changes in {}",
+                        file.display()
+                    );
+                }
+            }
+        }
+        return Ok((selected, changes));
+    }
+    if !environments.is_empty() {
+        let selected = at_head(g, select.head.as_deref())?;
+        let head = selected.head_id.ok_or_else(|| anyhow!("no head commit"))?;
+        let tree = GitTree::new(selected.repo.clone(), head, &selected.prefix)?;
+        let model = Repository::load(&tree)?;
+        let mut changes = Vec::new();
+        for name in environments {
+            let Some(env) = model.environment(name) else {
+                let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
+                bail!(
+                    "no environment `{name}` at {}; known: {}",
+                    &head.to_string()[..12],
+                    known.join(", ")
+                );
+            };
+            changes.push(EnvChange::new(env.clone(), Change::Updated));
+        }
+        return Ok((selected, changes));
+    }
+    if select.base.is_none() && !select.github {
+        let extra = if verb == "deploy" {
+            ", --environment NAME or --from-detect FILE"
+        } else {
+            " or --environment NAME"
+        };
+        bail!("say what to {verb}: --base REV [--head REV], --github{extra}");
+    }
+    let selected = self::select(g, select)?;
+    let changes = selected.detection.affected().cloned().collect();
+    Ok((selected, changes))
 }
 
 /// Only the head revision (default HEAD), with nothing detected: for commands

@@ -1,0 +1,478 @@
+//! `gitops plan`: what `gitops deploy` would do, for review.
+//!
+//! Gathers the same environments as `deploy`, plans each one as the deploy
+//! would (from AWS, or guessed from git with `--no-aws`), previews each
+//! stack change through a change set that is always deleted, and prints the
+//! result as text, JSON or markdown. The markdown goes to the step summary
+//! and, on a pull request, into one comment that is edited in place.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gitops_core::deploy::{self, Desired, Executor, ExecutorOptions, PlanOptions, StackSpec};
+use gitops_core::detect::{Change, EnvChange};
+use gitops_core::plan::{self as core_plan, EnvPreview, FileDiff, Plan, COMMENT_LIMIT, MARKER};
+use gitops_core::{Environment, GitTree, Repository, Source};
+
+use super::select::{self, SelectArgs};
+use crate::aws::AwsArgs;
+use crate::github_api::{GitHub, Upserted};
+use crate::output::{paint, print_json};
+use crate::{github, Format, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Plan these environments (repeatable), as they are at --head (default
+    /// HEAD). Without --base there are no value changes or diffs to show.
+    #[arg(long = "environment", short = 'e', value_name = "NAME")]
+    environments: Vec<String>,
+    /// Make no AWS call: the actions are a git-level guess that assumes AWS
+    /// matches the base revision, and nothing is previewed. For pull
+    /// requests from forks and jobs without credentials.
+    #[arg(long)]
+    no_aws: bool,
+    /// Exit with 2 when a deploy would change something in AWS, 0 when not (1 is an error).
+    #[arg(long)]
+    exit_code: bool,
+    /// Write the plan as a pull-request comment: one per pull request,
+    /// edited in place on every run. Automatic with --github on
+    /// pull_request events.
+    #[arg(long)]
+    comment: bool,
+    /// The pull request to comment on [default: the GitHub event's].
+    #[arg(long, value_name = "N")]
+    pr: Option<u64>,
+    /// Plan as `deploy --allow-delete` would: deletions instead of refusals.
+    #[arg(long)]
+    allow_delete: bool,
+    /// Plan as `deploy --adopt` would: take over stacks this repository does not own.
+    #[arg(long)]
+    adopt: bool,
+    /// How many environments to plan at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Seconds to wait for a change set to be computed.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    timeout: u64,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// What git says about one environment, gathered before any AWS call.
+struct Input {
+    desired: Desired,
+    base_env: Option<Environment>,
+    base_desired: Option<Desired>,
+    head_env: Option<Environment>,
+    secrets: BTreeSet<String>,
+    diffs: Vec<FileDiff>,
+}
+
+impl Input {
+    fn preview(&self, plan: gitops_core::deploy::EnvPlan) -> EnvPreview {
+        EnvPreview::new(
+            plan,
+            self.base_env.as_ref(),
+            self.head_env.as_ref(),
+            &self.secrets,
+        )
+        .with_diffs(self.diffs.clone())
+    }
+
+    fn guess(&self, repo_id: &str, options: PlanOptions) -> EnvPreview {
+        let plan = core_plan::guess_plan(
+            repo_id,
+            &self.desired,
+            self.base_env.as_ref(),
+            self.base_desired.as_ref(),
+            options,
+        );
+        self.preview(plan).guessed()
+    }
+}
+
+pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let (selected, targets) = select::targets(g, &args.select, &args.environments, None, "plan")?;
+    let options = PlanOptions::new()
+        .with_allow_delete(args.allow_delete)
+        .with_adopt(args.adopt);
+    let mut inputs = Vec::new();
+    let mut repo_id = String::new();
+    let mut template_bucket = None;
+    if let Some(head_id) = selected.head_id {
+        let head = head_id.to_string();
+        let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
+        let head_model = super::load_valid(&head_tree)?;
+        repo_id.clone_from(&head_model.id);
+        template_bucket.clone_from(&head_model.config.stack.template_bucket);
+        let base = match &selected.base {
+            Some(b) => load_base(&selected.repo, b, &selected.prefix, g.color),
+            None => None,
+        };
+        for t in &targets {
+            inputs.push(
+                gather(&head_model, &head_tree, &head, base.as_ref(), t)
+                    .with_context(|| format!("environment `{}`", t.name))?,
+            );
+        }
+    }
+
+    let previews = if args.no_aws {
+        inputs.iter().map(|i| i.guess(&repo_id, options)).collect()
+    } else if inputs.is_empty() {
+        Vec::new()
+    } else {
+        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        match rt.block_on(observe_all(
+            &args,
+            g.color,
+            &repo_id,
+            template_bucket,
+            options,
+            inputs,
+        ))? {
+            Some(p) => p,
+            None => return Ok(ExitCode::from(130)),
+        }
+    };
+    let plan = Plan::new(selected.base, selected.head, !args.no_aws, previews);
+    let markdown = core_plan::render_markdown(&plan);
+    match g.format {
+        Format::Json => print_json(&plan)?,
+        Format::Markdown => print!("{markdown}"),
+        Format::Text => print!("{}", core_plan::render_text(&plan, g.color)),
+    }
+    if std::env::var_os("GITHUB_OUTPUT").is_some() {
+        github::write_outputs(&[
+            ("has-changes", plan.has_changes.to_string()),
+            ("counts", serde_json::to_string(&plan.counts)?),
+        ])?;
+    }
+    github::append_summary(&markdown)?;
+    let on_pr = args.select.github && pr_event().is_some();
+    if args.comment || on_pr {
+        comment(&markdown, args.pr, args.comment, g.color)?;
+    }
+    Ok(if args.exit_code && plan.has_changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The model at the base revision, for value changes and diffs; `None`
+/// (with a warning, unless it simply has no gitops.yaml) when unreadable.
+fn load_base(
+    repo: &gix::Repository,
+    base: &str,
+    prefix: &str,
+    color: bool,
+) -> Option<(Repository, GitTree, String)> {
+    let id = gix::ObjectId::from_hex(base.as_bytes()).ok()?;
+    let tree = match GitTree::new(repo.clone(), id, prefix) {
+        Ok(t) => t,
+        Err(e) => {
+            github::warning(&format!("cannot read the base revision {base}: {e}"), color);
+            return None;
+        }
+    };
+    match Repository::load(&tree) {
+        Ok(m) => Some((m, tree, base.to_string())),
+        Err(gitops_core::Error::NoConfig(_)) => None,
+        Err(e) => {
+            github::warning(
+                &format!("cannot load the repository at the base revision {base} ({e}); value changes and diffs are shown against nothing"),
+                color,
+            );
+            None
+        }
+    }
+}
+
+fn secret_names(specs: &[Option<&StackSpec>]) -> BTreeSet<String> {
+    specs
+        .iter()
+        .flatten()
+        .flat_map(|s| s.secret_parameters.iter().cloned())
+        .collect()
+}
+
+/// Everything git says about `t`.
+fn gather(
+    head_model: &Repository,
+    head_tree: &GitTree,
+    head: &str,
+    base: Option<&(Repository, GitTree, String)>,
+    t: &EnvChange,
+) -> anyhow::Result<Input> {
+    let desired = deploy::desired(head_model, head_tree, t, head)?;
+    let base_env = match t.change {
+        Change::Deleted => Some(t.environment.clone()),
+        _ => base.and_then(|(m, _, _)| m.environment(&t.name)).cloned(),
+    };
+    let base_desired = match (&base_env, base) {
+        (Some(env), Some((m, tree, commit))) => deploy::desired(
+            m,
+            tree,
+            &EnvChange::new(env.clone(), Change::Updated),
+            commit,
+        )
+        .ok(),
+        _ => None,
+    };
+    let head_env = (t.change != Change::Deleted).then(|| t.environment.clone());
+    let secrets = secret_names(&[
+        desired.stack.as_ref(),
+        desired.pipeline_stack.as_ref(),
+        base_desired.as_ref().and_then(|d| d.stack.as_ref()),
+        base_desired
+            .as_ref()
+            .and_then(|d| d.pipeline_stack.as_ref()),
+    ]);
+    let diffs = core_plan::env_diffs(
+        base.map(|(m, tree, _)| (m, tree as &dyn Source)),
+        Some((head_model, head_tree as &dyn Source)),
+        &t.name,
+    );
+    Ok(Input {
+        desired,
+        base_env,
+        base_desired,
+        head_env,
+        secrets,
+        diffs,
+    })
+}
+
+/// Plans every environment against AWS and previews it, `--concurrency` at
+/// a time. `None` when interrupted (after the preview change sets were deleted).
+async fn observe_all(
+    args: &Args,
+    color: bool,
+    repo_id: &str,
+    template_bucket: Option<String>,
+    options: PlanOptions,
+    inputs: Vec<Input>,
+) -> anyhow::Result<Option<Vec<EnvPreview>>> {
+    let factory = crate::aws::factory(&args.aws).await;
+    let progress = Arc::new(move |env: &str, line: &str| {
+        eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
+    });
+    let exec_options = ExecutorOptions::new()
+        .with_timeout(Duration::from_secs(args.timeout))
+        .with_poll(super::deploy::poll_interval(&args.aws))
+        .with_plan(options);
+    let exec = Arc::new(
+        Executor::new(Arc::new(factory), progress, repo_id, exec_options)
+            .with_template_bucket(template_bucket),
+    );
+    let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let n = inputs.len();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let (exec, sem, repo_id) = (exec.clone(), sem.clone(), repo_id.to_string());
+        set.spawn(async move {
+            let _permit = sem.acquire().await;
+            (i, plan_one(&exec, &repo_id, options, input).await)
+        });
+    }
+    let mut out: Vec<Option<EnvPreview>> = vec![None; n];
+    let interrupted = {
+        let collect = async {
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok((i, p)) => out[i] = Some(p),
+                    Err(e) => eprintln!("error: an environment's plan task failed: {e}"),
+                }
+            }
+        };
+        tokio::pin!(collect);
+        tokio::select! {
+            () = &mut collect => false,
+            () = interrupted() => true,
+        }
+    };
+    if interrupted {
+        eprintln!("interrupted: deleting the preview's change sets before exiting");
+        set.shutdown().await;
+        let failures = exec.cleanup_previews().await;
+        for f in &failures {
+            eprintln!("error: {f}");
+        }
+        if failures.is_empty() {
+            eprintln!("no change set was left behind");
+        }
+        return Ok(None);
+    }
+    if exec.pending_previews() > 0 {
+        for f in exec.cleanup_previews().await {
+            eprintln!("error: {f}");
+        }
+    }
+    Ok(Some(out.into_iter().flatten().collect()))
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never when they cannot be watched.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let sigterm = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                if r.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            () = sigterm => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// One environment: observe and plan; preview what deploys a stack. AWS
+/// errors become the environment's note, over a git-level guess.
+async fn plan_one(
+    exec: &Executor,
+    repo_id: &str,
+    options: PlanOptions,
+    input: Input,
+) -> EnvPreview {
+    let plan = match exec.plan(&input.desired).await {
+        Ok(p) => p,
+        Err(e) => {
+            return input.guess(repo_id, options).with_note(format!(
+                "could not read AWS ({e}); the action is a git-level guess, and nothing was previewed"
+            ));
+        }
+    };
+    let why_not = core_plan::why_not_previewed(&plan.actions);
+    let preview = input.preview(plan.clone());
+    if let Some(note) = why_not {
+        return preview.with_note(note);
+    }
+    match exec.preview(&input.desired, &plan).await {
+        Ok(p) => {
+            let mut out = preview
+                .with_resource_changes(p.changes)
+                .with_change_sets(p.change_sets);
+            if !p.notes.is_empty() {
+                out = out.with_note(p.notes.join("; "));
+            }
+            out
+        }
+        Err(e) => preview
+            .with_change_sets(e.change_sets.clone())
+            .with_note(format!("the change-set preview failed: {e}")),
+    }
+}
+
+/// The pull request of the GitHub event, on pull_request(_target) events.
+fn pr_event() -> Option<u64> {
+    let name = std::env::var("GITHUB_EVENT_NAME").ok()?;
+    if !matches!(name.as_str(), "pull_request" | "pull_request_target") {
+        return None;
+    }
+    let path = std::env::var_os("GITHUB_EVENT_PATH")?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["pull_request"]["number"]
+        .as_u64()
+        .or_else(|| v["number"].as_u64())
+}
+
+/// The web page of this workflow run, where the step summary is.
+fn run_url() -> Option<String> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
+}
+
+/// A `::notice::` in GitHub Actions (on standard error, so standard output
+/// stays the plan), a note elsewhere.
+fn notice(message: &str, color: bool) {
+    if crate::output::in_github_actions() {
+        eprintln!("::notice::{}", crate::output::escape_data(message));
+    } else {
+        eprintln!("{} {message}", paint("note:", "1;34", color));
+    }
+}
+
+/// Writes the plan comment: edits the one holding [`MARKER`], or posts it.
+/// A read-only token (403, or 404 as on forks) falls back to the step
+/// summary with a notice. `explicit` (--comment) makes a missing pull
+/// request or token an error rather than a notice.
+fn comment(markdown: &str, pr: Option<u64>, explicit: bool, color: bool) -> anyhow::Result<()> {
+    let Some(number) = pr.or_else(pr_event) else {
+        if explicit {
+            bail!("--comment needs a pull request: pass --pr N, or run with --github on a pull_request event");
+        }
+        return Ok(());
+    };
+    let gh = match GitHub::from_env() {
+        Ok(gh) => gh,
+        Err(e) if !explicit => {
+            notice(
+                &format!("the plan is not commented on pull request #{number}: {e}; it is in the job's step summary"),
+                color,
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let body = core_plan::truncate_markdown_linked(markdown, COMMENT_LIMIT, run_url().as_deref());
+    if body.len() != markdown.len() {
+        notice(
+            &format!("the plan is longer than a comment allows ({COMMENT_LIMIT} characters): the comment is cut at an environment, and the whole plan is in the job's step summary"),
+            color,
+        );
+    }
+    match gh.upsert_comment(number, MARKER, &body) {
+        Ok((Upserted::Created, c)) => {
+            eprintln!("posted the plan on pull request #{number}: {}", c.url);
+            Ok(())
+        }
+        Ok((Upserted::Updated, c)) => {
+            eprintln!(
+                "updated the plan comment on pull request #{number}: {}",
+                c.url
+            );
+            Ok(())
+        }
+        Err(e) if e.is_forbidden() || e.is_not_found() => {
+            notice(
+                &format!(
+                    "could not write the plan comment on pull request #{number} ({} {} answered {}): the token is read-only, as it is for pull requests from forks; the plan is in the job's step summary",
+                    e.method,
+                    e.path,
+                    e.status.unwrap_or_default()
+                ),
+                color,
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
