@@ -753,3 +753,58 @@ fn a_plan_too_long_for_a_comment_is_cut_at_an_environment() {
     );
     assert!(text(&out.stderr).contains("::notice::the plan is longer than a comment allows"));
 }
+
+#[test]
+fn an_interrupted_plan_deletes_its_change_sets_before_exiting() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let Some(moto) = Moto::start() else { return };
+    let repo = repo();
+    let base = repo.commit("template");
+    for i in 0..20 {
+        repo.write(
+            &format!("environments/env-{i:02}/environment.yaml"),
+            "parameters: {AppVersion: '1.0.0'}\n",
+        );
+    }
+    let head = repo.commit("20 environments");
+    let mut child = gitops()
+        .args(["plan", "--repo", repo.path().to_str().unwrap()])
+        .args(["--base", &base, "--head", &head, "--concurrency", "1"])
+        .envs(moto.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no preview started: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("previewing") {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("no change set was left behind"), "{rest}");
+
+    let stacks = moto.query(&[("Action", "DescribeStacks"), ("Version", "2010-05-15")]);
+    assert!(!stacks.contains("REVIEW_IN_PROGRESS"), "{stacks}");
+    for i in 0..20 {
+        let list = change_sets(&moto, &format!("env-{i:02}-app"));
+        assert!(!list.contains("gitops-plan-"), "{list}");
+    }
+}
