@@ -36,6 +36,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// Promotion order and the keys promotion copies.
     pub promotion: Promotion,
+    /// What `gitops drift` leaves out.
+    pub drift: DriftSettings,
     /// Policy gates of `gitops validate`: guard rules and IAM policy checks.
     pub policies: Policies,
 }
@@ -102,6 +104,16 @@ pub struct Policies {
     pub deny_actions: Vec<String>,
 }
 
+/// `drift:` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DriftSettings {
+    /// Resource drift to leave out: `LogicalId` (the whole resource) or
+    /// `LogicalId.PropertyPath` (such as `MyBucket.Tags`: that property and
+    /// everything below it).
+    pub ignore: Vec<String>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -127,6 +139,7 @@ impl Default for Config {
                 order: Vec::new(),
                 keys: vec!["parameters.AppVersion".into()],
             },
+            drift: DriftSettings::default(),
             policies: Policies::default(),
         }
     }
@@ -152,6 +165,7 @@ const TOP_KEYS: &[&str] = &[
     "pipeline",
     "defaults",
     "promotion",
+    "drift",
     "policies",
 ];
 
@@ -361,7 +375,31 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
             cfg.policies.deny_actions = actions;
         }
     }
+    if let Some(m) = r.map(top, &[], "drift") {
+        r.check_keys(m, &["drift"], &["ignore"]);
+        if let Some(v) = r.get::<Vec<String>>(m, &["drift"], "ignore") {
+            for entry in &v {
+                if !is_drift_ignore(entry) {
+                    r.error(
+                        &["drift", "ignore"],
+                        format!("`drift.ignore` entry `{entry}` must be `LogicalId` or `LogicalId.PropertyPath`, such as `MyBucket` or `MyBucket.Tags`"),
+                    );
+                }
+            }
+            cfg.drift.ignore = v;
+        }
+    }
     Some((cfg, doc))
+}
+
+/// Whether `s` is `LogicalId` or `LogicalId.Property.Path`: an alphanumeric
+/// logical id, then non-empty dot-separated segments without `/` or spaces.
+fn is_drift_ignore(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let id = parts.next().unwrap_or_default();
+    !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric())
+        && parts.all(|p| !p.is_empty() && !p.contains(|c: char| c == '/' || c.is_whitespace()))
 }
 
 /// Whether `s` looks like an IAM action: `service:Action`, the service in

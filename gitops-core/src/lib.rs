@@ -33,6 +33,7 @@ pub mod aws;
 mod config;
 pub mod deploy;
 pub mod detect;
+pub mod drift;
 pub mod edit;
 mod error;
 pub mod git;
@@ -49,7 +50,8 @@ mod template;
 pub mod yaml;
 
 pub use config::{
-    Config, Defaults, PipelineSettings, Policies, Promotion, StackSettings, CONFIG_FILE,
+    Config, Defaults, DriftSettings, PipelineSettings, Policies, Promotion, StackSettings,
+    CONFIG_FILE,
 };
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};

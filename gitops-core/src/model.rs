@@ -36,6 +36,8 @@ pub struct Environment {
     pub protected: bool,
     /// IAM role assumed for all of this environment's AWS calls.
     pub role_arn: Option<String>,
+    /// Whether `gitops drift --remediate` may redeploy it when it drifts.
+    pub auto_remediate: bool,
     /// Repository-relative path of the environment stack's template.
     pub template: String,
     /// Repository-relative path of the environment file.
@@ -119,6 +121,7 @@ const ENV_KEYS: &[&str] = &[
     "account",
     "protected",
     "role-arn",
+    "auto-remediate",
 ];
 
 impl Repository {
@@ -423,6 +426,7 @@ impl Repository {
             }
         });
         let protected = r.get::<bool>(map, &[], "protected").unwrap_or(false);
+        let auto_remediate = r.get::<bool>(map, &[], "auto-remediate").unwrap_or(false);
         let role_arn = r.get::<String>(map, &[], "role-arn").filter(|arn| {
             let ok = config::is_role_arn(arn);
             if !ok {
@@ -466,6 +470,7 @@ impl Repository {
             account,
             protected,
             role_arn,
+            auto_remediate,
             template,
             file: file.to_string(),
             parameters,

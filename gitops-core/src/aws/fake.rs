@@ -24,6 +24,34 @@ pub struct Script {
     pub fail_describe_change_set: bool,
 }
 
+/// A stack's scripted drift detection. The default: complete, in sync.
+#[derive(Debug, Clone)]
+pub struct DriftScript {
+    /// Status polls answering DETECTION_IN_PROGRESS before the result
+    /// (`usize::MAX`: never finishes).
+    pub in_progress_polls: usize,
+    /// The final status: DETECTION_COMPLETE or DETECTION_FAILED.
+    pub status: String,
+    /// The final stack drift status (DRIFTED, IN_SYNC, ...).
+    pub stack_drift_status: Option<String>,
+    /// Why detection failed.
+    pub reason: Option<String>,
+    /// What DescribeStackResourceDrifts returns.
+    pub resources: Vec<ResourceDrift>,
+}
+
+impl Default for DriftScript {
+    fn default() -> Self {
+        Self {
+            in_progress_polls: 0,
+            status: "DETECTION_COMPLETE".into(),
+            stack_drift_status: Some("IN_SYNC".into()),
+            reason: None,
+            resources: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct State {
     pub stacks: BTreeMap<String, Stack>,
@@ -34,6 +62,10 @@ pub struct State {
     pub pipelines: BTreeMap<String, Pipeline>,
     pub executions: Vec<StartExecution>,
     pub execution_statuses: Vec<String>,
+    /// What ListPipelineExecutions returns, by pipeline (newest first).
+    pub listed_executions: BTreeMap<String, Vec<ExecutionSummary>>,
+    /// Scripted drift detection, by stack.
+    pub drift: BTreeMap<String, DriftScript>,
     pub account: String,
     /// Every call, as `Operation stack`.
     pub calls: Vec<String>,
@@ -89,6 +121,29 @@ impl Fake {
             .unwrap()
             .scripts
             .insert(stack.into(), script);
+    }
+
+    pub fn script_drift(&self, stack: &str, script: DriftScript) {
+        self.state
+            .lock()
+            .unwrap()
+            .drift
+            .insert(stack.into(), script);
+    }
+
+    pub fn list_executions_answer(&self, pipeline: &str, executions: Vec<ExecutionSummary>) {
+        self.state
+            .lock()
+            .unwrap()
+            .listed_executions
+            .insert(pipeline.into(), executions);
+    }
+
+    /// Changes a stack behind the tool's back.
+    pub fn edit_stack(&self, name: &str, edit: impl FnOnce(&mut Stack)) {
+        if let Some(s) = self.state.lock().unwrap().stacks.get_mut(name) {
+            edit(s);
+        }
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -209,7 +264,10 @@ impl CloudFormation for Fake {
         let same = forced_empty
             || exists
                 && s.templates.get(&request.stack_name) == Some(&body)
-                && s.stacks[&request.stack_name].parameters == request.parameters
+                && request
+                    .parameters
+                    .iter()
+                    .all(|(k, v)| s.stacks[&request.stack_name].parameters.get(k) == Some(v))
                 && s.stacks[&request.stack_name].tags == request.tags;
         let cs = ChangeSet {
             id: format!("arn:cs/{}", request.change_set_name),
@@ -327,11 +385,25 @@ impl CloudFormation for Fake {
             TemplateSource::Body(b) => b.clone(),
             TemplateSource::Url(u) => u.clone(),
         };
+        // Like CloudFormation, parameters not passed take their template default.
+        let mut parameters = req.parameters.clone();
+        if let Ok(t) = crate::template::Template::parse("fake", &body) {
+            for (name, p) in &t.parameters {
+                if let Some(d) = &p.default {
+                    let shown = if p.no_echo {
+                        "****".to_string()
+                    } else {
+                        d.clone()
+                    };
+                    parameters.entry(name.clone()).or_insert(shown);
+                }
+            }
+        }
         s.templates.insert(stack_name.into(), body);
         let st = s.stacks.entry(stack_name.into()).or_default();
         st.name = stack_name.into();
         st.status = status;
-        st.parameters = req.parameters.clone();
+        st.parameters = parameters;
         st.tags = req.tags.clone();
         ready(Ok(()))
     }
@@ -419,6 +491,9 @@ impl CloudFormation for Fake {
 
     fn detect_stack_drift<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<String>> {
         self.call(format!("DetectStackDrift {name}"));
+        if !self.state.lock().unwrap().stacks.contains_key(name) {
+            return ready(Err(validation(&format!("Stack [{name}] does not exist"))));
+        }
         ready(Ok(format!("detection-{name}")))
     }
 
@@ -427,10 +502,29 @@ impl CloudFormation for Fake {
         detection_id: &'a str,
     ) -> BoxFuture<'a, AwsResult<DriftDetection>> {
         self.call(format!("DescribeStackDriftDetectionStatus {detection_id}"));
+        let stack = detection_id.trim_start_matches("detection-");
+        let mut s = self.state.lock().unwrap();
+        let script = s.drift.entry(stack.into()).or_default();
+        if script.in_progress_polls > 0 {
+            if script.in_progress_polls != usize::MAX {
+                script.in_progress_polls -= 1;
+            }
+            return ready(Ok(DriftDetection {
+                status: "DETECTION_IN_PROGRESS".into(),
+                ..Default::default()
+            }));
+        }
         ready(Ok(DriftDetection {
-            status: "DETECTION_COMPLETE".into(),
-            stack_drift_status: Some("IN_SYNC".into()),
-            ..Default::default()
+            status: script.status.clone(),
+            stack_drift_status: script.stack_drift_status.clone(),
+            reason: script.reason.clone(),
+            drifted_resources: Some(
+                script
+                    .resources
+                    .iter()
+                    .filter(|r| r.status == "MODIFIED" || r.status == "DELETED")
+                    .count() as i32,
+            ),
         }))
     }
 
@@ -439,7 +533,12 @@ impl CloudFormation for Fake {
         name: &'a str,
     ) -> BoxFuture<'a, AwsResult<Vec<ResourceDrift>>> {
         self.call(format!("DescribeStackResourceDrifts {name}"));
-        ready(Ok(vec![]))
+        let s = self.state.lock().unwrap();
+        ready(Ok(s
+            .drift
+            .get(name)
+            .map(|d| d.resources.clone())
+            .unwrap_or_default()))
     }
 }
 
@@ -483,10 +582,20 @@ impl CodePipeline for Fake {
     fn list_executions<'a>(
         &'a self,
         name: &'a str,
-        _max: usize,
+        max: usize,
     ) -> BoxFuture<'a, AwsResult<Vec<ExecutionSummary>>> {
         self.call(format!("ListPipelineExecutions {name}"));
-        ready(Ok(vec![]))
+        let s = self.state.lock().unwrap();
+        if !s.pipelines.contains_key(name) && !s.listed_executions.contains_key(name) {
+            return ready(Err(AwsError::not_found(
+                "CodePipeline",
+                "ListPipelineExecutions",
+                format!("pipeline {name} does not exist"),
+            )));
+        }
+        let mut v = s.listed_executions.get(name).cloned().unwrap_or_default();
+        v.truncate(max);
+        ready(Ok(v))
     }
 }
 

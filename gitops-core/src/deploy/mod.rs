@@ -8,6 +8,7 @@
 //! `--dry-run` shows exactly what a real run would do.
 
 mod execute;
+pub mod inspect;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,9 @@ pub const TAG_MANAGED_BY: &str = "gitops:managed-by";
 pub const TAG_ENVIRONMENT: &str = "gitops:environment";
 /// Tag key naming the commit a stack was last deployed from.
 pub const TAG_COMMIT: &str = "gitops:commit";
+/// Tag key naming the commit `gitops drift --remediate` last redeployed an
+/// environment to, so that it never remediates it twice at one commit.
+pub const TAG_REMEDIATED: &str = "gitops:remediated-commit";
 /// Templates larger than this must go through S3.
 pub const MAX_TEMPLATE_BODY: usize = 51_200;
 
@@ -626,14 +630,19 @@ fn deploy(
 }
 
 /// Whether a healthy existing stack already has the template, parameters and
-/// tags git wants (`gitops:commit` aside: a new commit alone changes nothing).
+/// tags git wants (`gitops:commit` aside: a new commit alone changes
+/// nothing; `gitops:remediated-commit` too, unless `spec` sets it, as a
+/// remediation does so that the tag is recorded).
 pub fn up_to_date(spec: &StackSpec, stack: &Stack, template: Option<&serde_json::Value>) -> bool {
     if !stack.is_complete_ok() {
         return false;
     }
+    let remediation = spec.tags.contains_key(TAG_REMEDIATED);
     let strip = |t: &BTreeMap<String, String>| -> BTreeMap<String, String> {
         t.iter()
-            .filter(|(k, _)| k.as_str() != TAG_COMMIT)
+            .filter(|(k, _)| {
+                k.as_str() != TAG_COMMIT && (remediation || k.as_str() != TAG_REMEDIATED)
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };

@@ -1,0 +1,374 @@
+//! What AWS runs, read for `gitops status` and `gitops drift`: the stacks,
+//! their templates and the pipeline's last execution, then CloudFormation
+//! drift detection with bounded polling. Everything here only reads, except
+//! [`remediate`], which hands one environment to the [`Executor`].
+//!
+//! The comparison itself is pure and lives in [`crate::drift`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Desired, Executor, Observed, Outcome, TAG_MANAGED_BY, TAG_REMEDIATED};
+use crate::aws::{
+    AwsClients, AwsError, AwsResult, ClientFactory, CloudFormation, ExecutionSummary,
+    ResourceDrift, Stack,
+};
+use crate::detect::Change;
+use crate::drift::{assess, may_remediate, orphans, EnvDrift, Remediation};
+use crate::model::PromotedKey;
+use crate::template::Template;
+
+/// How [`inspect`] works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InspectOptions {
+    /// Run CloudFormation drift detection on each stack.
+    pub resource_drift: bool,
+    /// The first delay between polls of a drift detection.
+    pub poll: Duration,
+    /// The longest delay between polls (the delay doubles up to it).
+    pub max_poll: Duration,
+    /// How long one stack's drift detection may take.
+    pub timeout: Duration,
+    /// `drift.ignore` from gitops.yaml.
+    pub ignore: Vec<String>,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        Self {
+            resource_drift: false,
+            poll: Duration::from_secs(2),
+            max_poll: Duration::from_secs(15),
+            timeout: Duration::from_secs(300),
+            ignore: Vec::new(),
+        }
+    }
+}
+
+impl InspectOptions {
+    /// No drift detection; 2 s first poll, 15 s longest, 300 s bound.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Turns CloudFormation drift detection on or off.
+    pub fn with_resource_drift(mut self, yes: bool) -> Self {
+        self.resource_drift = yes;
+        self
+    }
+    /// Sets the first and the longest delay between polls.
+    pub fn with_poll(mut self, first: Duration, longest: Duration) -> Self {
+        self.poll = first;
+        self.max_poll = longest.max(first);
+        self
+    }
+    /// Sets how long one drift detection may take.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Sets the `drift.ignore` entries.
+    pub fn with_ignore(mut self, ignore: Vec<String>) -> Self {
+        self.ignore = ignore;
+        self
+    }
+}
+
+/// Why CloudFormation drift detection of a stack gave no (complete) answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriftCheckError {
+    /// A call failed.
+    #[error("{0}")]
+    Aws(AwsError),
+    /// Detection ended `DETECTION_FAILED`; `partial` holds the results of
+    /// the resources it did check.
+    #[error("drift detection of `{stack}` failed: {reason}")]
+    Failed {
+        /// The stack.
+        stack: String,
+        /// CloudFormation's reason.
+        reason: String,
+        /// The resources it checked.
+        partial: Vec<ResourceDrift>,
+    },
+    /// Detection was still running when the bound was reached.
+    #[error("drift detection of `{stack}` was still running after {}s; raise --drift-timeout, or see the stack's drift in the CloudFormation console", .after.as_secs())]
+    TimedOut {
+        /// The stack.
+        stack: String,
+        /// The bound.
+        after: Duration,
+    },
+}
+
+impl From<AwsError> for DriftCheckError {
+    fn from(e: AwsError) -> Self {
+        DriftCheckError::Aws(e)
+    }
+}
+
+/// Runs CloudFormation drift detection on `stack`: DetectStackDrift, then
+/// DescribeStackDriftDetectionStatus with a delay that doubles from
+/// `options.poll` up to `options.max_poll`, for at most `options.timeout`,
+/// then DescribeStackResourceDrifts (every resource, `NOT_CHECKED` ones included).
+pub async fn detect_resource_drift(
+    cfn: &dyn CloudFormation,
+    stack: &str,
+    options: &InspectOptions,
+) -> Result<Vec<ResourceDrift>, DriftCheckError> {
+    let id = cfn.detect_stack_drift(stack).await?;
+    let deadline = Instant::now() + options.timeout;
+    let mut delay = options.poll;
+    loop {
+        let d = cfn.describe_drift_detection(&id).await?;
+        match d.status.as_str() {
+            "DETECTION_COMPLETE" => break,
+            "DETECTION_FAILED" => {
+                // Results are there for the resources it could check.
+                let partial = cfn
+                    .describe_resource_drifts(stack)
+                    .await
+                    .unwrap_or_default();
+                return Err(DriftCheckError::Failed {
+                    stack: stack.to_string(),
+                    reason: d.reason.unwrap_or_else(|| "no reason given".into()),
+                    partial,
+                });
+            }
+            _ => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(DriftCheckError::TimedOut {
+                        stack: stack.to_string(),
+                        after: options.timeout,
+                    });
+                }
+                tokio::time::sleep(delay.min(deadline - now)).await;
+                delay = (delay * 2).min(options.max_poll);
+            }
+        }
+    }
+    Ok(cfn.describe_resource_drifts(stack).await?)
+}
+
+/// Reads an environment's stacks, their templates (normalised) and, in
+/// pipeline mode, its pipeline's last execution (`None` when the pipeline
+/// does not exist or never ran).
+pub async fn observe_deployed(
+    clients: &AwsClients,
+    desired: &Desired,
+) -> AwsResult<(Observed, Option<ExecutionSummary>)> {
+    let env = &desired.environment;
+    let cfn = &clients.cloudformation;
+    let mut o = Observed::new();
+    o.stack = cfn.describe_stack(&env.stack).await?;
+    o.stack_template = template_of(cfn.as_ref(), o.stack.as_ref()).await?;
+    if let Some(ps) = &env.pipeline_stack {
+        o.pipeline_stack = cfn.describe_stack(ps).await?;
+        o.pipeline_stack_template = template_of(cfn.as_ref(), o.pipeline_stack.as_ref()).await?;
+    }
+    let last = match &env.pipeline {
+        Some(name) => match clients.codepipeline.list_executions(name, 1).await {
+            Ok(list) => list.into_iter().next(),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    Ok((o, last))
+}
+
+async fn template_of(
+    cfn: &dyn CloudFormation,
+    stack: Option<&Stack>,
+) -> AwsResult<Option<serde_json::Value>> {
+    match stack {
+        // A stack only reviewed (a change set never executed) has no template of its own yet.
+        Some(s) if !s.is_deleted() && s.status != "REVIEW_IN_PROGRESS" => {
+            let text = cfn.get_template(&s.name).await?;
+            Ok(Some(match Template::parse("deployed", &text) {
+                Ok(t) => t.normalized(),
+                // Not something we can read back: it differs from git's.
+                Err(_) => serde_json::Value::String(text),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Checks one environment: reads what AWS runs, compares it with `desired`
+/// and, with `options.resource_drift`, runs drift detection on its existing
+/// stacks that are not busy. Never fails: an error makes the environment
+/// `Unknown` (or is recorded next to the differences already found).
+pub async fn inspect(
+    clients: &AwsClients,
+    desired: &Desired,
+    keys: &[PromotedKey],
+    options: &InspectOptions,
+) -> EnvDrift {
+    let (observed, last) = match observe_deployed(clients, desired).await {
+        Ok(x) => x,
+        Err(e) => return EnvDrift::unknown(&desired.environment, keys, e.to_string()),
+    };
+    let mut d = assess(desired, &observed, last.as_ref(), keys);
+    if !options.resource_drift {
+        return d;
+    }
+    let stacks: Vec<&Stack> = [&observed.stack, &observed.pipeline_stack]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_deleted())
+        .collect();
+    let mut checked = !stacks.is_empty();
+    for s in stacks {
+        if s.is_in_progress() {
+            checked = false;
+            continue;
+        }
+        match detect_resource_drift(clients.cloudformation.as_ref(), &s.name, options).await {
+            Ok(drifts) => d.add_resource_drift(&s.name, &drifts, &options.ignore),
+            Err(DriftCheckError::Failed {
+                stack,
+                reason,
+                partial,
+            }) => {
+                checked = false;
+                d.add_resource_drift(&stack, &partial, &options.ignore);
+                d.add_error(format!("drift detection of `{stack}` failed: {reason}"));
+            }
+            Err(DriftCheckError::Aws(e)) => {
+                checked = false;
+                let hint = if e.code.is_none() && e.operation == "DetectStackDrift" {
+                    " (the endpoint does not seem to implement drift detection; an emulator such as moto does not: pass --skip-resource-drift)"
+                } else {
+                    ""
+                };
+                d.add_error(format!("{e}{hint}"));
+            }
+            Err(e) => {
+                checked = false;
+                d.add_error(e.to_string());
+            }
+        }
+    }
+    d.resource_drift_checked = checked;
+    d
+}
+
+/// [`inspect`]s every environment, `concurrency` at a time, each with the
+/// clients for its region and role. Results come back in input order.
+pub async fn inspect_all(
+    factory: Arc<dyn ClientFactory>,
+    desired: Vec<Desired>,
+    keys: Vec<PromotedKey>,
+    options: InspectOptions,
+    concurrency: usize,
+) -> Vec<EnvDrift> {
+    // Make each (region, role)'s clients once, before the fan-out.
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &desired {
+        let e = &d.environment;
+        if seen.insert((e.region.clone(), e.role_arn.clone())) {
+            let _ = factory.clients(&e.region, e.role_arn.as_deref()).await;
+        }
+    }
+    let (keys, options) = (Arc::new(keys), Arc::new(options));
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = desired.len();
+    let fallback: Vec<EnvDrift> = desired
+        .iter()
+        .map(|d| EnvDrift::unknown(&d.environment, &keys, "the check did not finish"))
+        .collect();
+    for (i, d) in desired.into_iter().enumerate() {
+        let (factory, keys, options, sem) =
+            (factory.clone(), keys.clone(), options.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire().await;
+            let env = &d.environment;
+            let r = match factory.clients(&env.region, env.role_arn.as_deref()).await {
+                Ok(clients) => inspect(&clients, &d, &keys, &options).await,
+                Err(e) => EnvDrift::unknown(&d.environment, &keys, e.to_string()),
+            };
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<EnvDrift>> = vec![None; n];
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, d)) = r {
+            out[i] = Some(d);
+        }
+    }
+    out.into_iter()
+        .zip(fallback)
+        .map(|(d, f)| d.unwrap_or(f))
+        .collect()
+}
+
+/// Lists the stacks tagged `gitops:managed-by=repo_id` in each location
+/// (region and role) and returns those not in `declared`: the orphans.
+pub async fn find_orphans(
+    factory: &dyn ClientFactory,
+    repo_id: &str,
+    locations: &[(String, Option<String>)],
+    declared: &[String],
+) -> AwsResult<Vec<String>> {
+    let mut tagged: Vec<Stack> = Vec::new();
+    for (region, role) in locations {
+        let clients = factory.clients(region, role.as_deref()).await?;
+        for s in clients
+            .cloudformation
+            .list_stacks_with_tag(TAG_MANAGED_BY, repo_id)
+            .await?
+        {
+            if !tagged.iter().any(|t| t.id == s.id && t.name == s.name) {
+                tagged.push(s);
+            }
+        }
+    }
+    Ok(orphans(declared.iter().map(String::as_str), &tagged))
+}
+
+/// Self-healing: redeploys an OutOfSync environment with the executor when
+/// [`may_remediate`] allows it — in direct mode its stack is updated (or
+/// created), in pipeline mode its pipeline is started — recording `head` in
+/// the tag `gitops:remediated-commit` of the stack the tool deploys (the
+/// environment stack, or the pipeline stack). Never deletes anything.
+pub async fn remediate(
+    executor: &Executor,
+    desired: &Desired,
+    drift: &EnvDrift,
+    head: &str,
+) -> Remediation {
+    if desired.change == Change::Deleted {
+        return Remediation::skipped("its folder was removed; remediation never deletes");
+    }
+    if let Err(why) = may_remediate(drift, desired.environment.auto_remediate, head) {
+        return Remediation::skipped(why);
+    }
+    let mut d = desired.clone();
+    d.change = Change::Updated;
+    let target = if d.pipeline_stack.is_some() {
+        d.pipeline_stack.as_mut()
+    } else {
+        d.stack.as_mut()
+    };
+    if let Some(spec) = target {
+        spec.tags.insert(TAG_REMEDIATED.into(), head.to_string());
+    }
+    let outcome = executor.run(&d).await;
+    match outcome.outcome {
+        Outcome::Succeeded | Outcome::NoOp => Remediation::redeployed(outcome.message),
+        Outcome::Planned => Remediation::skipped(format!("dry run: {}", outcome.message)),
+        _ => {
+            let mut m = outcome.message;
+            for f in &outcome.failures {
+                m.push_str(&format!("; {f}"));
+            }
+            Remediation::failed(m)
+        }
+    }
+}
