@@ -377,6 +377,88 @@ impl GitHub {
     }
 }
 
+/// An issue, as far as the tool needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issue {
+    /// Its number.
+    pub number: u64,
+    /// Its title.
+    pub title: String,
+    /// Its body (empty when it has none).
+    pub body: String,
+    /// Its web page.
+    pub url: String,
+}
+
+impl Issue {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(Self {
+            number: v["number"].as_u64()?,
+            title: v["title"].as_str().unwrap_or_default().to_string(),
+            body: v["body"].as_str().unwrap_or_default().to_string(),
+            url: v["html_url"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// The issue calls `gitops drift --open-issues` makes.
+impl GitHub {
+    /// The open issues (not pull requests) carrying `label`, at most 100.
+    pub fn open_issues_with_label(&self, label: &str) -> Result<Vec<Issue>, ApiError> {
+        let v = self.get(&format!(
+            "/repos/{}/issues?labels={}&state=open&per_page=100",
+            self.repo,
+            encode(label)
+        ))?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i.get("pull_request").is_none())
+                    .filter_map(Issue::from_json)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Opens an issue with `labels` (GitHub creates a missing label).
+    pub fn create_issue(
+        &self,
+        title: &str,
+        body: &str,
+        labels: &[&str],
+    ) -> Result<Issue, ApiError> {
+        let path = format!("/repos/{}/issues", self.repo);
+        let v = self.post(
+            &path,
+            &json!({"title": title, "body": body, "labels": labels}),
+        )?;
+        Issue::from_json(&v).ok_or_else(|| ApiError {
+            method: "POST",
+            path,
+            status: Some(201),
+            message: "the answer has no issue number".into(),
+        })
+    }
+
+    /// Replaces the body of issue `number`.
+    pub fn update_issue_body(&self, number: u64, body: &str) -> Result<(), ApiError> {
+        self.patch(
+            &format!("/repos/{}/issues/{number}", self.repo),
+            &json!({"body": body}),
+        )
+        .map(|_| ())
+    }
+
+    /// Closes issue `number` as completed.
+    pub fn close_issue(&self, number: u64) -> Result<(), ApiError> {
+        self.patch(
+            &format!("/repos/{}/issues/{number}", self.repo),
+            &json!({"state": "closed", "state_reason": "completed"}),
+        )
+        .map(|_| ())
+    }
+}
+
 /// GitHub's `message`, with the details of its `errors` list.
 fn error_message(v: &Value) -> String {
     let mut msg = match v {

@@ -155,6 +155,58 @@ enum Command {
         after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --wait\n  gitops deploy --from-detect detect.json --environment prod"
     )]
     Deploy(commands::deploy::Args),
+    /// One row per environment: git's version and the deployed one, sync and health.
+    ///
+    /// For each environment, from the repository at --rev (default HEAD:
+    /// git, not the working tree, is the source of truth): the promoted keys
+    /// (`promotion.keys`, such as parameters.AppVersion) in git and on the
+    /// deployed stack, the `gitops:commit` it was deployed from, the stack's
+    /// status, the pipeline's last execution (pipeline mode), and
+    ///
+    /// * sync: Synced when the stack's template (normalised), parameters and
+    ///   tags are what git says, OutOfSync when not (or the stack is
+    ///   missing), Unknown when an error prevented the check;
+    ///
+    /// * health: Progressing (a stack operation or pipeline execution is
+    ///   running), Missing (no stack), Degraded (a *_FAILED or *ROLLBACK*
+    ///   stack, or a Failed or Stopped pipeline execution), Healthy (a
+    ///   *_COMPLETE stack and a Succeeded pipeline execution or none),
+    ///   otherwise Unknown; the first that applies wins.
+    ///
+    /// Fast: environments are queried concurrently, and no drift detection
+    /// runs (see `gitops drift`). Nothing is changed.
+    ///
+    /// Exit status: 0 (whatever the rows say), 1 error.
+    #[command(
+        after_help = "Examples:\n  gitops status\n  gitops status --format json\n  gitops status --environment prod --rev origin/main"
+    )]
+    Status(commands::status::Args),
+    /// Compare AWS with git in depth; optionally report, notify and self-heal.
+    ///
+    /// Runs `status` plus, per environment: the template (normalised, so
+    /// JSON or YAML and key order do not matter), parameters, tags and
+    /// existence of its stacks against git; CloudFormation drift detection
+    /// (DetectStackDrift, polled with backoff up to --drift-timeout, then
+    /// each resource's property differences; NOT_CHECKED resources are
+    /// listed as such), less the `drift.ignore` entries of gitops.yaml. Stacks
+    /// tagged gitops:managed-by=<id> that no environment declares are
+    /// reported as orphans. One environment's error never stops the others:
+    /// it is Unknown, with the error.
+    ///
+    /// --skip-resource-drift leaves CloudFormation drift detection out (fast,
+    /// and for emulators without it). --open-issues keeps one GitHub issue
+    /// per drifted environment; --notify posts to a Slack or Teams webhook;
+    /// --remediate redeploys environments with `auto-remediate: true`. With
+    /// GITHUB_OUTPUT set it writes the step outputs in-sync (true/false) and
+    /// drifted (JSON array), and a table to the job summary.
+    ///
+    /// Exit status (as `terraform plan -detailed-exitcode`): 0 all in sync,
+    /// 2 drift (an OutOfSync environment or an orphan stack), 1 error (an
+    /// Unknown environment, or a failed issue, notification or remediation).
+    #[command(
+        after_help = "Examples:\n  gitops drift\n  gitops drift --skip-resource-drift --format json\n  gitops drift --open-issues --notify \"$SLACK_WEBHOOK_URL\"\n  gitops drift --remediate --environment staging\n\nIn a scheduled workflow:\n  - id: drift\n    run: gitops drift --open-issues\n    continue-on-error: true\n  # then: if: steps.drift.outputs.in-sync == 'false'"
+    )]
+    Drift(commands::drift::Args),
     /// Show what `gitops deploy` would do, for review before it does it.
     ///
     /// Takes the same selection as deploy (--base/--head, --github,
@@ -261,7 +313,9 @@ impl Command {
             | Command::Plan(_)
             | Command::Promote(_)
             | Command::Rollback(_)
-            | Command::History(_) => 1,
+            | Command::History(_)
+            | Command::Status(_)
+            | Command::Drift(_) => 1,
         }
     }
 }
@@ -282,10 +336,10 @@ fn main() -> ExitCode {
             if !e.use_stderr() {
                 return ExitCode::SUCCESS; // --help, --version
             }
-            // A usage error: 1 for detect and plan, whose 2 means "changes".
+            // A usage error: 1 for detect, plan and drift, whose 2 means "changes".
             let detect = std::env::args()
                 .skip(1)
-                .any(|a| a == "detect" || a == "plan");
+                .any(|a| a == "detect" || a == "plan" || a == "drift" || a == "status");
             return ExitCode::from(if detect { 1 } else { 2 });
         }
     };
@@ -304,6 +358,8 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::rollback::run(&globals, a),
         Command::History(a) => commands::history::run(&globals, a),
         Command::Deploy(a) => commands::deploy::run(&globals, a),
+        Command::Status(a) => commands::status::run(&globals, a),
+        Command::Drift(a) => commands::drift::run(&globals, a),
         Command::Plan(a) => commands::plan::run(&globals, a),
     };
     match result {

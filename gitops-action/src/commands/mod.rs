@@ -3,12 +3,14 @@
 
 pub mod deploy;
 pub mod detect;
+pub mod drift;
 pub mod envs;
 pub mod history;
 pub mod plan;
 pub mod promote;
 pub mod rollback;
 pub mod select;
+pub mod status;
 pub mod validate;
 pub mod whoami;
 
