@@ -267,7 +267,7 @@ impl Executor {
                 .await?;
             let observed = self.observe(&clients, desired).await?;
             let plan = plan_environment(&self.repo_id, desired, &observed, self.options.plan);
-            outcome.plan = Some(plan.clone());
+            outcome.plan = Some(plan.redacted());
             if let Some(r) = plan.refusal() {
                 outcome.outcome = Outcome::Refused;
                 outcome.message = r.to_string();

@@ -294,6 +294,34 @@ impl EnvPlan {
     pub fn mutates(&self) -> bool {
         self.actions.iter().any(Action::mutates)
     }
+
+    /// The plan with every `NoEcho` parameter value (and the pipeline
+    /// variable of the same name) replaced by `****`, for printing.
+    pub fn redacted(&self) -> EnvPlan {
+        let secrets: Vec<String> = self
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeployStack { spec, .. } => Some(spec.secret_parameters.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut out = self.clone();
+        for a in &mut out.actions {
+            let values = match a {
+                Action::DeployStack { spec, .. } => &mut spec.parameters,
+                Action::StartPipeline { variables, .. } => variables,
+                _ => continue,
+            };
+            for (k, v) in values.iter_mut() {
+                if secrets.contains(k) {
+                    *v = crate::plan::MASK.to_string();
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Options that change what the planner allows.

@@ -666,3 +666,19 @@ async fn redeploying_twenty_unchanged_environments_mutates_nothing() {
         "no mutating call on redeploy"
     );
 }
+
+#[test]
+fn printed_plans_mask_no_echo_parameters() {
+    let (_, mut d) = desired_for(false, "", Change::Created, "c1");
+    let spec = d.stack.as_mut().unwrap();
+    spec.secret_parameters = vec!["AppVersion".into()];
+    let p = plan_environment("acme/pay", &d, &Observed::new(), PlanOptions::new());
+    let json = serde_json::to_string(&p.redacted()).unwrap();
+    assert!(!json.contains("\"1.0\""), "{json}");
+    assert!(json.contains("\"AppVersion\":\"****\""), "{json}");
+    // the plan that is executed keeps the real value
+    match &p.actions[0] {
+        Action::DeployStack { spec, .. } => assert_eq!(spec.parameters["AppVersion"], "1.0"),
+        a => panic!("{a:?}"),
+    }
+}
