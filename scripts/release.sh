@@ -51,10 +51,12 @@ case "$cmd" in
     ;;
   build)
     version=${1:?VERSION} os=${2:?OS} arch=${3:?ARCH} out=${4:?OUTDIR}
-    command -v cargo >/dev/null 2>&1 || {
-      echo "cargo is missing: the release runners need a Rust toolchain" >&2
-      exit 1
-    }
+    if ! command -v cargo >/dev/null 2>&1; then
+      # A runner image without Rust: the stable toolchain through rustup.
+      curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+        sh -s -- -y --profile minimal --default-toolchain stable
+      export PATH="$HOME/.cargo/bin:$PATH"
+    fi
     cargo build --release --locked -p gitops-action --bin gitops
     mkdir -p "$out"
     cp target/release/gitops "$out/gitops-v$version-$os-$arch"
