@@ -136,7 +136,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let drifts = rt.block_on(async {
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
-        inspect(&p, factory, InspectOptions::new(), args.scope.concurrency).await
+        // Fast: parameters, tags and existence only; `drift` compares templates.
+        let options = InspectOptions::new().with_templates(false);
+        inspect(&p, factory, options, args.scope.concurrency).await
     });
     let report = Report {
         commit: &p.head,

@@ -215,6 +215,12 @@ impl CloudFormation for Fake {
         ready(Ok(out))
     }
 
+    fn list_stacks(&self) -> BoxFuture<'_, AwsResult<Vec<Stack>>> {
+        self.call("DescribeStacks *".into());
+        let s = self.state.lock().unwrap();
+        ready(Ok(s.stacks.values().cloned().collect()))
+    }
+
     fn list_stacks_with_tag<'a>(
         &'a self,
         key: &'a str,

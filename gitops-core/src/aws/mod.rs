@@ -542,6 +542,10 @@ pub trait CloudFormation: Send + Sync {
     /// The stack, or `None` when it does not exist.
     fn describe_stack<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Option<Stack>>>;
 
+    /// Every live stack (not `DELETE_COMPLETE`), every page of DescribeStacks:
+    /// one call per page instead of one per stack.
+    fn list_stacks(&self) -> BoxFuture<'_, AwsResult<Vec<Stack>>>;
+
     /// Every live stack (not `DELETE_COMPLETE`) with tag `key` = `value`.
     fn list_stacks_with_tag<'a>(
         &'a self,

@@ -380,11 +380,7 @@ impl CloudFormation for SdkCloudFormation {
         })
     }
 
-    fn list_stacks_with_tag<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, AwsResult<Vec<Stack>>> {
+    fn list_stacks(&self) -> BoxFuture<'_, AwsResult<Vec<Stack>>> {
         Box::pin(async move {
             let mut stacks = Vec::new();
             let mut token: Option<String> = None;
@@ -399,11 +395,6 @@ impl CloudFormation for SdkCloudFormation {
                 stacks.extend(
                     out.stacks()
                         .iter()
-                        .filter(|s| {
-                            s.tags()
-                                .iter()
-                                .any(|t| t.key() == Some(key) && t.value() == Some(value))
-                        })
                         .map(map_stack)
                         .filter(|s| !s.is_deleted()),
                 );
@@ -412,6 +403,18 @@ impl CloudFormation for SdkCloudFormation {
                     _ => break,
                 }
             }
+            Ok(stacks)
+        })
+    }
+
+    fn list_stacks_with_tag<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Vec<Stack>>> {
+        Box::pin(async move {
+            let mut stacks = self.list_stacks().await?;
+            stacks.retain(|s| s.tags.get(key).map(String::as_str) == Some(value));
             Ok(stacks)
         })
     }

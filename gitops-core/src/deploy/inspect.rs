@@ -5,6 +5,7 @@
 //!
 //! The comparison itself is pure and lives in [`crate::drift`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ use crate::template::Template;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InspectOptions {
+    /// Read and compare the deployed templates (GetTemplate, one call per
+    /// stack). `gitops status` leaves them out to stay fast.
+    pub templates: bool,
     /// Run CloudFormation drift detection on each stack.
     pub resource_drift: bool,
     /// The first delay between polls of a drift detection.
@@ -39,6 +43,7 @@ pub struct InspectOptions {
 impl Default for InspectOptions {
     fn default() -> Self {
         Self {
+            templates: true,
             resource_drift: false,
             poll: Duration::from_secs(2),
             max_poll: Duration::from_secs(15),
@@ -49,9 +54,14 @@ impl Default for InspectOptions {
 }
 
 impl InspectOptions {
-    /// No drift detection; 2 s first poll, 15 s longest, 300 s bound.
+    /// Templates compared, no drift detection; 2 s first poll, 15 s longest, 300 s bound.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Turns reading and comparing the deployed templates on or off.
+    pub fn with_templates(mut self, yes: bool) -> Self {
+        self.templates = yes;
+        self
     }
     /// Turns CloudFormation drift detection on or off.
     pub fn with_resource_drift(mut self, yes: bool) -> Self {
@@ -154,21 +164,47 @@ pub async fn detect_resource_drift(
     Ok(cfn.describe_resource_drifts(stack).await?)
 }
 
-/// Reads an environment's stacks, their templates (normalised) and, in
-/// pipeline mode, its pipeline's last execution (`None` when the pipeline
-/// does not exist or never ran).
+/// Every stack of one region and role, by name, read with
+/// [`CloudFormation::list_stacks`].
+pub type Listing = BTreeMap<String, Stack>;
+
+/// From this many environments in one region and role on, [`inspect_all`]
+/// reads their stacks with one paginated DescribeStacks instead of one call each.
+pub const LIST_THRESHOLD: usize = 4;
+
+async fn describe(
+    cfn: &dyn CloudFormation,
+    name: &str,
+    listing: Option<&Listing>,
+) -> AwsResult<Option<Stack>> {
+    match listing {
+        Some(l) => Ok(l.get(name).cloned()),
+        None => cfn.describe_stack(name).await,
+    }
+}
+
+/// Reads an environment's stacks (from `listing` when given), their
+/// templates (normalised; with `templates`) and, in pipeline mode, its
+/// pipeline's last execution (`None` when the pipeline does not exist or
+/// never ran).
 pub async fn observe_deployed(
     clients: &AwsClients,
     desired: &Desired,
+    templates: bool,
+    listing: Option<&Listing>,
 ) -> AwsResult<(Observed, Option<ExecutionSummary>)> {
     let env = &desired.environment;
-    let cfn = &clients.cloudformation;
+    let cfn = clients.cloudformation.as_ref();
     let mut o = Observed::new();
-    o.stack = cfn.describe_stack(&env.stack).await?;
-    o.stack_template = template_of(cfn.as_ref(), o.stack.as_ref()).await?;
+    o.stack = describe(cfn, &env.stack, listing).await?;
+    if templates {
+        o.stack_template = template_of(cfn, o.stack.as_ref()).await?;
+    }
     if let Some(ps) = &env.pipeline_stack {
-        o.pipeline_stack = cfn.describe_stack(ps).await?;
-        o.pipeline_stack_template = template_of(cfn.as_ref(), o.pipeline_stack.as_ref()).await?;
+        o.pipeline_stack = describe(cfn, ps, listing).await?;
+        if templates {
+            o.pipeline_stack_template = template_of(cfn, o.pipeline_stack.as_ref()).await?;
+        }
     }
     let last = match &env.pipeline {
         Some(name) => match clients.codepipeline.list_executions(name, 1).await {
@@ -209,7 +245,19 @@ pub async fn inspect(
     keys: &[PromotedKey],
     options: &InspectOptions,
 ) -> EnvDrift {
-    let (observed, last) = match observe_deployed(clients, desired).await {
+    inspect_with(clients, desired, keys, options, None).await
+}
+
+/// [`inspect`], with the stacks taken from `listing` when given.
+pub async fn inspect_with(
+    clients: &AwsClients,
+    desired: &Desired,
+    keys: &[PromotedKey],
+    options: &InspectOptions,
+    listing: Option<&Listing>,
+) -> EnvDrift {
+    let observed = observe_deployed(clients, desired, options.templates, listing).await;
+    let (observed, last) = match observed {
         Ok(x) => x,
         Err(e) => return EnvDrift::unknown(&desired.environment, keys, e.to_string()),
     };
@@ -259,7 +307,12 @@ pub async fn inspect(
 }
 
 /// [`inspect`]s every environment, `concurrency` at a time, each with the
-/// clients for its region and role. Results come back in input order.
+/// clients for its region and role. Where a region and role hold at least
+/// [`LIST_THRESHOLD`] of them, their stacks are read with one paginated
+/// DescribeStacks first (far fewer calls than one per stack, which matters
+/// for throttling and for endpoints that serve calls one at a time); when
+/// that listing fails, each environment reads its own. Results come back in
+/// input order.
 pub async fn inspect_all(
     factory: Arc<dyn ClientFactory>,
     desired: Vec<Desired>,
@@ -267,12 +320,26 @@ pub async fn inspect_all(
     options: InspectOptions,
     concurrency: usize,
 ) -> Vec<EnvDrift> {
-    // Make each (region, role)'s clients once, before the fan-out.
-    let mut seen = std::collections::BTreeSet::new();
+    type Location = (String, Option<String>);
+    let location = |d: &Desired| -> Location {
+        (d.environment.region.clone(), d.environment.role_arn.clone())
+    };
+    let mut counts: BTreeMap<Location, usize> = BTreeMap::new();
     for d in &desired {
-        let e = &d.environment;
-        if seen.insert((e.region.clone(), e.role_arn.clone())) {
-            let _ = factory.clients(&e.region, e.role_arn.as_deref()).await;
+        *counts.entry(location(d)).or_default() += 1;
+    }
+    // Make each location's clients once, before the fan-out, and list the
+    // stacks of the busy ones.
+    let mut listings: BTreeMap<Location, Arc<Listing>> = BTreeMap::new();
+    for (loc, n) in &counts {
+        let Ok(clients) = factory.clients(&loc.0, loc.1.as_deref()).await else {
+            continue;
+        };
+        if *n >= LIST_THRESHOLD {
+            if let Ok(stacks) = clients.cloudformation.list_stacks().await {
+                let by_name = stacks.into_iter().map(|s| (s.name.clone(), s)).collect();
+                listings.insert(loc.clone(), Arc::new(by_name));
+            }
         }
     }
     let (keys, options) = (Arc::new(keys), Arc::new(options));
@@ -286,11 +353,14 @@ pub async fn inspect_all(
     for (i, d) in desired.into_iter().enumerate() {
         let (factory, keys, options, sem) =
             (factory.clone(), keys.clone(), options.clone(), sem.clone());
+        let listing = listings.get(&location(&d)).cloned();
         set.spawn(async move {
             let _permit = sem.acquire().await;
             let env = &d.environment;
             let r = match factory.clients(&env.region, env.role_arn.as_deref()).await {
-                Ok(clients) => inspect(&clients, &d, &keys, &options).await,
+                Ok(clients) => {
+                    inspect_with(&clients, &d, &keys, &options, listing.as_deref()).await
+                }
                 Err(e) => EnvDrift::unknown(&d.environment, &keys, e.to_string()),
             };
             (i, r)

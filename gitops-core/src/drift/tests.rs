@@ -866,3 +866,65 @@ fn drift_ignore_and_auto_remediate_are_read_and_checked() {
         "{problems:#?}"
     );
 }
+
+#[tokio::test]
+async fn many_environments_share_one_listing_and_status_reads_no_template() {
+    let (_, d) = desired_for(false, "", "c1");
+    let spec = d.stack.clone().unwrap();
+    let mut fake = Fake::new();
+    let mut all = Vec::new();
+    for i in 0..6 {
+        let mut e = d.clone();
+        let name = format!("env{i}");
+        e.environment.name = name.clone();
+        e.environment.stack = format!("{name}-app");
+        e.stack.as_mut().unwrap().name = format!("{name}-app");
+        if i != 5 {
+            // env5 was never deployed
+            let mut s = deployed(e.stack.as_ref().unwrap(), "UPDATE_COMPLETE");
+            if i == 3 {
+                s.parameters.insert("AppVersion".into(), "7".into());
+            }
+            fake = fake.with_stack(s, &spec.template_body);
+        }
+        all.push(e);
+    }
+    let status = InspectOptions::new().with_templates(false);
+    let found = inspect_all(Arc::new(fake.clients()), all.clone(), keys(), status, 4).await;
+    let sync: Vec<Sync> = found.iter().map(|e| e.status.sync).collect();
+    let (ok, out) = (Sync::Synced, Sync::OutOfSync);
+    assert_eq!(sync, [ok, ok, ok, out, ok, out]);
+    assert_eq!(found[5].status.health, Health::Missing);
+    let calls = fake.calls();
+    assert_eq!(calls, ["DescribeStacks *"], "one listing, no template read");
+
+    // drift reads each template, still from one listing
+    let fake2 = fake.clone();
+    fake2.state.lock().unwrap().calls.clear();
+    let found = inspect_all(
+        Arc::new(fake2.clients()),
+        all,
+        keys(),
+        InspectOptions::new(),
+        4,
+    )
+    .await;
+    assert_eq!(found[3].status.sync, Sync::OutOfSync);
+    let calls = fake2.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("DescribeStacks"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetTemplate"))
+            .count(),
+        5,
+        "{calls:?}"
+    );
+}
