@@ -96,6 +96,17 @@ set_output() {
   } >>"$GITHUB_OUTPUT"
 }
 
+# mask VALUE: hides VALUE in the log, line by line (a line of it can never
+# start a workflow command: each is printed after `::add-mask::`).
+mask() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ -n "$line" ]; then
+      printf '::add-mask::%s\n' "$line"
+    fi
+  done <<<"$1"
+}
+
 # use_token TOKEN: with a token, gitops gets it as GITHUB_TOKEN (for the
 # GitHub API) and git gets it for this process tree only, through
 # GIT_CONFIG_* variables: the checkout keeps persist-credentials: false and
@@ -106,7 +117,8 @@ use_token() {
   export GITHUB_TOKEN="$token"
   local basic server n
   basic=$(printf 'x-access-token:%s' "$token" | base64 | tr -d '\n')
-  printf '::add-mask::%s\n' "$basic"
+  mask "$token"
+  mask "$basic"
   server=${GITHUB_SERVER_URL:-https://github.com}
   n=${GIT_CONFIG_COUNT:-0}
   case "$n" in

@@ -88,6 +88,7 @@ printf '%s\0' "$@" >"$log/$n.argv"
 {
   printf 'GITHUB_TOKEN=%s\n' "${GITHUB_TOKEN-}"
   printf 'GITHUB_ACTIONS=%s\n' "${GITHUB_ACTIONS-}"
+  printf 'GITOPS_NOTIFY_URL=%s\n' "${GITOPS_NOTIFY_URL-}"
   env | grep '^GIT_CONFIG_' | sort || true
 } >"$log/$n.env"
 if [ -n "${GITOPS_STUB_OUTPUTS:-}" ] && [ -n "${GITHUB_OUTPUT:-}" ]; then
@@ -219,6 +220,13 @@ fn mapping_cases() -> Vec<Case> {
                 ("no-aws", "true"),
                 ("comment", "true"),
                 ("exit-code", "true"),
+                ("pr", "42"),
+                ("allow-delete", "true"),
+                ("adopt", "true"),
+                ("concurrency", "3"),
+                ("timeout", "60"),
+                ("region", "eu-west-1"),
+                ("endpoint-url", "http://127.0.0.1:5000"),
                 ("format", "markdown"),
                 ("repo", "r"),
                 ("args", "--color never"),
@@ -239,6 +247,18 @@ fn mapping_cases() -> Vec<Case> {
                 "--no-aws",
                 "--comment",
                 "--exit-code",
+                "--pr",
+                "42",
+                "--allow-delete",
+                "--adopt",
+                "--concurrency",
+                "3",
+                "--timeout",
+                "60",
+                "--region",
+                "eu-west-1",
+                "--endpoint-url",
+                "http://127.0.0.1:5000",
                 "--format",
                 "markdown",
                 "--repo",
@@ -340,10 +360,18 @@ fn mapping_cases() -> Vec<Case> {
         (
             "drift",
             vec![
+                ("environment", "dev,prod"),
+                ("rev", "HEAD~1"),
                 ("skip-resource-drift", "true"),
+                ("drift-timeout", "30"),
                 ("open-issues", "true"),
                 ("notify", "https://hooks.example.com/x?a=1&b=2"),
                 ("remediate", "true"),
+                ("timeout", "60"),
+                ("concurrency", "2"),
+                ("region", "eu-west-1"),
+                ("endpoint-url", "http://127.0.0.1:5000"),
+                ("fail-on-drift", "false"),
                 ("format", "json"),
                 ("repo", "r"),
                 ("args", "--color never"),
@@ -351,11 +379,25 @@ fn mapping_cases() -> Vec<Case> {
             ],
             argv(&[
                 "drift",
+                "--environment",
+                "dev",
+                "--environment",
+                "prod",
+                "--rev",
+                "HEAD~1",
                 "--skip-resource-drift",
+                "--drift-timeout",
+                "30",
                 "--open-issues",
-                "--notify",
-                "https://hooks.example.com/x?a=1&b=2",
                 "--remediate",
+                "--timeout",
+                "60",
+                "--concurrency",
+                "2",
+                "--region",
+                "eu-west-1",
+                "--endpoint-url",
+                "http://127.0.0.1:5000",
                 "--format",
                 "json",
                 "--repo",
@@ -415,6 +457,17 @@ fn every_input_maps_to_its_flag() {
             );
         } else {
             assert_eq!(calls.len(), 1, "{dir}: one call");
+        }
+        // The webhook, a secret, reaches gitops through the environment.
+        if dir == "drift" {
+            let env = s.call_env(0);
+            assert!(
+                env.contains("GITOPS_NOTIFY_URL=https://hooks.example.com/x?a=1&b=2\n"),
+                "{env}"
+            );
+            assert!(run
+                .log()
+                .contains("::add-mask::https://hooks.example.com/x?a=1&b=2"));
         }
         // The token reaches gitops and git through the environment, never argv.
         if inputs.iter().any(|(n, _)| *n == "github-token") {
@@ -602,7 +655,11 @@ fn hostile_inputs_never_run() {
                         let i = last.iter().position(|a| a == "--from-detect").unwrap();
                         std::fs::read_to_string(&last[i + 1]).unwrap()
                     } else {
-                        last.join("\u{0}")
+                        // argv, and the variables gitops got
+                        let env =
+                            std::fs::read_to_string(s.log.join(format!("{}.env", calls.len() - 1)))
+                                .unwrap();
+                        format!("{}\n{env}", last.join("\u{0}"))
                     };
                     if !as_list {
                         assert!(
@@ -627,6 +684,25 @@ fn stub_calls(log: &Path) -> Vec<Vec<String>> {
         n += 1;
     }
     out
+}
+
+#[test]
+fn drift_exit_2_fails_the_step_unless_fail_on_drift_is_false() {
+    let s = Stubbed::new();
+    let mut runner = s.runner;
+    runner.set_env("GITOPS_STUB_EXIT", "2");
+    runner.set_env("GITOPS_STUB_OUTPUTS", "in-sync=false\ndrifted=[\"prod\"]");
+    let run = runner.run(&action("drift"), &[]);
+    assert!(!run.success, "drift fails the step by default");
+    assert_eq!(run.steps[1].code, Some(2));
+    assert_eq!(run.output("in-sync"), "false");
+    let run = runner.run(&action("drift"), &[("fail-on-drift", "false")]);
+    assert_ok(&run);
+    assert_eq!(run.output("drifted"), r#"["prod"]"#);
+    // an error (exit 1) still fails
+    runner.set_env("GITOPS_STUB_EXIT", "1");
+    let run = runner.run(&action("drift"), &[("fail-on-drift", "false")]);
+    assert!(!run.success);
 }
 
 #[test]
@@ -847,6 +923,87 @@ fn deploy_action_creates_and_deletes_stacks_in_moto() {
         !status.contains("<StackStatus>") || status.contains("DELETE_COMPLETE"),
         "{status}"
     );
+}
+
+#[test]
+fn plan_drift_and_status_actions_against_moto() {
+    let Some(moto) = Moto::start() else { return };
+    let bin = debug_bin_dir();
+    let repo = app_repo();
+    let first = repo.commit("dev");
+    let mut runner = real_runner(&repo, &bin);
+    for (k, v) in moto.env() {
+        runner.set_env(k, &v);
+    }
+    let run = runner.run(
+        &action("deploy"),
+        &[("install", "path"), ("environment", "dev")],
+    );
+    assert_ok(&run);
+    assert_eq!(run.output("result"), "success");
+
+    // In sync at the deployed commit.
+    let run = runner.run(
+        &action("drift"),
+        &[
+            ("install", "path"),
+            ("skip-resource-drift", "true"),
+            ("rev", &first),
+        ],
+    );
+    assert_ok(&run);
+    assert_eq!(run.output("in-sync"), "true");
+    assert_eq!(run.output("drifted"), "[]");
+
+    // A new version in git: the plan shows it, drift reports dev.
+    repo.write(
+        "environments/dev/environment.yaml",
+        "parameters: {AppVersion: '2.0.0'}\n",
+    );
+    let second = repo.commit("dev 2.0.0");
+    runner.event = push_event(&first, &second);
+    runner.set_env("GITHUB_SHA", &second);
+    let run = runner.run(&action("plan"), &[("install", "path")]);
+    assert_ok(&run);
+    assert_eq!(run.output("has-changes"), "true");
+    let counts: serde_json::Value = serde_json::from_str(run.output("counts")).unwrap();
+    assert!(
+        counts.as_object().is_some_and(|c| !c.is_empty()),
+        "{counts}"
+    );
+    assert!(run.summary.contains("dev"), "{}", run.summary);
+    assert!(run.log().contains("2.0.0"), "{}", run.log());
+
+    let run = runner.run(
+        &action("drift"),
+        &[("install", "path"), ("skip-resource-drift", "true")],
+    );
+    assert!(!run.success, "drift fails the step by default");
+    assert_eq!(run.output("in-sync"), "false");
+    let run = runner.run(
+        &action("drift"),
+        &[
+            ("install", "path"),
+            ("skip-resource-drift", "true"),
+            ("fail-on-drift", "false"),
+        ],
+    );
+    assert_ok(&run);
+    assert_eq!(run.output("in-sync"), "false");
+    assert_eq!(run.output("drifted"), r#"["dev"]"#);
+
+    // status through the root action
+    let run = runner.run(
+        &action("."),
+        &[
+            ("install", "path"),
+            ("command", "status"),
+            ("args", "--format json"),
+        ],
+    );
+    assert_ok(&run);
+    let json: serde_json::Value = serde_json::from_str(&run.steps[1].stdout).unwrap();
+    assert_eq!(json["environments"][0]["name"], "dev");
 }
 
 fn stack_status(moto: &Moto, stack: &str) -> String {
