@@ -1047,7 +1047,7 @@ fn validate_action_reports_problems_with_annotations() {
 }
 
 #[test]
-fn promote_action_writes_the_next_environment() {
+fn promote_action_and_rollback_through_the_root_action() {
     let bin = debug_bin_dir();
     let repo = app_repo();
     repo.write(
@@ -1076,6 +1076,24 @@ fn promote_action_writes_the_next_environment() {
     assert_eq!(
         std::fs::read_to_string(repo.path().join("environments/staging/environment.yaml")).unwrap(),
         "# staging\nparameters: {AppVersion: '1.0.0'}\n"
+    );
+
+    // rollback, through the root action, undoes it once committed.
+    repo.commit("promote dev to staging");
+    let run = runner.run(
+        &action("."),
+        &[
+            ("install", "path"),
+            ("command", "rollback"),
+            ("args", "staging --write"),
+        ],
+    );
+    assert_ok(&run);
+    assert_eq!(run.output("changed"), "true");
+    assert_eq!(run.output("written"), "true");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("environments/staging/environment.yaml")).unwrap(),
+        "# staging\nparameters: {AppVersion: '0.9.0'}\n"
     );
 }
 
