@@ -163,9 +163,9 @@ enum Command {
     /// deployed stack, the `gitops:commit` it was deployed from, the stack's
     /// status, the pipeline's last execution (pipeline mode), and
     ///
-    /// * sync: Synced when the stack's template (normalised), parameters and
-    ///   tags are what git says, OutOfSync when not (or the stack is
-    ///   missing), Unknown when an error prevented the check;
+    /// * sync: Synced when the stack's parameters and tags are what git
+    ///   says, OutOfSync when not (or the stack is missing), Unknown when an
+    ///   error prevented the check (templates are compared by `gitops drift`);
     ///
     /// * health: Progressing (a stack operation or pipeline execution is
     ///   running), Missing (no stack), Degraded (a *_FAILED or *ROLLBACK*
@@ -173,8 +173,10 @@ enum Command {
     ///   *_COMPLETE stack and a Succeeded pipeline execution or none),
     ///   otherwise Unknown; the first that applies wins.
     ///
-    /// Fast: environments are queried concurrently, and no drift detection
-    /// runs (see `gitops drift`). Nothing is changed.
+    /// Fast: environments are queried concurrently, their stacks read with
+    /// one paginated DescribeStacks per region when there are several, and
+    /// neither templates nor drift detection are read (see `gitops drift`).
+    /// Nothing is changed.
     ///
     /// Exit status: 0 (whatever the rows say), 1 error.
     #[command(
