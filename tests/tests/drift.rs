@@ -289,6 +289,7 @@ fn resource_drift_against_an_endpoint_without_it_is_unknown() {
     let out = run(&repo, &moto, &["drift", "--format", "json"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v = json_of(&out);
+    assert_eq!(v["resource_drift_checked"], false, "{v}");
     let dev = env(&v, "dev");
     assert_eq!(dev["sync"], "Unknown");
     assert_eq!(dev["resource_drift_checked"], false);

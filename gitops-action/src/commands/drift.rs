@@ -66,7 +66,10 @@ pub struct Args {
 struct Report<'a> {
     commit: &'a str,
     in_sync: bool,
+    /// Whether drift detection ran to completion on every existing stack.
     resource_drift_checked: bool,
+    #[serde(skip)]
+    skipped_resource_drift: bool,
     environments: &'a [EnvDrift],
     orphans: &'a [String],
     orphans_error: Option<&'a str>,
@@ -154,7 +157,11 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let report = Report {
         commit: &p.head,
         in_sync,
-        resource_drift_checked: !args.skip_resource_drift,
+        resource_drift_checked: !args.skip_resource_drift
+            && drifts
+                .iter()
+                .all(|d| d.resource_drift_checked || d.status.stack_status.is_none()),
+        skipped_resource_drift: args.skip_resource_drift,
         environments: &drifts,
         orphans: &orphan_list,
         orphans_error: orphans_error.as_deref(),
@@ -319,8 +326,8 @@ fn render_text(r: &Report<'_>, p: &Prepared, color: bool) -> String {
         out.push_str(&format!("\n{e}\n"));
     }
     out.push('\n');
-    if !r.resource_drift_checked {
-        out.push_str("resource drift was not checked (--skip-resource-drift)\n");
+    if let Some(note) = unchecked_note(r) {
+        out.push_str(&format!("{note}\n"));
     }
     out.push_str(&format!(
         "{} environment(s) at {}: {} in sync, {} out of sync, {} unknown; {} orphan stack(s)\n",
@@ -381,10 +388,37 @@ fn render_markdown(r: &Report<'_>, p: &Prepared) -> String {
     if let Some(e) = r.orphans_error {
         out.push_str(&format!("\n{}\n", cell(e)));
     }
-    if !r.resource_drift_checked {
-        out.push_str("\nResource drift was not checked (`--skip-resource-drift`).\n");
+    if let Some(note) = unchecked_note(r) {
+        out.push_str(&format!("\n{}.\n", capitalise(&note)));
     }
     out
+}
+
+/// Says where resource drift was not checked, if anywhere.
+fn unchecked_note(r: &Report<'_>) -> Option<String> {
+    if r.skipped_resource_drift {
+        return Some("resource drift was not checked (--skip-resource-drift)".into());
+    }
+    let unchecked: Vec<&str> = r
+        .environments
+        .iter()
+        .filter(|d| !d.resource_drift_checked && d.status.stack_status.is_some())
+        .map(|d| d.status.name.as_str())
+        .collect();
+    (!unchecked.is_empty()).then(|| {
+        format!(
+            "resource drift was not checked in {} (a busy stack, or an error above)",
+            unchecked.join(", ")
+        )
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// The hidden marker that identifies an environment's drift issue.
