@@ -130,6 +130,8 @@ pub enum ReasonKind {
     Tag,
     /// A resource drifted (CloudFormation drift detection).
     Resource,
+    /// Termination protection does not follow the environment's `protected`.
+    TerminationProtection,
 }
 
 /// One difference between git and AWS.
@@ -262,6 +264,23 @@ impl Reason {
             expected.map(str::to_string),
             actual.map(str::to_string),
             message,
+        )
+    }
+
+    /// `termination protection expected on, actual off` (and the other way).
+    pub fn termination_protection(stack: &str, expected: bool) -> Self {
+        let word = |b: bool| if b { "on" } else { "off" };
+        Self::new(
+            ReasonKind::TerminationProtection,
+            stack,
+            Some("termination-protection".into()),
+            Some(word(expected).into()),
+            Some(word(!expected).into()),
+            format!(
+                "termination protection expected {}, actual {} (`protected: {expected}`; a deploy sets it)",
+                word(expected),
+                word(!expected)
+            ),
         )
     }
 
@@ -754,6 +773,9 @@ pub fn assess(
                 let mut r = compare(spec, s, observed.stack_template.as_ref());
                 if pipeline_mode {
                     r.retain(|r| r.kind != ReasonKind::Tag);
+                } else if s.termination_protection == Some(!env.protected) {
+                    // The tool deploys this stack: its protection follows `protected`.
+                    r.push(Reason::termination_protection(&spec.name, env.protected));
                 }
                 d.reasons.extend(r);
             }
@@ -765,11 +787,14 @@ pub fn assess(
             None => d
                 .reasons
                 .push(Reason::stack_missing(&spec.name).on_pipeline_stack()),
-            Some(s) => d.reasons.extend(
-                compare(spec, s, observed.pipeline_stack_template.as_ref())
-                    .into_iter()
-                    .map(Reason::on_pipeline_stack),
-            ),
+            Some(s) => {
+                let mut r = compare(spec, s, observed.pipeline_stack_template.as_ref());
+                if s.termination_protection == Some(!env.protected) {
+                    r.push(Reason::termination_protection(&spec.name, env.protected));
+                }
+                d.reasons
+                    .extend(r.into_iter().map(Reason::on_pipeline_stack));
+            }
         }
         d.remediated_commit = pstack.and_then(|s| s.tags.get(TAG_REMEDIATED).cloned());
     } else {

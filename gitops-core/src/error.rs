@@ -39,6 +39,11 @@ pub enum Error {
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsError),
+    /// The repository has no id (no `id` in gitops.yaml and no origin
+    /// remote), so it cannot tell its stacks from others': nothing that
+    /// changes AWS runs.
+    #[error("this repository has no id, so it cannot tell the stacks it manages from anyone else's; set `id:` in gitops.yaml (such as `id: acme/payments`, written on every stack as gitops:managed-by), or add an origin remote to take `owner/repo` from")]
+    NoId,
     /// A generic error with a message that already says what to do.
     #[error("{0}")]
     Message(String),

@@ -237,7 +237,7 @@ impl Source for OnlyEnvs<'_> {
         Ok(dirs)
     }
 
-    fn default_id(&self) -> String {
+    fn default_id(&self) -> Option<String> {
         self.inner.default_id()
     }
 

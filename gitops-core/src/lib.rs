@@ -13,7 +13,7 @@
 //! std::fs::create_dir_all(dir.path().join("environments/dev")).unwrap();
 //! std::fs::create_dir_all(dir.path().join("common")).unwrap();
 //! std::fs::write(dir.path().join("gitops.yaml"),
-//!     "version: 1\nstack: { template: common/app.yaml }\n").unwrap();
+//!     "version: 1\nid: acme/payments\nstack: { template: common/app.yaml }\n").unwrap();
 //! std::fs::write(dir.path().join("common/app.yaml"),
 //!     "Parameters:\n  AppVersion: { Type: String }\nResources:\n  T: { Type: AWS::SNS::Topic }\n").unwrap();
 //! std::fs::write(dir.path().join("environments/dev/environment.yaml"),
@@ -56,8 +56,8 @@ pub use config::{
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{
-    check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Repository,
-    AUTOMATIC_PARAMETERS,
+    check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Protection,
+    Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
 };
 pub use problem::{Problem, ProblemSource, Severity};
 pub use source::{GitTree, Memory, Source, WorkTree};

@@ -13,6 +13,9 @@ use crate::source::{normalize, Entry, Source};
 use crate::template::{Template, MAX_TEMPLATE_BYTES};
 use crate::yaml::{Node, Seg};
 
+/// The warning `validate` gives when the repository has no id.
+pub const NO_ID_WARNING: &str = "gitops.yaml sets no `id` and there is no origin remote to take `owner/repo` from, so deploy, plan and drift --remediate refuse to run; set `id:` in gitops.yaml (such as `id: acme/payments`): it is written on every stack this repository manages";
+
 /// Parameters the tool passes itself, so templates may declare them without defaults.
 pub const AUTOMATIC_PARAMETERS: &[&str] = &["EnvironmentName", "StackName", "PipelineName"];
 
@@ -32,8 +35,12 @@ pub struct Environment {
     pub region: String,
     /// Expected AWS account id, if pinned.
     pub account: Option<String>,
-    /// Whether automation must never delete this environment's stacks.
+    /// Whether automation must never delete this environment's stacks
+    /// (`protected: true`).
     pub protected: bool,
+    /// The `protected` key as written, read strictly: the deletion rules
+    /// count anything but `false` or no key at all as protected.
+    pub protection: Protection,
     /// IAM role assumed for all of this environment's AWS calls.
     pub role_arn: Option<String>,
     /// Whether `gitops drift --remediate` may redeploy it when it drifts.
@@ -50,7 +57,73 @@ pub struct Environment {
     template_from_file: bool,
 }
 
+/// The `protected` key of an environment file, read strictly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Protection {
+    /// No `protected` key.
+    Absent,
+    /// `protected: true` or `protected: false`.
+    Set(bool),
+    /// Any other value (a string such as `"true"`, a number, `null`, ...),
+    /// as written; it is a validation error, and counts as protected.
+    Invalid(String),
+}
+
+impl Protection {
+    /// Whether the environment may be deleted: only with no key or exactly `false`.
+    pub fn allows_deletion(&self) -> bool {
+        matches!(self, Protection::Absent | Protection::Set(false))
+    }
+
+    fn read(v: Option<&Value>) -> Self {
+        match v {
+            None => Protection::Absent,
+            Some(Value::Bool(b)) => Protection::Set(*b),
+            Some(Value::String(s)) => Protection::Invalid(format!("{s:?}")),
+            Some(Value::Null) => Protection::Invalid("null".into()),
+            Some(Value::Number(n)) => Protection::Invalid(n.to_string()),
+            Some(other) => Protection::Invalid(kind(other).to_string()),
+        }
+    }
+}
+
 impl Environment {
+    /// An environment known by name only, declared nowhere: for an entry of
+    /// a detect result that the repository does not declare, so that its
+    /// plan can refuse it.
+    pub fn undeclared(name: &str, stack: &str, region: &str) -> Self {
+        Environment {
+            name: name.to_string(),
+            stack: stack.to_string(),
+            pipeline: None,
+            pipeline_stack: None,
+            region: region.to_string(),
+            account: None,
+            protected: false,
+            protection: Protection::Absent,
+            role_arn: None,
+            auto_remediate: false,
+            template: String::new(),
+            file: String::new(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            template_from_file: false,
+        }
+    }
+
+    /// The account its stacks live in, when git says: `account`, else the
+    /// account of its `role-arn`. `None`: the account of the credentials.
+    pub fn effective_account(&self) -> Option<&str> {
+        self.account.as_deref().or_else(|| {
+            self.role_arn
+                .as_deref()
+                .and_then(|arn| arn.split(':').nth(4))
+                .filter(|a| !a.is_empty())
+        })
+    }
+
     /// The folder that holds the environment file.
     pub fn dir(&self) -> &str {
         self.file.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
@@ -105,8 +178,10 @@ impl std::fmt::Display for PromotedKey {
 pub struct Repository {
     /// The parsed `gitops.yaml`.
     pub config: Config,
-    /// The id written on every stack this repository manages.
-    pub id: String,
+    /// The id written on every stack this repository manages: `id` in
+    /// `gitops.yaml`, else `owner/repo` of the origin remote. `None` when
+    /// there is neither: commands that change AWS refuse (see [`Repository::owner_id`]).
+    pub id: Option<String>,
     /// Environments sorted by name.
     pub environments: Vec<Environment>,
     problems: Vec<Problem>,
@@ -145,7 +220,7 @@ impl Repository {
         let Some((config, doc)) = config::parse(&text, &mut problems) else {
             return Err(Error::Invalid(problems));
         };
-        let id = config.id.clone().unwrap_or_else(|| source.default_id());
+        let id = config.id.clone().or_else(|| source.default_id());
         let mut docs = BTreeMap::new();
         if let Some(d) = doc {
             docs.insert(CONFIG_FILE.to_string(), d);
@@ -185,6 +260,13 @@ impl Repository {
         &self.problems
     }
 
+    /// The id to tag stacks with and to recognise this repository's stacks
+    /// by; an error telling to set `id:` when there is none. Every command
+    /// that changes AWS asks for it first.
+    pub fn owner_id(&self) -> Result<&str> {
+        self.id.as_deref().ok_or(Error::NoId)
+    }
+
     /// The environment named `name`.
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name == name)
@@ -204,6 +286,9 @@ impl Repository {
     /// file and line. Reads templates from `source`; contacts nothing else.
     pub fn validate(&self, source: &dyn Source) -> Vec<Problem> {
         let mut problems = self.problems.clone();
+        if self.id.is_none() {
+            problems.push(Problem::warning(CONFIG_FILE, NO_ID_WARNING));
+        }
         let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
         let pipeline_template = self.config.pipeline.as_ref().map(|p| p.template.clone());
         if let Some(t) = &pipeline_template {
@@ -425,6 +510,7 @@ impl Repository {
                 None
             }
         });
+        let protection = Protection::read(map.get("protected"));
         let protected = r.get::<bool>(map, &[], "protected").unwrap_or(false);
         let auto_remediate = r.get::<bool>(map, &[], "auto-remediate").unwrap_or(false);
         let role_arn = r.get::<String>(map, &[], "role-arn").filter(|arn| {
@@ -469,6 +555,7 @@ impl Repository {
             region,
             account,
             protected,
+            protection,
             role_arn,
             auto_remediate,
             template,
@@ -534,11 +621,13 @@ impl Repository {
                 let pos = self.docs.get(CONFIG_FILE).and_then(|d| {
                     d.line_col(&[Seg::Key("promotion"), Seg::Key("order"), Seg::Index(i)])
                 });
+                // A warning: removing an environment is one commit, its
+                // folder; promote and rollback refuse to use the name.
                 problems.push(
-                    Problem::error(
+                    Problem::warning(
                         CONFIG_FILE,
                         format!(
-                            "`promotion.order` names `{name}`, which is not an environment{hint}"
+                            "`promotion.order` names `{name}`, which is not an environment{hint}; promote and rollback refuse it until it is removed from the list"
                         ),
                     )
                     .at(pos),
@@ -666,6 +755,89 @@ mod tests {
         assert!(check_pipeline_name("dev.deploy@x_y-z").is_ok());
         assert!(check_pipeline_name("dev deploy").is_err());
         assert!(check_pipeline_name(&"a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn the_id_comes_from_gitops_yaml_or_origin_never_from_the_folder() {
+        let cfg = "version: 1\nstack: {template: t.yaml}\n";
+        // Two unrelated checkouts both called `infra`, without id or origin.
+        for _ in 0..2 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("infra");
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("gitops.yaml"), cfg).unwrap();
+            std::fs::write(dir.join("t.yaml"), "Resources: {}\n").unwrap();
+            let source = crate::WorkTree::new(&dir).unwrap();
+            let repo = Repository::load(&source).unwrap();
+            assert_eq!(repo.id, None);
+            let err = repo.owner_id().unwrap_err().to_string();
+            assert!(err.contains("set `id:` in gitops.yaml"), "{err}");
+            let problems = repo.validate(&source);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| !p.is_error() && p.file == CONFIG_FILE && p.message == NO_ID_WARNING),
+                "{problems:?}"
+            );
+            assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+        }
+        // The origin remote's owner/repo (a Memory source stands in for it).
+        let m = crate::Memory::new("acme/infra").with_file("gitops.yaml", cfg);
+        let repo = Repository::load(&m).unwrap();
+        assert_eq!(repo.owner_id().unwrap(), "acme/infra");
+        assert!(repo.validate(&m).iter().all(|p| p.message != NO_ID_WARNING));
+        // gitops.yaml wins.
+        let m = crate::Memory::new("acme/infra")
+            .with_file("gitops.yaml", format!("{cfg}id: acme/payments\n"));
+        assert_eq!(Repository::load(&m).unwrap().owner_id().unwrap(), "acme/payments");
+        let m = crate::Memory::new("").with_file("gitops.yaml", cfg);
+        assert_eq!(Repository::load(&m).unwrap().id, None);
+    }
+
+    #[test]
+    fn promotion_order_naming_a_removed_environment_is_a_warning() {
+        let m = crate::Memory::new("acme/x")
+            .with_file(
+                "gitops.yaml",
+                "version: 1\nstack: {template: t.yaml}\npromotion: {order: [dev, qa, prod]}\n",
+            )
+            .with_file("t.yaml", "Resources: {}\n")
+            .with_file("environments/dev/environment.yaml", "{}\n")
+            .with_file("environments/prod/environment.yaml", "{}\n");
+        let repo = Repository::load(&m).unwrap();
+        let problems = repo.validate(&m);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!problems[0].is_error());
+        assert_eq!(problems[0].line, Some(3));
+        assert!(
+            problems[0].message.contains("`promotion.order` names `qa`")
+                && problems[0].message.contains("promote and rollback refuse it"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn protected_is_kept_as_written() {
+        let read = |body: &str| {
+            let m = crate::Memory::new("acme/x")
+                .with_file("gitops.yaml", "version: 1\nstack: {template: t.yaml}\n")
+                .with_file("environments/dev/environment.yaml", body);
+            let repo = Repository::load(&m).unwrap();
+            let env = repo.environment("dev").unwrap();
+            (env.protected, env.protection.clone())
+        };
+        assert_eq!(read("{}\n"), (false, Protection::Absent));
+        assert_eq!(read("protected: false\n"), (false, Protection::Set(false)));
+        assert_eq!(read("protected: true\n"), (true, Protection::Set(true)));
+        assert_eq!(
+            read("protected: \"true\"\n"),
+            (false, Protection::Invalid("\"true\"".into()))
+        );
+        assert!(!Protection::Invalid("null".into()).allows_deletion());
+        assert!(Protection::Absent.allows_deletion());
+        assert!(Protection::Set(false).allows_deletion());
+        assert!(!Protection::Set(true).allows_deletion());
     }
 
     #[test]

@@ -578,6 +578,12 @@ pub fn why_not_previewed(actions: &[Action]) -> Option<String> {
     {
         return Some("not previewed: the pipeline deploys the environment stack itself".into());
     }
+    if actions
+        .iter()
+        .any(|a| matches!(a, Action::SetTerminationProtection { .. }))
+    {
+        return Some("not previewed: only termination protection changes".into());
+    }
     Some("not previewed: nothing to deploy".into())
 }
 
@@ -599,6 +605,8 @@ pub fn assumed_observed(
         let mut tags = spec.map(|s| s.tags.clone()).unwrap_or_default();
         tags.entry(TAG_MANAGED_BY.into())
             .or_insert_with(|| repo_id.to_string());
+        tags.entry(crate::deploy::TAG_ENVIRONMENT.into())
+            .or_insert_with(|| env.name.clone());
         Stack {
             name: name.to_string(),
             id: format!("(assumed) {name}"),
@@ -642,6 +650,25 @@ pub fn guess_plan(
         }
     }
     plan
+}
+
+/// The run-level deletion rule over every environment's preview (as
+/// [`crate::deploy::limit_deletions`] does for a deploy): with more than
+/// `max` stack deletions in all, each preview that deletes shows the
+/// refusal instead.
+pub fn limit_deletions(previews: &mut [EnvPreview], max: usize) {
+    if let Some(r) = crate::deploy::deletion_limit(previews.iter().flat_map(|p| &p.actions), max) {
+        for p in previews {
+            if p
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::DeleteStack { .. }))
+            {
+                crate::deploy::safety::refuse_deletions(&mut p.actions, &r);
+                p.preview_note = why_not_previewed(&p.actions);
+            }
+        }
+    }
 }
 
 /// The whole plan.
@@ -748,6 +775,10 @@ pub fn describe_action(a: &Action) -> String {
             StackRole::Pipeline => format!("delete-stack `{stack}` (the pipeline's stack)"),
             _ => format!("delete-stack `{stack}`"),
         },
+        Action::SetTerminationProtection { stack, enabled, .. } => format!(
+            "set-termination-protection `{stack}` ({})",
+            if *enabled { "on" } else { "off" }
+        ),
         Action::Refuse { reason } => format!("refuse ({}): {reason}", refusal_kind(reason)),
         Action::Nothing { reason } => format!("nothing: {reason}"),
     }
@@ -757,6 +788,12 @@ fn refusal_kind(r: &Refusal) -> &'static str {
     match r {
         Refusal::Protected { .. } => "protected",
         Refusal::DeleteNotAllowed { .. } => "deletion not allowed",
+        Refusal::FileStillThere { .. } => "environment file still there",
+        Refusal::ClaimedAtHead { .. } => "stack claimed at head",
+        Refusal::NotOwned { .. } => "not this repository's stack",
+        Refusal::TerminationProtected { .. } => "termination protection",
+        Refusal::TooManyDeletions { .. } => "too many deletions",
+        Refusal::DetectMismatch { .. } => "detect result mismatch",
         Refusal::ForeignStack { .. } => "foreign stack",
         Refusal::AccountMismatch { .. } => "account mismatch",
         Refusal::UpdateRollbackFailed { .. } => "update rollback failed",

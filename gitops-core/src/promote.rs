@@ -60,6 +60,10 @@ pub enum PromoteError {
         /// A "did you mean" suggestion, or empty.
         hint: String,
     },
+    /// `promotion.order` names an environment that is not declared (a
+    /// warning for `validate`, an error here).
+    #[error("`promotion.order` names `{0}`, which is not an environment (no folder declares it); remove it from `promotion.order` in gitops.yaml, or restore its folder")]
+    OrderNamesUndeclared(String),
     /// Promoting an environment to itself.
     #[error("cannot promote `{0}` to itself; pick the environment after it in `promotion.order`")]
     SameEnvironment(String),
@@ -244,11 +248,15 @@ pub fn values_of(env: &Environment, keys: &[PromotedKey]) -> Values {
 }
 
 fn environment<'a>(repo: &'a Repository, name: &str) -> Result<&'a Environment, PromoteError> {
-    repo.environment(name)
-        .ok_or_else(|| PromoteError::UnknownEnvironment {
+    repo.environment(name).ok_or_else(|| {
+        if repo.config.promotion.order.iter().any(|e| e == name) {
+            return PromoteError::OrderNamesUndeclared(name.to_string());
+        }
+        PromoteError::UnknownEnvironment {
             name: name.to_string(),
             hint: did_you_mean(name, repo.environments.iter().map(|e| e.name.as_str())),
-        })
+        }
+    })
 }
 
 fn keys_of(repo: &Repository) -> Result<Vec<PromotedKey>, PromoteError> {
@@ -729,6 +737,24 @@ mod tests {
         assert_eq!(next_after(&order, "x"), None);
         assert_eq!(Target::parse("next"), Target::Next);
         assert_eq!(Target::parse("prod"), Target::Env("prod".into()));
+    }
+
+    #[test]
+    fn an_order_naming_a_removed_environment_is_an_error_here() {
+        let r = repo(
+            "[development, qa, staging, prod]",
+            "[parameters.AppVersion]",
+        );
+        let err = plan_promotion(&r, "development", &Target::Next, false, PROD).unwrap_err();
+        assert_eq!(err, PromoteError::OrderNamesUndeclared("qa".into()));
+        assert!(err.to_string().contains("`promotion.order` names `qa`"), "{err}");
+        let err = plan_promotion(&r, "qa", &Target::Next, false, PROD).unwrap_err();
+        assert_eq!(err, PromoteError::OrderNamesUndeclared("qa".into()));
+        let err = plan_rollback(&r, "qa", PROD, "HEAD~1", &Values::new()).unwrap_err();
+        assert_eq!(err, PromoteError::OrderNamesUndeclared("qa".into()));
+        // The environments around it still promote.
+        let plan = plan_promotion(&r, "staging", &Target::Next, false, PROD).unwrap();
+        assert_eq!(plan.to, "prod");
     }
 
     #[test]

@@ -32,8 +32,10 @@ pub trait Source {
         let _ = path;
         Ok(Vec::new())
     }
-    /// A default repository id: `owner/repo` of the origin remote, or the folder name.
-    fn default_id(&self) -> String;
+    /// A default repository id: `owner/repo` of the origin remote, if any.
+    /// There is no fallback (two checkouts with the same folder name would
+    /// otherwise own each other's stacks).
+    fn default_id(&self) -> Option<String>;
     /// A short description for messages, such as the folder or `rev abc1234`.
     fn describe(&self) -> String;
 }
@@ -74,7 +76,8 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// An empty set of files whose default repository id is `id`.
+    /// An empty set of files whose default repository id (standing in for
+    /// an origin remote) is `id`; none when `id` is empty.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             files: Default::default(),
@@ -148,8 +151,8 @@ impl Source for Memory {
             .collect())
     }
 
-    fn default_id(&self) -> String {
-        self.id.clone()
+    fn default_id(&self) -> Option<String> {
+        (!self.id.is_empty()).then(|| self.id.clone())
     }
 
     fn describe(&self) -> String {
@@ -267,24 +270,15 @@ impl Source for WorkTree {
         Ok(out)
     }
 
-    fn default_id(&self) -> String {
-        if let Ok(repo) = gix::discover(&self.root) {
-            if let Some(id) = origin_id(&repo) {
-                return id;
-            }
-        }
-        folder_name(&self.canonical_root)
+    fn default_id(&self) -> Option<String> {
+        gix::discover(&self.root)
+            .ok()
+            .and_then(|repo| origin_id(&repo))
     }
 
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
-}
-
-fn folder_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "gitops".to_string())
 }
 
 fn origin_id(repo: &gix::Repository) -> Option<String> {
@@ -460,22 +454,8 @@ impl Source for GitTree {
         Ok(out)
     }
 
-    fn default_id(&self) -> String {
-        if let Some(id) = origin_id(&self.repo) {
-            return id;
-        }
-        let base = self
-            .repo
-            .workdir()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.repo.git_dir().to_path_buf());
-        let base = base.canonicalize().unwrap_or(base);
-        let dir = if self.prefix.is_empty() {
-            base
-        } else {
-            base.join(&self.prefix)
-        };
-        folder_name(&dir)
+    fn default_id(&self) -> Option<String> {
+        origin_id(&self.repo)
     }
 
     fn describe(&self) -> String {

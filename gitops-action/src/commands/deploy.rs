@@ -34,6 +34,10 @@ pub struct Args {
     /// Delete the stacks of environments whose folder was removed (never protected ones).
     #[arg(long)]
     allow_delete: bool,
+    /// Delete at most N stacks in this run: with more, every deletion is
+    /// refused and listed (a typo in gitops.yaml must not delete the estate).
+    #[arg(long, default_value_t = deploy::DEFAULT_MAX_DELETIONS, value_name = "N")]
+    max_deletions: usize,
     /// Take over existing stacks that lack this repository's gitops:managed-by tag.
     #[arg(long)]
     adopt: bool,
@@ -73,6 +77,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let head = head_id.to_string();
     let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
     let head_model = super::load_valid(&head_tree)?;
+    let repo_id = head_model.owner_id()?.to_string();
     let mut desired: Vec<Desired> = Vec::new();
     for t in &targets {
         // A deleted environment needs no template: its stacks are only deleted.
@@ -98,9 +103,10 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             .with_plan(
                 PlanOptions::new()
                     .with_allow_delete(args.allow_delete)
-                    .with_adopt(args.adopt),
+                    .with_adopt(args.adopt)
+                    .with_max_deletions(args.max_deletions),
             );
-        let exec = Executor::new(Arc::new(factory), progress, head_model.id.clone(), options)
+        let exec = Executor::new(Arc::new(factory), progress, repo_id, options)
             .with_template_bucket(head_model.config.stack.template_bucket.clone());
         Arc::new(exec).run_all(desired, args.concurrency).await
     });

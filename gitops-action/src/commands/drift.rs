@@ -93,6 +93,10 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let p = status::prepare(g, &args.scope)?;
+    if args.remediate {
+        // Remediation changes AWS: only with an id to tag stacks with.
+        p.model.owner_id()?;
+    }
     let (first, longest) = status::drift_poll(&args.aws);
     let options = InspectOptions::new()
         .with_resource_drift(!args.skip_resource_drift)
@@ -113,7 +117,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             let exec = Executor::new(
                 factory,
                 progress,
-                p.model.id.clone(),
+                p.model.id.clone().unwrap_or_default(),
                 ExecutorOptions::new()
                     .with_timeout(Duration::from_secs(args.timeout))
                     .with_poll(if status::is_local(&args.aws) {
@@ -240,7 +244,8 @@ async fn orphan_check(
     if !locations.contains(&default) {
         locations.push(default);
     }
-    find_orphans(factory, &p.model.id, &locations, &declared)
+    let id = p.model.owner_id().map_err(|e| e.to_string())?;
+    find_orphans(factory, id, &locations, &declared)
         .await
         .map_err(|e| format!("looking for orphan stacks: {e}"))
 }
@@ -316,7 +321,7 @@ fn render_text(r: &Report<'_>, p: &Prepared, color: bool) -> String {
     if !r.orphans.is_empty() {
         out.push_str(&format!(
             "\norphan stacks (tagged gitops:managed-by={}, declared by no environment):\n",
-            p.model.id
+            p.model.id.as_deref().unwrap_or_default()
         ));
         for o in r.orphans {
             out.push_str(&format!("  {o}\n"));
@@ -377,7 +382,7 @@ fn render_markdown(r: &Report<'_>, p: &Prepared) -> String {
     if !r.orphans.is_empty() {
         out.push_str(&format!(
             "\nOrphan stacks (tagged `gitops:managed-by={}`, declared by no environment): {}\n",
-            p.model.id,
+            p.model.id.as_deref().unwrap_or_default(),
             r.orphans
                 .iter()
                 .map(|o| format!("`{o}`"))
@@ -528,7 +533,7 @@ fn sync_issues(r: &Report<'_>) -> anyhow::Result<()> {
 fn notify_text(r: &Report<'_>, p: &Prepared) -> String {
     let mut out = format!(
         "gitops drift ({} at {}): {} out of sync, {} unknown, {} in sync",
-        p.model.id,
+        p.model.id.as_deref().unwrap_or("no id"),
         short(r.commit),
         r.count(Sync::OutOfSync),
         r.count(Sync::Unknown),

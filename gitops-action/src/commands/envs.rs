@@ -91,5 +91,11 @@ fn print_table(repo: &Repository, markdown: bool) {
         return;
     }
     print!("{}", crate::output::table(&header, &rows));
-    println!("{} environment(s), repository id `{}`", rows.len(), repo.id);
+    match &repo.id {
+        Some(id) => println!("{} environment(s), repository id `{id}`", rows.len()),
+        None => println!(
+            "{} environment(s), no repository id (set `id:` in gitops.yaml)",
+            rows.len()
+        ),
+    }
 }

@@ -53,6 +53,10 @@ pub struct Args {
     /// Plan as `deploy --adopt` would: take over stacks this repository does not own.
     #[arg(long)]
     adopt: bool,
+    /// Plan as `deploy --max-deletions N` would: with more than N stack
+    /// deletions, every deletion is refused.
+    #[arg(long, default_value_t = deploy::DEFAULT_MAX_DELETIONS, value_name = "N")]
+    max_deletions: usize,
     /// How many environments to plan at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
@@ -100,7 +104,8 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (selected, targets) = select::targets(g, &args.select, &args.environments, None, "plan")?;
     let options = PlanOptions::new()
         .with_allow_delete(args.allow_delete)
-        .with_adopt(args.adopt);
+        .with_adopt(args.adopt)
+        .with_max_deletions(args.max_deletions);
     let mut inputs = Vec::new();
     let mut repo_id = String::new();
     let mut template_bucket = None;
@@ -108,7 +113,13 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         let head = head_id.to_string();
         let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
         let head_model = super::load_valid(&head_tree)?;
-        repo_id.clone_from(&head_model.id);
+        repo_id = match head_model.owner_id() {
+            Ok(id) => id.to_string(),
+            // Without AWS the guess needs no id; with it, change sets are
+            // made and stacks' ownership read: only with an id.
+            Err(_) if args.no_aws => "(no id)".to_string(),
+            Err(e) => return Err(e.into()),
+        };
         template_bucket.clone_from(&head_model.config.stack.template_bucket);
         let base = match &selected.base {
             Some(b) => load_base(&selected.repo, b, &selected.prefix, g.color),
@@ -122,7 +133,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let previews = if args.no_aws {
+    let mut previews: Vec<EnvPreview> = if args.no_aws {
         inputs.iter().map(|i| i.guess(&repo_id, options)).collect()
     } else if inputs.is_empty() {
         Vec::new()
@@ -140,6 +151,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             None => return Ok(ExitCode::from(130)),
         }
     };
+    core_plan::limit_deletions(&mut previews, args.max_deletions);
     let plan = Plan::new(selected.base, selected.head, !args.no_aws, previews);
     let markdown = core_plan::render_markdown(&plan);
     match g.format {

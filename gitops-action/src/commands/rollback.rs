@@ -48,14 +48,15 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (work, repo) = load(&g.repo)?;
     let name = args.environment.as_str();
     let Some(environment) = repo.environment(name) else {
-        return refuse(
-            g,
-            &PromoteError::UnknownEnvironment {
+        let error = if repo.config.promotion.order.iter().any(|e| e == name) {
+            PromoteError::OrderNamesUndeclared(name.to_string())
+        } else {
+            PromoteError::UnknownEnvironment {
                 name: name.to_string(),
                 hint: String::new(),
             }
-            .to_string(),
-        );
+        };
+        return refuse(g, &error.to_string());
     };
     let keys = repo.promoted_keys();
     if keys.is_empty() {

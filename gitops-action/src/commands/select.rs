@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
-use gitops_core::{GitTree, Repository, WorkTree};
+use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
 use self::event::{decide, fetch_advice, Decision};
 use crate::Globals;
@@ -240,6 +240,9 @@ pub fn from_detect_file(g: &Globals, file: &Path) -> anyhow::Result<(Selected, V
             Some("deleted") => Change::Deleted,
             _ => continue,
         };
+        // Each entry is checked against the repository by the planner (a
+        // deleted environment must be absent at head, a created or updated
+        // one present): a mismatch refuses that environment.
         let env = if change == Change::Deleted {
             if base_model.is_none() {
                 let Some(base) = v["base"].as_str().filter(|s| !s.is_empty()) else {
@@ -262,9 +265,16 @@ pub fn from_detect_file(g: &Globals, file: &Path) -> anyhow::Result<(Selected, V
             base_model
                 .as_ref()
                 .and_then(|m| m.environment(name))
+                .or_else(|| head_model.environment(name))
                 .cloned()
         } else {
-            head_model.environment(name).cloned()
+            Some(head_model.environment(name).cloned().unwrap_or_else(|| {
+                Environment::undeclared(
+                    name,
+                    e["stack"].as_str().unwrap_or_default(),
+                    e["region"].as_str().unwrap_or_default(),
+                )
+            }))
         };
         let Some(env) = env else {
             bail!(

@@ -290,6 +290,7 @@ impl CloudFormation for Fake {
                     name: request.stack_name.clone(),
                     id: format!("arn:stack/{}", request.stack_name),
                     status: "REVIEW_IN_PROGRESS".into(),
+                    termination_protection: Some(false),
                     ..Default::default()
                 },
             );
@@ -464,7 +465,7 @@ impl CloudFormation for Fake {
     ) -> BoxFuture<'a, AwsResult<()>> {
         self.call(format!("UpdateTerminationProtection {name} {enabled}"));
         if let Some(st) = self.state.lock().unwrap().stacks.get_mut(name) {
-            st.termination_protection = enabled;
+            st.termination_protection = Some(enabled);
         }
         ready(Ok(()))
     }

@@ -237,8 +237,9 @@ pub struct Stack {
     pub tags: BTreeMap<String, String>,
     /// Outputs.
     pub outputs: BTreeMap<String, String>,
-    /// Whether termination protection is on.
-    pub termination_protection: bool,
+    /// Whether termination protection is on; `None` when the endpoint does
+    /// not say (an emulator).
+    pub termination_protection: Option<bool>,
     /// When it was created (RFC 3339).
     pub creation_time: Option<String>,
     /// When it was last updated (RFC 3339).

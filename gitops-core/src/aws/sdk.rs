@@ -304,7 +304,7 @@ fn map_stack(s: &cfn::types::Stack) -> Stack {
             .iter()
             .filter_map(|o| Some((o.output_key()?.to_string(), string(o.output_value()))))
             .collect(),
-        termination_protection: s.enable_termination_protection().unwrap_or(false),
+        termination_protection: s.enable_termination_protection(),
         creation_time: time(s.creation_time()),
         last_updated_time: time(s.last_updated_time()),
     }

@@ -149,7 +149,7 @@ async fn describe_stack_maps_fields() {
     assert_eq!(s.parameters["AppVersion"], "1.2.3");
     assert_eq!(s.tags["gitops:env"], "dev");
     assert_eq!(s.outputs["Url"], "https://x");
-    assert!(s.termination_protection);
+    assert_eq!(s.termination_protection, Some(true));
     assert_eq!(s.creation_time.as_deref(), Some("2023-11-14T22:13:20Z"));
     assert_eq!(s.last_updated_time, None);
 }
@@ -805,6 +805,101 @@ async fn factory_memoises_per_region_and_role() {
     assert!(!Arc::ptr_eq(&a.cloudformation, &d.cloudformation));
     let cfg = factory.config_for("", None).await;
     assert_eq!(cfg.region().map(|r| r.as_ref()), Some("us-east-1"));
+}
+
+/// Termination protection follows `protected` both ways, through the SDK
+/// adapter (moto does not implement UpdateTerminationProtection): a deploy
+/// of an otherwise unchanged stack calls it, and only it.
+#[tokio::test]
+async fn deploy_sets_termination_protection_of_an_unchanged_stack() {
+    use crate::deploy::{desired, Executor, ExecutorOptions, Outcome};
+    use crate::detect::{Change, EnvChange};
+
+    const TEMPLATE: &str = "Parameters:\n  AppVersion: {Type: String}\n  EnvironmentName: {Type: String}\nResources:\n  Topic: {Type: AWS::SNS::Topic}\n";
+    for (extra, deployed, wanted) in [("protected: true\n", false, true), ("", true, false)] {
+        let source = crate::source::Memory::new("x")
+            .with_file(
+                "gitops.yaml",
+                "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\n",
+            )
+            .with_file("common/app.yaml", TEMPLATE)
+            .with_file(
+                "environments/dev/environment.yaml",
+                format!("parameters: {{AppVersion: '1.0'}}\n{extra}"),
+            );
+        let repo = crate::Repository::load(&source).unwrap();
+        let env = repo.environment("dev").unwrap().clone();
+        let d = desired(&repo, &source, &EnvChange::new(env, Change::Updated), "c1").unwrap();
+
+        let describe = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("dev-app"))
+            .then_output(move || {
+                DescribeStacksOutput::builder()
+                    .stacks(
+                        cfn_types::Stack::builder()
+                            .stack_name("dev-app")
+                            .stack_id("arn:aws:cloudformation:us-east-1:123456789012:stack/dev-app/1")
+                            .stack_status(cfn_types::StackStatus::UpdateComplete)
+                            .parameters(
+                                cfn_types::Parameter::builder()
+                                    .parameter_key("AppVersion")
+                                    .parameter_value("1.0")
+                                    .build(),
+                            )
+                            .parameters(
+                                cfn_types::Parameter::builder()
+                                    .parameter_key("EnvironmentName")
+                                    .parameter_value("dev")
+                                    .build(),
+                            )
+                            .tags(tag("gitops:managed-by", "acme/pay"))
+                            .tags(tag("gitops:environment", "dev"))
+                            .tags(tag("gitops:commit", "c0"))
+                            .enable_termination_protection(deployed)
+                            .build(),
+                    )
+                    .build()
+            });
+        let template = mock!(aws_sdk_cloudformation::Client::get_template).then_output(|| {
+            aws_sdk_cloudformation::operation::get_template::GetTemplateOutput::builder()
+                .template_body(TEMPLATE)
+                .build()
+        });
+        let protect = mock!(aws_sdk_cloudformation::Client::update_termination_protection)
+            .match_requests(move |r| {
+                r.stack_name() == Some("dev-app")
+                    && r.enable_termination_protection() == Some(wanted)
+            })
+            .then_output(|| {
+                aws_sdk_cloudformation::operation::update_termination_protection::UpdateTerminationProtectionOutput::builder()
+                    .stack_id("arn:aws:cloudformation:us-east-1:123456789012:stack/dev-app/1")
+                    .build()
+            });
+        let change_set = mock!(aws_sdk_cloudformation::Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().id("id").build());
+        let cfn = SdkCloudFormation::new(mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            &[&describe, &template, &protect, &change_set],
+            |b| b.retry_config(fast_retry())
+        ));
+        let mut clients = crate::aws::fake::Fake::new().clients();
+        clients.cloudformation = Arc::new(cfn);
+        let exec = Executor::new(
+            Arc::new(clients),
+            Arc::new(|_: &str, _: &str| {}),
+            "acme/pay",
+            ExecutorOptions::new().with_poll(Duration::from_millis(1)),
+        );
+        let plan = exec.plan(&d).await.unwrap();
+        assert_eq!(plan.actions.len(), 1, "{plan:?}");
+        assert_eq!(plan.actions[0].label(), "set-termination-protection");
+        let o = exec.run(&d).await;
+        assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+        assert_eq!(protect.num_calls(), 1, "{extra:?}");
+        assert_eq!(change_set.num_calls(), 0, "nothing else is deployed");
+        assert!(o.message.contains("termination protection"), "{}", o.message);
+    }
 }
 
 #[tokio::test]

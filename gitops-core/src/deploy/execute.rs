@@ -216,36 +216,103 @@ impl Executor {
         self.progress.line(env, line.as_ref());
     }
 
-    /// Deploys every environment, `concurrency` at a time. One failure does
-    /// not stop the others. Results come back in input order.
+    /// Deploys every environment, `concurrency` at a time: observes and
+    /// plans them all first, applies the run-level rule (no more than
+    /// `--max-deletions` deletions, [`super::limit_deletions`]), then
+    /// executes. One failure does not stop the others. Results come back in
+    /// input order.
     pub async fn run_all(
         self: Arc<Self>,
         desired: Vec<Desired>,
         concurrency: usize,
     ) -> Vec<EnvOutcome> {
-        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        let n = desired.len();
-        for (i, d) in desired.into_iter().enumerate() {
-            let me = self.clone();
-            let sem = sem.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire().await;
-                (i, me.run(&d).await)
-            });
-        }
-        let mut out: Vec<Option<EnvOutcome>> = vec![None; n];
-        while let Some(r) = set.join_next().await {
-            if let Ok((i, o)) = r {
-                out[i] = Some(o);
-            }
-        }
-        out.into_iter().flatten().collect()
+        let desired: Vec<Arc<Desired>> = desired.into_iter().map(Arc::new).collect();
+        let planned = fan_out(&self, desired.clone(), concurrency, |me, d| async move {
+            me.prepare(&d).await
+        })
+        .await;
+        let mut planned: Vec<Planned> = planned
+            .into_iter()
+            .map(|p| p.unwrap_or_else(Planned::lost))
+            .collect();
+        self.limit(&mut planned);
+        let jobs: Vec<(Arc<Desired>, Planned)> = desired.into_iter().zip(planned).collect();
+        fan_out(&self, jobs, concurrency, |me, (d, p)| async move {
+            me.finish(&d, p).await
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Observes, plans and (unless a dry run) executes one environment.
     pub async fn run(&self, desired: &Desired) -> EnvOutcome {
+        let mut planned = [self.prepare(desired).await];
+        self.limit(&mut planned);
+        let [planned] = planned;
+        self.finish(desired, planned).await
+    }
+
+    /// Observes and plans one environment, read-only.
+    async fn prepare(&self, desired: &Desired) -> Planned {
         let start = Instant::now();
+        let clients = match self
+            .factory
+            .clients(
+                &desired.environment.region,
+                desired.environment.role_arn.as_deref(),
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Planned {
+                    start,
+                    clients: None,
+                    plan: Err(e.into()),
+                }
+            }
+        };
+        let plan = match self.observe(&clients, desired).await {
+            Ok(observed) => Ok(plan_environment(
+                &self.repo_id,
+                desired,
+                &observed,
+                self.options.plan,
+            )),
+            Err(e) => Err(e.into()),
+        };
+        Planned {
+            start,
+            clients: Some(clients),
+            plan,
+        }
+    }
+
+    /// The run-level rule over the plans made: `--max-deletions`.
+    fn limit(&self, planned: &mut [Planned]) {
+        let max = self.options.plan.max_deletions;
+        let actions = planned
+            .iter()
+            .filter_map(|p| p.plan.as_ref().ok())
+            .flat_map(|p| &p.actions);
+        if let Some(r) = super::deletion_limit(actions, max) {
+            for p in planned.iter_mut() {
+                if let Ok(plan) = &mut p.plan {
+                    super::safety::refuse_deletions(&mut plan.actions, &r);
+                }
+            }
+        }
+    }
+
+    /// Executes one environment's plan (unless a dry run).
+    async fn finish(&self, desired: &Desired, planned: Planned) -> EnvOutcome {
+        let Planned {
+            start,
+            clients,
+            plan,
+        } = planned;
         let name = desired.environment.name.clone();
         let mut outcome = EnvOutcome {
             environment: name.clone(),
@@ -258,15 +325,10 @@ impl Executor {
             duration_ms: 0,
         };
         let result = async {
-            let clients = self
-                .factory
-                .clients(
-                    &desired.environment.region,
-                    desired.environment.role_arn.as_deref(),
-                )
-                .await?;
-            let observed = self.observe(&clients, desired).await?;
-            let plan = plan_environment(&self.repo_id, desired, &observed, self.options.plan);
+            let plan = plan?;
+            let Some(clients) = clients else {
+                return Err(fail("no AWS clients"));
+            };
             outcome.plan = Some(plan.redacted());
             if let Some(r) = plan.refusal() {
                 outcome.outcome = Outcome::Refused;
@@ -394,6 +456,19 @@ impl Executor {
                 }
                 Ok(Step::Done(format!(
                     "started pipeline `{pipeline}` (execution {id})"
+                )))
+            }
+            Action::SetTerminationProtection {
+                stack, enabled, ..
+            } => {
+                self.ensure_protection(clients, env, stack, *enabled, Some(!enabled))
+                    .await?;
+                if let Some(s) = clients.cloudformation.describe_stack(stack).await? {
+                    outcome.stack_status = Some(s.status);
+                }
+                let state = if *enabled { "on" } else { "off" };
+                Ok(Step::Done(format!(
+                    "termination protection {state} for `{stack}`"
                 )))
             }
             Action::DeleteStack { stack, .. } => {
@@ -558,7 +633,7 @@ impl Executor {
                 env,
                 &spec.name,
                 protect,
-                current.as_ref().map(|s| s.termination_protection),
+                current.as_ref().and_then(|s| s.termination_protection),
             )
             .await?;
             return Ok((
@@ -623,7 +698,7 @@ impl Executor {
             env,
             &spec.name,
             protect,
-            Some(final_stack.termination_protection),
+            final_stack.termination_protection,
         )
         .await?;
         let verb = if kind == ChangeSetKind::Create {
@@ -637,6 +712,9 @@ impl Executor {
         ))
     }
 
+    /// Turns termination protection on or off so that it is `protect`, when
+    /// `current` (as the stack reports it; `None`: not reported) says it is
+    /// not: a stack that does not report it is only ever turned on.
     async fn ensure_protection(
         &self,
         clients: &AwsClients,
@@ -645,7 +723,11 @@ impl Executor {
         protect: bool,
         current: Option<bool>,
     ) -> Result<(), Failure> {
-        if current.is_some() && current != Some(protect) {
+        let needed = match current {
+            Some(c) => c != protect,
+            None => protect,
+        };
+        if needed {
             let state = if protect { "on" } else { "off" };
             self.say(
                 env,
@@ -848,7 +930,7 @@ impl Executor {
         let Some(s) = self.wait_settled(clients, env, stack).await? else {
             return Ok(());
         };
-        if s.termination_protection {
+        if s.termination_protection == Some(true) {
             return Err(Failure {
                 message: format!("`{stack}` has termination protection on; turn it off (`aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack}`) if it really should go"),
                 failures: Vec::new(),
@@ -950,6 +1032,57 @@ enum Step {
     NoChange(String),
 }
 
+/// One environment observed and planned, waiting to be executed.
+struct Planned {
+    start: Instant,
+    clients: Option<AwsClients>,
+    plan: Result<EnvPlan, Failure>,
+}
+
+impl Planned {
+    /// The planning task of an environment was lost (it panicked).
+    fn lost() -> Self {
+        Planned {
+            start: Instant::now(),
+            clients: None,
+            plan: Err(fail("the environment's planning task failed")),
+        }
+    }
+}
+
+/// Runs `f` on every item, `concurrency` at a time; the results in input
+/// order (`None` for a task that panicked).
+async fn fan_out<T, R, F, Fut>(
+    exec: &Arc<Executor>,
+    items: Vec<T>,
+    concurrency: usize,
+    f: F,
+) -> Vec<Option<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Arc<Executor>, T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let (me, sem, f) = (exec.clone(), sem.clone(), f.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire().await;
+            (i, f(me, item).await)
+        });
+    }
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, o)) = r {
+            out[i] = Some(o);
+        }
+    }
+    out
+}
+
 fn normalized_template(text: &str) -> Option<serde_json::Value> {
     Template::parse("deployed", text)
         .ok()
@@ -966,6 +1099,10 @@ pub(crate) fn describe(plan: &EnvPlan) -> String {
                 pipeline, commit, ..
             } => format!("start `{pipeline}` at {}", &commit[..commit.len().min(12)]),
             Action::DeleteStack { stack, .. } => format!("delete `{stack}`"),
+            Action::SetTerminationProtection { stack, enabled, .. } => format!(
+                "turn termination protection {} for `{stack}`",
+                if *enabled { "on" } else { "off" }
+            ),
             Action::Refuse { reason } => reason.to_string(),
             Action::Nothing { reason } => reason.clone(),
         })

@@ -4,11 +4,13 @@
 //!
 //! The planner is pure: it turns the desired state (from git) and the
 //! observed state (from AWS) into [`Action`]s, with every safety rule
-//! (ownership tags, protection, account pinning) applied there, so a
-//! `--dry-run` shows exactly what a real run would do.
+//! (ownership tags, protection, account pinning, the deletion rules of
+//! [`safety`]) applied there, so a `--dry-run` shows exactly what a real run
+//! would do.
 
 mod execute;
 pub mod inspect;
+pub mod safety;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,10 @@ use crate::template::Template;
 pub use execute::{
     EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress,
     CHANGE_SET_PREFIX,
+};
+pub use safety::{
+    check_deletion, deletion_limit, limit_deletions, BaseDeclaration, Claim, Removal,
+    DEFAULT_MAX_DELETIONS,
 };
 
 /// Tag key naming the repository that manages a stack.
@@ -76,6 +82,11 @@ pub struct Desired {
     pub pipeline_stack: Option<StackSpec>,
     /// The commit being deployed.
     pub commit: String,
+    /// Whether the environment is declared at head. It must be, unless it
+    /// was deleted; a detect result saying otherwise is refused.
+    pub declared_at_head: bool,
+    /// For a deleted environment: what the deletion rules need from git.
+    pub removal: Option<Removal>,
 }
 
 /// What AWS says about one environment, observed before planning.
@@ -117,10 +128,67 @@ pub enum StackOp {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Refusal {
-    /// The environment was `protected` at the base revision.
+    /// The environment was protected at the base revision: `protected`
+    /// was not exactly `false` or absent, its file did not parse there, or
+    /// its configuration there is unknown.
     Protected {
         /// The stack that would have been deleted.
         stack: String,
+        /// The environment.
+        environment: String,
+        /// How it was declared at the base revision.
+        base: BaseDeclaration,
+    },
+    /// The environment is not declared at head, but its file at its base
+    /// path still is: only `gitops.yaml` changed, and that never deletes.
+    FileStillThere {
+        /// The stack that would have been deleted.
+        stack: String,
+        /// The environment.
+        environment: String,
+        /// Its file, still in the repository.
+        file: String,
+    },
+    /// An environment declared at head resolves to the same stack.
+    ClaimedAtHead {
+        /// The stack.
+        stack: String,
+        /// The environment at head that claims it.
+        by: String,
+    },
+    /// The stack is not tagged as this repository's stack of this environment.
+    NotOwned {
+        /// The stack.
+        stack: String,
+        /// Its `gitops:managed-by` tag.
+        managed_by: Option<String>,
+        /// Its `gitops:environment` tag.
+        environment_tag: Option<String>,
+        /// This repository's id.
+        id: String,
+        /// The environment.
+        environment: String,
+    },
+    /// The stack has termination protection on.
+    TerminationProtected {
+        /// The stack.
+        stack: String,
+    },
+    /// The run would delete more stacks than `--max-deletions` allows.
+    TooManyDeletions {
+        /// Every stack the run would delete.
+        stacks: Vec<String>,
+        /// The limit.
+        max: usize,
+    },
+    /// A detect result (`--from-detect`) disagrees with the repository: a
+    /// deleted environment that is declared at head, or a created or
+    /// updated one that is not.
+    DetectMismatch {
+        /// The environment.
+        environment: String,
+        /// What the detect result says happened to it.
+        listed: Change,
     },
     /// Deleting needs `--allow-delete`.
     DeleteNotAllowed {
@@ -151,9 +219,90 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Protected { stack } => write!(
+            Refusal::Protected {
+                stack,
+                environment,
+                base,
+            } => {
+                let why = match base {
+                    BaseDeclaration::Declared {
+                        file,
+                        protection: crate::model::Protection::Invalid(v),
+                    } => format!("`protected: {v}` in {file} at the base revision is not exactly `false`, so it counts as protected"),
+                    BaseDeclaration::Declared { file, .. } => {
+                        format!("it is protected (`protected: true` in {file} at the base revision)")
+                    }
+                    BaseDeclaration::Unparseable { file, problem } => format!(
+                        "its file {file} does not parse at the base revision ({problem}), so it counts as protected"
+                    ),
+                    BaseDeclaration::Unknown { why } => format!(
+                        "its configuration at the base revision is unknown ({why}), so it counts as protected"
+                    ),
+                };
+                write!(
+                    f,
+                    "refusing to delete `{stack}` of environment `{environment}`: {why}; to delete it on purpose, first set `protected: false` (or remove the key) in a commit of its own and deploy it, then remove the folder"
+                )
+            }
+            Refusal::FileStillThere {
+                stack,
+                environment,
+                file,
+            } => {
+                let what = if stack.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{stack}`")
+                };
+                write!(
+                    f,
+                    "refusing to delete{what}: environment `{environment}` is no longer declared, but its file {file} is still there, so only gitops.yaml changed (environments.path, environments.file or a name pattern), and that never deletes anything; fix gitops.yaml, or to delete the environment on purpose, remove its folder in a commit of its own"
+                )
+            }
+            Refusal::ClaimedAtHead { stack, by } => write!(
                 f,
-                "refusing to delete `{stack}`: the environment is protected (`protected: true` at the base revision); remove the flag in a separate commit first if you really mean it"
+                "refusing to delete `{stack}`: environment `{by}` at head resolves to the same stack name in the same region and account, and a stack git still claims is updated or left alone, never deleted; nothing to do if that rename is intended"
+            ),
+            Refusal::NotOwned {
+                stack,
+                managed_by,
+                environment_tag,
+                id,
+                environment,
+            } => write!(
+                f,
+                "refusing to delete `{stack}`: it is tagged {TAG_MANAGED_BY}={} and {TAG_ENVIRONMENT}={}, and only a stack tagged {TAG_MANAGED_BY}={id} and {TAG_ENVIRONMENT}={environment} is deleted (--adopt never applies to deletions); delete it by hand if it really should go",
+                managed_by.as_deref().unwrap_or("(none)"),
+                environment_tag.as_deref().unwrap_or("(none)")
+            ),
+            Refusal::TerminationProtected { stack } => write!(
+                f,
+                "refusing to delete `{stack}`: it has termination protection on; restore the environment's folder, remove `protected` from its file in a commit of its own and deploy it (that turns termination protection off), then remove the folder"
+            ),
+            Refusal::TooManyDeletions { stacks, max } => write!(
+                f,
+                "refusing every deletion of this run: it would delete {} stacks ({}), more than --max-deletions {max}; if that is intended, run again with --max-deletions {}",
+                stacks.len(),
+                stacks
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                stacks.len()
+            ),
+            Refusal::DetectMismatch {
+                environment,
+                listed: Change::Deleted,
+            } => write!(
+                f,
+                "refusing `{environment}`: the detect result lists it as deleted, but it is declared at head; run `gitops detect` again for this head"
+            ),
+            Refusal::DetectMismatch {
+                environment,
+                listed,
+            } => write!(
+                f,
+                "refusing `{environment}`: the detect result lists it as {listed}, but it is not declared at head; run `gitops detect` again for this head"
             ),
             Refusal::DeleteNotAllowed { stack } => write!(
                 f,
@@ -206,6 +355,16 @@ pub enum Action {
         /// Candidate pipeline variables (passed where the pipeline declares them).
         variables: BTreeMap<String, String>,
     },
+    /// Turn termination protection on or off, so that it follows the
+    /// environment's `protected` (an otherwise unchanged stack).
+    SetTerminationProtection {
+        /// Which stack.
+        role: StackRole,
+        /// The stack.
+        stack: String,
+        /// On or off.
+        enabled: bool,
+    },
     /// Delete a stack and wait for DELETE_COMPLETE.
     DeleteStack {
         /// What the stack holds.
@@ -255,6 +414,7 @@ impl Action {
             } => "create-stack",
             Action::DeployStack { .. } => "update-stack",
             Action::StartPipeline { .. } => "start-pipeline",
+            Action::SetTerminationProtection { .. } => "set-termination-protection",
             Action::DeleteStack { .. } => "delete-stack",
             Action::Refuse { .. } => "refuse",
             Action::Nothing { .. } => "nothing",
@@ -325,19 +485,38 @@ impl EnvPlan {
 }
 
 /// Options that change what the planner allows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PlanOptions {
     /// Allow deleting the stacks of removed environments.
     pub allow_delete: bool,
     /// Take over stacks that lack this repository's `managed-by` tag.
     pub adopt: bool,
+    /// How many stacks one run may delete (`--max-deletions`).
+    pub max_deletions: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            allow_delete: false,
+            adopt: false,
+            max_deletions: DEFAULT_MAX_DELETIONS,
+        }
+    }
 }
 
 impl PlanOptions {
-    /// The defaults: no deletion, no adoption.
+    /// The defaults: no deletion, no adoption, at most
+    /// [`DEFAULT_MAX_DELETIONS`] deletions per run.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how many stacks one run may delete.
+    pub fn with_max_deletions(mut self, max: usize) -> Self {
+        self.max_deletions = max;
+        self
     }
 
     /// Allows deletions.
@@ -369,9 +548,10 @@ impl EnvChange {
     }
 }
 
-/// Builds what git wants for one affected environment. Reads templates from
-/// `source` (the head revision, or the base one for a deleted environment —
-/// for which no specs are built).
+/// Builds what git wants for one affected environment from `repo` and
+/// `source`, the model and the files at head: its stack specs (templates
+/// read from `source`), or for a deleted environment (as declared at the
+/// base: `change.environment`), the facts of its [`Removal`].
 pub fn desired(
     repo: &Repository,
     source: &dyn Source,
@@ -379,14 +559,27 @@ pub fn desired(
     commit: &str,
 ) -> crate::Result<Desired> {
     let env = &change.environment;
+    let declared_at_head = repo.environment(&env.name).is_some();
     let mut out = Desired {
         environment: env.clone(),
         change: change.change,
         stack: None,
         pipeline_stack: None,
         commit: commit.to_string(),
+        declared_at_head,
+        removal: None,
     };
     if change.change == Change::Deleted {
+        out.removal = Some(Removal::at_head(
+            repo,
+            source,
+            env,
+            BaseDeclaration::of(env),
+        )?);
+        return Ok(out);
+    }
+    if !declared_at_head {
+        // A detect result that disagrees with head: the planner refuses it.
         return Ok(out);
     }
     let tags = ownership_tags(repo, env, commit);
@@ -456,7 +649,9 @@ pub fn ownership_tags(
     commit: &str,
 ) -> BTreeMap<String, String> {
     let mut tags = env.tags.clone();
-    tags.insert(TAG_MANAGED_BY.into(), repo.id.clone());
+    if let Some(id) = &repo.id {
+        tags.insert(TAG_MANAGED_BY.into(), id.clone());
+    }
     tags.insert(TAG_ENVIRONMENT.into(), env.name.clone());
     tags.insert(TAG_COMMIT.into(), commit.to_string());
     tags
@@ -479,6 +674,17 @@ pub fn plan_environment(
     let refuse = |plan: &mut EnvPlan, reason: Refusal| {
         plan.actions = vec![Action::Refuse { reason }];
     };
+    let deleted = desired.change == Change::Deleted;
+    if deleted == desired.declared_at_head {
+        refuse(
+            &mut plan,
+            Refusal::DetectMismatch {
+                environment: env.name.clone(),
+                listed: desired.change,
+            },
+        );
+        return plan;
+    }
     if let (Some(expected), Some(actual)) = (&env.account, &observed.account) {
         if expected != actual {
             refuse(
@@ -490,6 +696,9 @@ pub fn plan_environment(
             );
             return plan;
         }
+    }
+    if deleted {
+        return plan_deletion(repo_id, desired, observed, options, plan);
     }
     // Ownership and stuck states of every existing stack we could touch.
     for stack in [&observed.stack, &observed.pipeline_stack]
@@ -507,7 +716,7 @@ pub fn plan_environment(
             );
             return plan;
         }
-        if stack.is_update_rollback_failed() && desired.change != Change::Deleted {
+        if stack.is_update_rollback_failed() {
             refuse(
                 &mut plan,
                 Refusal::UpdateRollbackFailed {
@@ -516,47 +725,6 @@ pub fn plan_environment(
             );
             return plan;
         }
-    }
-
-    if desired.change == Change::Deleted {
-        let existing: Vec<(StackRole, &Stack)> = [
-            (StackRole::Environment, &observed.stack),
-            (StackRole::Pipeline, &observed.pipeline_stack),
-        ]
-        .into_iter()
-        .filter_map(|(r, s)| s.as_ref().map(|s| (r, s)))
-        .collect();
-        let Some((_, first)) = existing.first() else {
-            plan.actions.push(Action::Nothing {
-                reason: "the environment was removed and its stacks are already gone".into(),
-            });
-            return plan;
-        };
-        if env.protected {
-            refuse(
-                &mut plan,
-                Refusal::Protected {
-                    stack: first.name.clone(),
-                },
-            );
-            return plan;
-        }
-        if !options.allow_delete {
-            refuse(
-                &mut plan,
-                Refusal::DeleteNotAllowed {
-                    stack: first.name.clone(),
-                },
-            );
-            return plan;
-        }
-        for (role, s) in existing {
-            plan.actions.push(Action::DeleteStack {
-                role,
-                stack: s.name.clone(),
-            });
-        }
-        return plan;
     }
 
     match (&desired.pipeline_stack, &env.pipeline) {
@@ -592,6 +760,9 @@ pub fn plan_environment(
                             false,
                             env.protected,
                         ));
+                    } else if let Some(a) = protection_change(StackRole::Pipeline, s, env.protected)
+                    {
+                        plan.actions.push(a);
                     }
                 }
             }
@@ -624,9 +795,13 @@ pub fn plan_environment(
                     if up_to_date(spec, s, observed.stack_template.as_ref())
                         && !s.is_in_progress() =>
                 {
-                    plan.actions.push(Action::Nothing {
-                        reason: format!("`{}` is up to date ({})", s.name, s.status),
-                    });
+                    plan.actions.push(
+                        protection_change(StackRole::Environment, s, env.protected).unwrap_or_else(
+                            || Action::Nothing {
+                                reason: format!("`{}` is up to date ({})", s.name, s.status),
+                            },
+                        ),
+                    );
                 }
                 Some(_) => plan.actions.push(deploy(
                     StackRole::Environment,
@@ -639,6 +814,67 @@ pub fn plan_environment(
         }
     }
     plan
+}
+
+/// The deletion of a removed environment's existing stacks (environment,
+/// then pipeline), or the refusal of the first deletion rule that fails
+/// ([`check_deletion`]).
+fn plan_deletion(
+    repo_id: &str,
+    desired: &Desired,
+    observed: &Observed,
+    options: PlanOptions,
+    mut plan: EnvPlan,
+) -> EnvPlan {
+    let existing: Vec<(StackRole, &Stack)> = [
+        (StackRole::Environment, &observed.stack),
+        (StackRole::Pipeline, &observed.pipeline_stack),
+    ]
+    .into_iter()
+    .filter_map(|(r, s)| s.as_ref().filter(|s| !s.is_deleted()).map(|s| (r, s)))
+    .collect();
+    let unknown;
+    let removal = match &desired.removal {
+        Some(r) => r,
+        None => {
+            unknown = Removal::unknown("the deletion facts were not gathered");
+            &unknown
+        }
+    };
+    let stacks: Vec<&Stack> = existing.iter().map(|(_, s)| *s).collect();
+    if let Some(reason) = check_deletion(
+        repo_id,
+        &desired.environment.name,
+        removal,
+        &stacks,
+        options.allow_delete,
+    ) {
+        plan.actions = vec![Action::Refuse { reason }];
+        return plan;
+    }
+    if existing.is_empty() {
+        plan.actions.push(Action::Nothing {
+            reason: "the environment was removed and its stacks are already gone".into(),
+        });
+        return plan;
+    }
+    for (role, s) in existing {
+        plan.actions.push(Action::DeleteStack {
+            role,
+            stack: s.name.clone(),
+        });
+    }
+    plan
+}
+
+/// Turning termination protection on or off when a stack's (known) state
+/// differs from `protected`.
+fn protection_change(role: StackRole, stack: &Stack, protected: bool) -> Option<Action> {
+    (stack.termination_protection == Some(!protected)).then(|| Action::SetTerminationProtection {
+        role,
+        stack: stack.name.clone(),
+        enabled: protected,
+    })
 }
 
 fn deploy(

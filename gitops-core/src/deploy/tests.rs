@@ -198,7 +198,8 @@ fn planner_safety_rules() {
     assert_eq!(labels(&p), ["update-stack"]);
 
     // deletions need --allow-delete, and never touch protected environments
-    let (_, d) = desired_for(false, "protected: true\n", Change::Deleted, "c1");
+    let head = head_with(HEAD_CFG, &[]);
+    let d = removed(&base_with("protected: true\n"), &head);
     let mut o = Observed::new();
     o.stack = Some(managed(
         "dev-app",
@@ -213,7 +214,7 @@ fn planner_safety_rules() {
         PlanOptions::new().with_allow_delete(true),
     );
     assert!(matches!(p.refusal(), Some(Refusal::Protected { .. })));
-    let (_, d) = desired_for(false, "", Change::Deleted, "c1");
+    let d = removed(&base_with(""), &head);
     let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
     assert!(matches!(
         p.refusal(),
@@ -333,7 +334,10 @@ async fn protected_environments_get_termination_protection() {
     let (_, d) = desired_for(false, "protected: true\n", Change::Created, "c1");
     let o = exec.run(&d).await;
     assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
-    assert!(fake.stack("dev-app").unwrap().termination_protection);
+    assert_eq!(
+        fake.stack("dev-app").unwrap().termination_protection,
+        Some(true)
+    );
     assert!(fake
         .calls()
         .contains(&"UpdateTerminationProtection dev-app true".to_string()));
@@ -680,5 +684,439 @@ fn printed_plans_mask_no_echo_parameters() {
     match &p.actions[0] {
         Action::DeployStack { spec, .. } => assert_eq!(spec.parameters["AppVersion"], "1.0"),
         a => panic!("{a:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The deletion rules (deploy::safety): one test per rule, each showing the
+// rule refusing and the same removal going ahead once the rule is satisfied.
+// ---------------------------------------------------------------------------
+
+/// The base model with environment `dev` (its file ends with `extra`),
+/// loaded without requiring it to be valid (a base may hold errors).
+fn base_with(extra: &str) -> Repository {
+    let source = Memory::new("x")
+        .with_file(
+            "gitops.yaml",
+            "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\n",
+        )
+        .with_file("common/app.yaml", TEMPLATE)
+        .with_file(
+            "environments/dev/environment.yaml",
+            format!("parameters: {{AppVersion: '1.0'}}\n{extra}"),
+        );
+    Repository::load(&source).unwrap()
+}
+
+/// A head revision: `cfg` as gitops.yaml, the template, and `files`.
+fn head_with(cfg: &str, files: &[(&str, &str)]) -> Memory {
+    let mut m = Memory::new("x")
+        .with_file("gitops.yaml", cfg)
+        .with_file("common/app.yaml", TEMPLATE);
+    for (p, c) in files {
+        m.insert(p, *c);
+    }
+    m
+}
+
+const HEAD_CFG: &str = "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\n";
+
+/// `dev` of `base` deleted, as seen from `head`.
+fn removed(base: &Repository, head: &Memory) -> Desired {
+    let head_repo = Repository::load(head).unwrap();
+    desired(&head_repo, head, &change(base, Change::Deleted), "c1").unwrap()
+}
+
+/// `dev-app`, ours, of environment `dev`.
+fn dev_stack() -> Stack {
+    let mut t = BTreeMap::new();
+    t.insert(TAG_MANAGED_BY.to_string(), "acme/pay".to_string());
+    t.insert(TAG_ENVIRONMENT.to_string(), "dev".to_string());
+    let mut s = managed("dev-app", "UPDATE_COMPLETE", &[], t);
+    s.termination_protection = Some(false);
+    s
+}
+
+fn observed_with(stack: Stack) -> Observed {
+    let mut o = Observed::new();
+    o.stack = Some(stack);
+    o
+}
+
+fn allow() -> PlanOptions {
+    PlanOptions::new().with_allow_delete(true)
+}
+
+#[test]
+fn deletion_needs_the_environment_gone_at_head_as_detected() {
+    let base = base_with("");
+    // A detect result says `dev` was deleted, but head declares it.
+    let head = head_with(
+        HEAD_CFG,
+        &[("environments/dev/environment.yaml", "parameters: {AppVersion: '1.0'}\n")],
+    );
+    let d = removed(&base, &head);
+    assert!(d.declared_at_head);
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    match p.refusal() {
+        Some(r @ Refusal::DetectMismatch { environment, listed: Change::Deleted }) => {
+            assert_eq!(environment, "dev");
+            assert!(r.to_string().contains("declared at head"), "{r}");
+        }
+        r => panic!("{r:?}"),
+    }
+    // And the other way: listed as updated, but not declared at head.
+    let d = desired(
+        &Repository::load(&head_with(HEAD_CFG, &[])).unwrap(),
+        &head_with(HEAD_CFG, &[]),
+        &EnvChange::new(Environment::undeclared("ghost", "ghost-app", "us-east-1"), Change::Updated),
+        "c1",
+    )
+    .unwrap();
+    assert!(!d.declared_at_head && d.stack.is_none());
+    let p = plan_environment("acme/pay", &d, &Observed::new(), allow());
+    assert!(
+        matches!(p.refusal(), Some(Refusal::DetectMismatch { listed: Change::Updated, .. })),
+        "{p:?}"
+    );
+    // The same removal with the folder really gone is deleted.
+    let d = removed(&base, &head_with(HEAD_CFG, &[]));
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert_eq!(labels(&p), ["delete-stack"]);
+}
+
+#[test]
+fn a_gitops_yaml_change_alone_never_deletes() {
+    let base = base_with("");
+    // `environments.file` misspelt: the file is still there at its base path.
+    let cfg = "version: 1\nid: acme/pay\nenvironments: {file: enviroment.yaml}\nstack: {template: common/app.yaml}\n";
+    let head = head_with(
+        cfg,
+        &[("environments/dev/environment.yaml", "parameters: {AppVersion: '1.0'}\n")],
+    );
+    let d = removed(&base, &head);
+    assert!(!d.declared_at_head);
+    assert!(d.removal.as_ref().unwrap().file_at_head);
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    let r = p.refusal().unwrap();
+    assert!(matches!(r, Refusal::FileStillThere { .. }), "{r:?}");
+    let text = r.to_string();
+    assert!(
+        text.contains("`dev`")
+            && text.contains("environments/dev/environment.yaml")
+            && text.contains("remove its folder in a commit of its own"),
+        "{text}"
+    );
+    // Refused even when the stacks are already gone: the change is wrong.
+    let p = plan_environment("acme/pay", &d, &Observed::new(), allow());
+    assert!(matches!(p.refusal(), Some(Refusal::FileStillThere { .. })));
+    // The folder itself removed: deleted.
+    let d = removed(&base, &head_with(cfg, &[]));
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert_eq!(labels(&p), ["delete-stack"]);
+}
+
+#[test]
+fn a_stack_head_still_claims_is_never_deleted() {
+    let base = base_with("");
+    // Folder `dev` renamed to `app`, and the pattern changed so that `app`
+    // resolves to `dev-app` too (in the same region; its account pinned,
+    // the base's not: the credentials' account may be that one).
+    let cfg = "version: 1\nid: acme/pay\nstack: {name: 'dev-{environment}', template: common/app.yaml}\n";
+    let head = head_with(
+        cfg,
+        &[(
+            "environments/app/environment.yaml",
+            "parameters: {AppVersion: '1.0'}\nprotected: true\naccount: '123456789012'\n",
+        )],
+    );
+    let d = removed(&base, &head);
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    match p.refusal() {
+        Some(r @ Refusal::ClaimedAtHead { stack, by }) => {
+            assert_eq!((stack.as_str(), by.as_str()), ("dev-app", "app"));
+            assert!(r.to_string().contains("never deleted"), "{r}");
+        }
+        r => panic!("{r:?}"),
+    }
+    // In another region, the name is another stack: deleted.
+    let head = head_with(
+        cfg,
+        &[(
+            "environments/app/environment.yaml",
+            "parameters: {AppVersion: '1.0'}\nregion: eu-west-1\n",
+        )],
+    );
+    let d = removed(&base, &head);
+    assert!(d.removal.as_ref().unwrap().claimed_by.is_empty());
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert_eq!(labels(&p), ["delete-stack"]);
+    // In another pinned account too.
+    let base = base_with("account: '111111111111'\n");
+    let head = head_with(
+        cfg,
+        &[(
+            "environments/app/environment.yaml",
+            "parameters: {AppVersion: '1.0'}\nrole-arn: arn:aws:iam::222222222222:role/deploy\n",
+        )],
+    );
+    assert!(removed(&base, &head).removal.unwrap().claimed_by.is_empty());
+}
+
+#[test]
+fn only_our_stack_of_that_environment_is_deleted_even_with_adopt() {
+    let base = base_with("");
+    let d = removed(&base, &head_with(HEAD_CFG, &[]));
+    for (key, value) in [(TAG_MANAGED_BY, "someone/else"), (TAG_ENVIRONMENT, "prod")] {
+        let mut s = dev_stack();
+        s.tags.insert(key.into(), value.into());
+        let p = plan_environment(
+            "acme/pay",
+            &d,
+            &observed_with(s),
+            allow().with_adopt(true),
+        );
+        let r = p.refusal().unwrap_or_else(|| panic!("{key}: {p:?}"));
+        assert!(matches!(r, Refusal::NotOwned { .. }), "{r:?}");
+        assert!(r.to_string().contains(value), "{r}");
+    }
+    let mut s = dev_stack();
+    s.tags.remove(TAG_ENVIRONMENT);
+    let p = plan_environment("acme/pay", &d, &observed_with(s), allow());
+    assert!(matches!(p.refusal(), Some(Refusal::NotOwned { .. })));
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert_eq!(labels(&p), ["delete-stack"]);
+}
+
+#[test]
+fn protected_at_the_base_is_read_strictly() {
+    let head = head_with(HEAD_CFG, &[]);
+    for (extra, word) in [
+        ("protected: true\n", "`protected: true`"),
+        ("protected: \"true\"\n", "`protected: \"true\"`"),
+        ("protected: \"false\"\n", "not exactly `false`"),
+        ("protected: yes\n", "not exactly `false`"),
+        ("protected: 1\n", "`protected: 1`"),
+        ("protected:\n", "`protected: null`"),
+    ] {
+        let d = removed(&base_with(extra), &head);
+        let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+        let r = p.refusal().unwrap_or_else(|| panic!("{extra}: {p:?}"));
+        assert!(matches!(r, Refusal::Protected { .. }), "{extra}: {r:?}");
+        assert!(r.to_string().contains(word), "{extra}: {r}");
+    }
+    for extra in ["", "protected: false\n"] {
+        let d = removed(&base_with(extra), &head);
+        let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+        assert_eq!(labels(&p), ["delete-stack"], "{extra}");
+    }
+    // A base file that does not parse, and an unknown base, count as protected.
+    let unparseable = Memory::new("x")
+        .with_file("gitops.yaml", HEAD_CFG)
+        .with_file("common/app.yaml", TEMPLATE)
+        .with_file("environments/dev/environment.yaml", "parameters: [unclosed\n");
+    let repo = Repository::load(&unparseable).unwrap();
+    let decl = BaseDeclaration::in_repository(&repo, "dev");
+    assert!(matches!(decl, BaseDeclaration::Unparseable { .. }), "{decl:?}");
+    for decl in [
+        decl,
+        BaseDeclaration::Unknown {
+            why: "deployed commit 1a2b3c4 not in history".into(),
+        },
+    ] {
+        let mut d = removed(&base_with(""), &head);
+        d.removal.as_mut().unwrap().base = decl;
+        let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+        let r = p.refusal().unwrap();
+        assert!(
+            matches!(r, Refusal::Protected { .. }) && r.to_string().contains("counts as protected"),
+            "{r}"
+        );
+    }
+    // A deleted environment whose facts were not gathered is refused too.
+    let mut d = removed(&base_with(""), &head);
+    d.removal = None;
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert!(matches!(p.refusal(), Some(Refusal::Protected { .. })));
+}
+
+#[test]
+fn a_stack_with_termination_protection_is_not_deleted() {
+    let d = removed(&base_with(""), &head_with(HEAD_CFG, &[]));
+    let mut s = dev_stack();
+    s.termination_protection = Some(true);
+    let p = plan_environment("acme/pay", &d, &observed_with(s), allow());
+    let r = p.refusal().unwrap();
+    assert!(matches!(r, Refusal::TerminationProtected { .. }), "{r:?}");
+    assert!(
+        r.to_string()
+            .contains("remove `protected` from its file in a commit of its own"),
+        "{r}"
+    );
+}
+
+#[test]
+fn deletions_need_allow_delete() {
+    let d = removed(&base_with(""), &head_with(HEAD_CFG, &[]));
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), PlanOptions::new());
+    assert!(matches!(p.refusal(), Some(Refusal::DeleteNotAllowed { .. })));
+    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
+    assert_eq!(labels(&p), ["delete-stack"]);
+}
+
+/// `n` removed environments `env0`.. whose stacks exist in `fake`, ready to run.
+fn removed_many(n: usize, fake: &Fake) -> Vec<Desired> {
+    let d = removed(&base_with(""), &head_with(HEAD_CFG, &[]));
+    (0..n)
+        .map(|i| {
+            let mut d = d.clone();
+            d.environment.name = format!("env{i}");
+            d.environment.stack = format!("env{i}-app");
+            let mut s = dev_stack();
+            s.name = format!("env{i}-app");
+            s.tags.insert(TAG_ENVIRONMENT.into(), format!("env{i}"));
+            let mut st = fake.state.lock().unwrap();
+            st.templates.insert(s.name.clone(), TEMPLATE.into());
+            st.stacks.insert(s.name.clone(), s);
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn more_deletions_than_the_limit_refuse_them_all() {
+    let plan = |env: &str| EnvPlan {
+        environment: env.into(),
+        change: Change::Deleted,
+        region: "us-east-1".into(),
+        actions: vec![Action::DeleteStack {
+            role: StackRole::Environment,
+            stack: format!("{env}-app"),
+        }],
+    };
+    let mut plans: Vec<EnvPlan> = (0..6).map(|i| plan(&format!("e{i}"))).collect();
+    plans.push(EnvPlan {
+        actions: vec![Action::Nothing { reason: "x".into() }],
+        ..plan("other")
+    });
+    let mut five = plans[..5].to_vec();
+    limit_deletions(&mut five, DEFAULT_MAX_DELETIONS);
+    assert!(five.iter().all(|p| labels(p) == ["delete-stack"]));
+    limit_deletions(&mut plans, DEFAULT_MAX_DELETIONS);
+    for p in &plans[..6] {
+        match p.refusal() {
+            Some(r @ Refusal::TooManyDeletions { stacks, max: 5 }) => {
+                assert_eq!(stacks.len(), 6);
+                let text = r.to_string();
+                assert!(
+                    text.contains("`e0-app`, `e1-app`, `e2-app`, `e3-app`, `e4-app`, `e5-app`")
+                        && text.contains("--max-deletions 6"),
+                    "{text}"
+                );
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    assert_eq!(labels(&plans[6]), ["nothing"], "other plans are left alone");
+}
+
+#[tokio::test]
+async fn a_run_over_the_deletion_limit_deletes_nothing() {
+    let fake = Fake::new();
+    let many = removed_many(6, &fake);
+    let (exec, _) = executor(&fake, ExecutorOptions::new().with_plan(allow()));
+    let out = exec.clone().run_all(many.clone(), 3).await;
+    assert!(out.iter().all(|o| o.outcome == Outcome::Refused), "{out:?}");
+    assert!(out[0].message.contains("--max-deletions 6"), "{}", out[0].message);
+    assert!(fake.mutating_calls().is_empty(), "{:?}", fake.mutating_calls());
+    // With the limit raised, they go.
+    let (exec, _) = executor(
+        &fake,
+        ExecutorOptions::new().with_plan(allow().with_max_deletions(6)),
+    );
+    let out = exec.run_all(many, 3).await;
+    assert!(out.iter().all(|o| o.outcome == Outcome::Succeeded), "{out:?}");
+    assert!(fake.stack("env5-app").is_none());
+}
+
+#[test]
+fn termination_protection_follows_protected_both_ways() {
+    for (extra, current, expected) in [
+        ("protected: true\n", Some(false), Some(true)),
+        ("", Some(true), Some(false)),
+        ("protected: true\n", Some(true), None),
+        ("", Some(false), None),
+        // Not reported (an emulator): nothing to decide on.
+        ("protected: true\n", None, None),
+    ] {
+        let (repo, d) = desired_for(false, extra, Change::Updated, "c1");
+        let spec = d.stack.clone().unwrap();
+        let mut s = managed(
+            "dev-app",
+            "UPDATE_COMPLETE",
+            &[("AppVersion", "1.0"), ("EnvironmentName", "dev")],
+            tags(&repo, "c0"),
+        );
+        s.termination_protection = current;
+        let mut o = observed_with(s);
+        o.stack_template = Some(spec.template_normalized.clone());
+        let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+        match expected {
+            Some(on) => assert_eq!(
+                p.actions,
+                [Action::SetTerminationProtection {
+                    role: StackRole::Environment,
+                    stack: "dev-app".into(),
+                    enabled: on
+                }],
+                "{extra:?} {current:?}"
+            ),
+            None => assert_eq!(labels(&p), ["nothing"], "{extra:?} {current:?}"),
+        }
+    }
+    // Pipeline mode: the pipeline stack the tool deploys.
+    let (repo, d) = desired_for(true, "protected: true\n", Change::Updated, "c1");
+    let spec = d.pipeline_stack.clone().unwrap();
+    let mut o = Observed::new();
+    let mut s = managed(
+        "dev-pipeline",
+        "CREATE_COMPLETE",
+        &[
+            ("AppVersion", "1.0"),
+            ("PipelineName", "dev-deploy"),
+            ("StackName", "dev-app"),
+        ],
+        tags(&repo, "old"),
+    );
+    s.termination_protection = Some(false);
+    o.pipeline_stack = Some(s);
+    o.pipeline_stack_template = Some(spec.template_normalized.clone());
+    let p = plan_environment("acme/pay", &d, &o, PlanOptions::new());
+    assert_eq!(labels(&p), ["set-termination-protection", "start-pipeline"]);
+}
+
+#[tokio::test]
+async fn an_unchanged_stack_gets_termination_protection_turned_on_and_off() {
+    for (extra, before, after) in [("protected: true\n", false, true), ("", true, false)] {
+        let (repo, d) = desired_for(false, extra, Change::Updated, "c1");
+        let mut s = managed(
+            "dev-app",
+            "UPDATE_COMPLETE",
+            &[("AppVersion", "1.0"), ("EnvironmentName", "dev")],
+            tags(&repo, "c0"),
+        );
+        s.termination_protection = Some(before);
+        let fake = Fake::new().with_stack(s, TEMPLATE);
+        let (exec, _) = executor(&fake, ExecutorOptions::new());
+        let o = exec.run(&d).await;
+        assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+        assert_eq!(
+            fake.mutating_calls(),
+            [format!("UpdateTerminationProtection dev-app {after}")]
+        );
+        assert_eq!(
+            fake.stack("dev-app").unwrap().termination_protection,
+            Some(after)
+        );
     }
 }

@@ -928,3 +928,57 @@ async fn many_environments_share_one_listing_and_status_reads_no_template() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn termination_protection_that_does_not_follow_protected_is_out_of_sync() {
+    for (extra, deployed_protection, reason) in [
+        (
+            "protected: true\n",
+            Some(false),
+            Some("termination protection expected on, actual off"),
+        ),
+        ("", Some(true), Some("termination protection expected off, actual on")),
+        ("protected: true\n", Some(true), None),
+        ("", Some(false), None),
+        // Not reported (an emulator): not compared.
+        ("protected: true\n", None, None),
+    ] {
+        let (_, d) = desired_for(false, extra, "c1");
+        let spec = d.stack.clone().unwrap();
+        let mut o = Observed::new();
+        let mut s = deployed(&spec, "UPDATE_COMPLETE");
+        s.termination_protection = deployed_protection;
+        o.stack = Some(s);
+        o.stack_template = Some(spec.template_normalized.clone());
+        let drift = assess(&d, &o, None, &keys());
+        let messages: Vec<&str> = drift.reasons.iter().map(|r| r.message.as_str()).collect();
+        match reason {
+            Some(r) => {
+                assert_eq!(drift.status.sync, Sync::OutOfSync, "{messages:?}");
+                assert_eq!(messages.len(), 1, "{messages:?}");
+                assert!(messages[0].starts_with(r), "{messages:?}");
+                assert_eq!(drift.reasons[0].kind, ReasonKind::TerminationProtection);
+            }
+            None => assert_eq!(drift.status.sync, Sync::Synced, "{extra} {messages:?}"),
+        }
+    }
+    // Pipeline mode: the pipeline stack, which the tool deploys.
+    let (_, d) = desired_for(true, "protected: true\n", "c1");
+    let mut o = Observed::new();
+    let spec = d.stack.clone().unwrap();
+    let mut s = deployed(&spec, "UPDATE_COMPLETE");
+    s.termination_protection = Some(false);
+    o.stack = Some(s);
+    o.stack_template = Some(spec.template_normalized.clone());
+    let pspec = d.pipeline_stack.clone().unwrap();
+    let mut p = deployed(&pspec, "UPDATE_COMPLETE");
+    p.termination_protection = Some(false);
+    o.pipeline_stack = Some(p);
+    o.pipeline_stack_template = Some(pspec.template_normalized.clone());
+    let drift = assess(&d, &o, None, &keys());
+    let messages: Vec<&str> = drift.reasons.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["pipeline stack dev-pipeline: termination protection expected on, actual off (`protected: true`; a deploy sets it)"]
+    );
+}

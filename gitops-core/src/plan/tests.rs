@@ -333,7 +333,7 @@ fn git_level_guesses_follow_the_deploy_planner() {
     let prod = g("prod", Change::Deleted, none.with_allow_delete(true));
     assert!(matches!(
         &prod.actions[0],
-        Action::Refuse { reason: Refusal::Protected { stack } } if stack == "prod-app"
+        Action::Refuse { reason: Refusal::Protected { stack, .. } } if stack == "prod-app"
     ));
     assert!(matches!(
         &g("old", Change::Deleted, none).actions[0],
@@ -407,7 +407,7 @@ fn pipeline_mode_guesses() {
 #[test]
 fn why_not_previewed_names_the_reason() {
     let refuse = [Action::Refuse {
-        reason: Refusal::Protected { stack: "s".into() },
+        reason: Refusal::DeleteNotAllowed { stack: "s".into() },
     }];
     assert!(why_not_previewed(&refuse).unwrap().contains("refuses"));
     let del = [Action::DeleteStack {
@@ -630,7 +630,7 @@ fn markdown_snapshot() {
 
         <details><summary><b>prod</b> · deleted · refuse</summary>
 
-        - refuse (protected): refusing to delete `prod-app`: the environment is protected (`protected: true` at the base revision); remove the flag in a separate commit first if you really mean it
+        - refuse (protected): refusing to delete `prod-app` of environment `prod`: it is protected (`protected: true` in environments/prod/environment.yaml at the base revision); to delete it on purpose, first set `protected: false` (or remove the key) in a commit of its own and deploy it, then remove the folder
 
         | Parameter | Old | New |
         |---|---|---|
@@ -730,7 +730,7 @@ fn text_snapshot() {
           -parameters: {AppVersion: '0.9'}
 
         prod (deleted)
-          refuse (protected): refusing to delete `prod-app`: the environment is protected (`protected: true` at the base revision); remove the flag in a separate commit first if you really mean it
+          refuse (protected): refusing to delete `prod-app` of environment `prod`: it is protected (`protected: true` in environments/prod/environment.yaml at the base revision); to delete it on purpose, first set `protected: false` (or remove the key) in a commit of its own and deploy it, then remove the folder
           parameters:
             AppVersion: 1.0 -> (unset)
           not previewed: the deploy refuses
