@@ -76,7 +76,7 @@ fn every_mistake_is_reported_in_one_run() {
             .collect()
     };
     assert_eq!(strip(&stdout(&out)), strip(&expected));
-    assert!(stdout(&out).contains("invalid: 15 error(s), 1 warning(s)"));
+    assert!(stdout(&out).contains("invalid: 14 error(s), 2 warning(s)"));
 
     // JSON carries the same problems with file, line and column.
     let out = run(&[
