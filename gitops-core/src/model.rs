@@ -789,7 +789,10 @@ mod tests {
         // gitops.yaml wins.
         let m = crate::Memory::new("acme/infra")
             .with_file("gitops.yaml", format!("{cfg}id: acme/payments\n"));
-        assert_eq!(Repository::load(&m).unwrap().owner_id().unwrap(), "acme/payments");
+        assert_eq!(
+            Repository::load(&m).unwrap().owner_id().unwrap(),
+            "acme/payments"
+        );
         let m = crate::Memory::new("").with_file("gitops.yaml", cfg);
         assert_eq!(Repository::load(&m).unwrap().id, None);
     }
@@ -811,7 +814,9 @@ mod tests {
         assert_eq!(problems[0].line, Some(3));
         assert!(
             problems[0].message.contains("`promotion.order` names `qa`")
-                && problems[0].message.contains("promote and rollback refuse it"),
+                && problems[0]
+                    .message
+                    .contains("promote and rollback refuse it"),
             "{}",
             problems[0].message
         );

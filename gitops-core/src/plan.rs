@@ -659,8 +659,7 @@ pub fn guess_plan(
 pub fn limit_deletions(previews: &mut [EnvPreview], max: usize) {
     if let Some(r) = crate::deploy::deletion_limit(previews.iter().flat_map(|p| &p.actions), max) {
         for p in previews {
-            if p
-                .actions
+            if p.actions
                 .iter()
                 .any(|a| matches!(a, Action::DeleteStack { .. }))
             {

@@ -747,7 +747,10 @@ mod tests {
         );
         let err = plan_promotion(&r, "development", &Target::Next, false, PROD).unwrap_err();
         assert_eq!(err, PromoteError::OrderNamesUndeclared("qa".into()));
-        assert!(err.to_string().contains("`promotion.order` names `qa`"), "{err}");
+        assert!(
+            err.to_string().contains("`promotion.order` names `qa`"),
+            "{err}"
+        );
         let err = plan_promotion(&r, "qa", &Target::Next, false, PROD).unwrap_err();
         assert_eq!(err, PromoteError::OrderNamesUndeclared("qa".into()));
         let err = plan_rollback(&r, "qa", PROD, "HEAD~1", &Values::new()).unwrap_err();

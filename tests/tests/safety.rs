@@ -129,7 +129,12 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
     let reason = plan_refusal(&plan, "web-prod");
     assert_eq!(reason["kind"], "claimed-at-head", "{reason}");
 
-    let (out, v) = run("deploy", &repo, &moto, &["--base", "HEAD~1", "--allow-delete"]);
+    let (out, v) = run(
+        "deploy",
+        &repo,
+        &moto,
+        &["--base", "HEAD~1", "--allow-delete"],
+    );
     assert_eq!(out.status.code(), Some(1), "{v}\n{}", stderr(&out));
     assert_eq!(outcome(&v, "web-prod")["outcome"], "refused");
     let m = message(&v, "web-prod");
@@ -137,7 +142,10 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
         m.contains("refusing to delete `web-prod`") && m.contains("environment `web` at head"),
         "{m}"
     );
-    assert!(exists(&moto, "web-prod"), "the stack `web` claims is still there");
+    assert!(
+        exists(&moto, "web-prod"),
+        "the stack `web` claims is still there"
+    );
     assert_eq!(v["commit"], second);
     // The plan showed the refusal the deploy made, word for word.
     let (dry, dv) = run(
@@ -154,7 +162,10 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
             .args(["--base", "HEAD~1", "--allow-delete", "--no-aws"])
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     assert!(text_plan.contains(&m), "{text_plan}");
 }
@@ -184,19 +195,31 @@ fn a_misspelt_environments_file_deletes_nothing() {
         let m = message(&v, env);
         assert!(
             m.contains(&format!("environment `{env}` is no longer declared"))
-                && m.contains(&format!("environments/{env}/environment.yaml is still there"))
+                && m.contains(&format!(
+                    "environments/{env}/environment.yaml is still there"
+                ))
                 && m.contains("only gitops.yaml changed")
                 && m.contains("remove its folder in a commit of its own"),
             "{m}"
         );
-        assert!(exists(&moto, &format!("{env}-app")), "{env}-app is still there");
+        assert!(
+            exists(&moto, &format!("{env}-app")),
+            "{env}-app is still there"
+        );
     }
     // `plan` shows the same refusals, from git alone too.
     let (plan_out, plan) = run(
         "plan",
         &repo,
         &moto,
-        &["--base", &first, "--head", &second, "--allow-delete", "--no-aws"],
+        &[
+            "--base",
+            &first,
+            "--head",
+            &second,
+            "--allow-delete",
+            "--no-aws",
+        ],
     );
     assert_eq!(plan_out.status.code(), Some(0), "{}", stderr(&plan_out));
     for env in ["dev", "qa"] {
@@ -276,7 +299,12 @@ fn two_checkouts_without_an_id_cannot_take_over_each_others_stacks() {
         ("drift", vec!["--remediate", "--skip-resource-drift"]),
     ] {
         let (out, _) = run(cmd, &second, &moto, &args);
-        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{cmd} {args:?}: {}",
+            stderr(&out)
+        );
         let err = stderr(&out);
         assert!(err.contains("set `id:` in gitops.yaml"), "{cmd}: {err}");
     }

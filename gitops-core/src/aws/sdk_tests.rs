@@ -838,7 +838,9 @@ async fn deploy_sets_termination_protection_of_an_unchanged_stack() {
                     .stacks(
                         cfn_types::Stack::builder()
                             .stack_name("dev-app")
-                            .stack_id("arn:aws:cloudformation:us-east-1:123456789012:stack/dev-app/1")
+                            .stack_id(
+                                "arn:aws:cloudformation:us-east-1:123456789012:stack/dev-app/1",
+                            )
                             .stack_status(cfn_types::StackStatus::UpdateComplete)
                             .parameters(
                                 cfn_types::Parameter::builder()
@@ -898,7 +900,11 @@ async fn deploy_sets_termination_protection_of_an_unchanged_stack() {
         assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
         assert_eq!(protect.num_calls(), 1, "{extra:?}");
         assert_eq!(change_set.num_calls(), 0, "nothing else is deployed");
-        assert!(o.message.contains("termination protection"), "{}", o.message);
+        assert!(
+            o.message.contains("termination protection"),
+            "{}",
+            o.message
+        );
     }
 }
 

@@ -458,9 +458,7 @@ impl Executor {
                     "started pipeline `{pipeline}` (execution {id})"
                 )))
             }
-            Action::SetTerminationProtection {
-                stack, enabled, ..
-            } => {
+            Action::SetTerminationProtection { stack, enabled, .. } => {
                 self.ensure_protection(clients, env, stack, *enabled, Some(!enabled))
                     .await?;
                 if let Some(s) = clients.cloudformation.describe_stack(stack).await? {

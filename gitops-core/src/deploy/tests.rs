@@ -753,13 +753,21 @@ fn deletion_needs_the_environment_gone_at_head_as_detected() {
     // A detect result says `dev` was deleted, but head declares it.
     let head = head_with(
         HEAD_CFG,
-        &[("environments/dev/environment.yaml", "parameters: {AppVersion: '1.0'}\n")],
+        &[(
+            "environments/dev/environment.yaml",
+            "parameters: {AppVersion: '1.0'}\n",
+        )],
     );
     let d = removed(&base, &head);
     assert!(d.declared_at_head);
     let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
     match p.refusal() {
-        Some(r @ Refusal::DetectMismatch { environment, listed: Change::Deleted }) => {
+        Some(
+            r @ Refusal::DetectMismatch {
+                environment,
+                listed: Change::Deleted,
+            },
+        ) => {
             assert_eq!(environment, "dev");
             assert!(r.to_string().contains("declared at head"), "{r}");
         }
@@ -769,14 +777,23 @@ fn deletion_needs_the_environment_gone_at_head_as_detected() {
     let d = desired(
         &Repository::load(&head_with(HEAD_CFG, &[])).unwrap(),
         &head_with(HEAD_CFG, &[]),
-        &EnvChange::new(Environment::undeclared("ghost", "ghost-app", "us-east-1"), Change::Updated),
+        &EnvChange::new(
+            Environment::undeclared("ghost", "ghost-app", "us-east-1"),
+            Change::Updated,
+        ),
         "c1",
     )
     .unwrap();
     assert!(!d.declared_at_head && d.stack.is_none());
     let p = plan_environment("acme/pay", &d, &Observed::new(), allow());
     assert!(
-        matches!(p.refusal(), Some(Refusal::DetectMismatch { listed: Change::Updated, .. })),
+        matches!(
+            p.refusal(),
+            Some(Refusal::DetectMismatch {
+                listed: Change::Updated,
+                ..
+            })
+        ),
         "{p:?}"
     );
     // The same removal with the folder really gone is deleted.
@@ -792,7 +809,10 @@ fn a_gitops_yaml_change_alone_never_deletes() {
     let cfg = "version: 1\nid: acme/pay\nenvironments: {file: enviroment.yaml}\nstack: {template: common/app.yaml}\n";
     let head = head_with(
         cfg,
-        &[("environments/dev/environment.yaml", "parameters: {AppVersion: '1.0'}\n")],
+        &[(
+            "environments/dev/environment.yaml",
+            "parameters: {AppVersion: '1.0'}\n",
+        )],
     );
     let d = removed(&base, &head);
     assert!(!d.declared_at_head);
@@ -822,7 +842,8 @@ fn a_stack_head_still_claims_is_never_deleted() {
     // Folder `dev` renamed to `app`, and the pattern changed so that `app`
     // resolves to `dev-app` too (in the same region; its account pinned,
     // the base's not: the credentials' account may be that one).
-    let cfg = "version: 1\nid: acme/pay\nstack: {name: 'dev-{environment}', template: common/app.yaml}\n";
+    let cfg =
+        "version: 1\nid: acme/pay\nstack: {name: 'dev-{environment}', template: common/app.yaml}\n";
     let head = head_with(
         cfg,
         &[(
@@ -870,12 +891,7 @@ fn only_our_stack_of_that_environment_is_deleted_even_with_adopt() {
     for (key, value) in [(TAG_MANAGED_BY, "someone/else"), (TAG_ENVIRONMENT, "prod")] {
         let mut s = dev_stack();
         s.tags.insert(key.into(), value.into());
-        let p = plan_environment(
-            "acme/pay",
-            &d,
-            &observed_with(s),
-            allow().with_adopt(true),
-        );
+        let p = plan_environment("acme/pay", &d, &observed_with(s), allow().with_adopt(true));
         let r = p.refusal().unwrap_or_else(|| panic!("{key}: {p:?}"));
         assert!(matches!(r, Refusal::NotOwned { .. }), "{r:?}");
         assert!(r.to_string().contains(value), "{r}");
@@ -914,10 +930,16 @@ fn protected_at_the_base_is_read_strictly() {
     let unparseable = Memory::new("x")
         .with_file("gitops.yaml", HEAD_CFG)
         .with_file("common/app.yaml", TEMPLATE)
-        .with_file("environments/dev/environment.yaml", "parameters: [unclosed\n");
+        .with_file(
+            "environments/dev/environment.yaml",
+            "parameters: [unclosed\n",
+        );
     let repo = Repository::load(&unparseable).unwrap();
     let decl = BaseDeclaration::in_repository(&repo, "dev");
-    assert!(matches!(decl, BaseDeclaration::Unparseable { .. }), "{decl:?}");
+    assert!(
+        matches!(decl, BaseDeclaration::Unparseable { .. }),
+        "{decl:?}"
+    );
     for decl in [
         decl,
         BaseDeclaration::Unknown {
@@ -958,8 +980,16 @@ fn a_stack_with_termination_protection_is_not_deleted() {
 #[test]
 fn deletions_need_allow_delete() {
     let d = removed(&base_with(""), &head_with(HEAD_CFG, &[]));
-    let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), PlanOptions::new());
-    assert!(matches!(p.refusal(), Some(Refusal::DeleteNotAllowed { .. })));
+    let p = plan_environment(
+        "acme/pay",
+        &d,
+        &observed_with(dev_stack()),
+        PlanOptions::new(),
+    );
+    assert!(matches!(
+        p.refusal(),
+        Some(Refusal::DeleteNotAllowed { .. })
+    ));
     let p = plan_environment("acme/pay", &d, &observed_with(dev_stack()), allow());
     assert_eq!(labels(&p), ["delete-stack"]);
 }
@@ -1027,15 +1057,26 @@ async fn a_run_over_the_deletion_limit_deletes_nothing() {
     let (exec, _) = executor(&fake, ExecutorOptions::new().with_plan(allow()));
     let out = exec.clone().run_all(many.clone(), 3).await;
     assert!(out.iter().all(|o| o.outcome == Outcome::Refused), "{out:?}");
-    assert!(out[0].message.contains("--max-deletions 6"), "{}", out[0].message);
-    assert!(fake.mutating_calls().is_empty(), "{:?}", fake.mutating_calls());
+    assert!(
+        out[0].message.contains("--max-deletions 6"),
+        "{}",
+        out[0].message
+    );
+    assert!(
+        fake.mutating_calls().is_empty(),
+        "{:?}",
+        fake.mutating_calls()
+    );
     // With the limit raised, they go.
     let (exec, _) = executor(
         &fake,
         ExecutorOptions::new().with_plan(allow().with_max_deletions(6)),
     );
     let out = exec.run_all(many, 3).await;
-    assert!(out.iter().all(|o| o.outcome == Outcome::Succeeded), "{out:?}");
+    assert!(
+        out.iter().all(|o| o.outcome == Outcome::Succeeded),
+        "{out:?}"
+    );
     assert!(fake.stack("env5-app").is_none());
 }
 

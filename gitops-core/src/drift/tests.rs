@@ -937,7 +937,11 @@ fn termination_protection_that_does_not_follow_protected_is_out_of_sync() {
             Some(false),
             Some("termination protection expected on, actual off"),
         ),
-        ("", Some(true), Some("termination protection expected off, actual on")),
+        (
+            "",
+            Some(true),
+            Some("termination protection expected off, actual on"),
+        ),
         ("protected: true\n", Some(true), None),
         ("", Some(false), None),
         // Not reported (an emulator): not compared.

@@ -230,7 +230,13 @@ async fn refusals_and_deletions_are_not_previewed() {
         "version: 1\nid: acme/pay\nstack: {template: common/app.yaml}\n",
     );
     let head_repo = Repository::load(&head).unwrap();
-    let d = desired(&head_repo, &head, &EnvChange::new(env, Change::Deleted), "c").unwrap();
+    let d = desired(
+        &head_repo,
+        &head,
+        &EnvChange::new(env, Change::Deleted),
+        "c",
+    )
+    .unwrap();
     let exec = executor(&fake, Duration::from_secs(5));
     let plan = exec.plan(&d).await.unwrap();
     assert_eq!(plan.actions[0].label(), "delete-stack");
