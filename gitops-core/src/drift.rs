@@ -662,6 +662,15 @@ impl EnvDrift {
         self.refresh_sync();
     }
 
+    /// Leaves out the termination-protection reasons: for an endpoint that
+    /// reports termination protection but cannot change it (a local
+    /// emulator), where the mismatch says nothing about the repository.
+    pub fn ignore_termination_protection(&mut self) {
+        self.reasons
+            .retain(|r| r.kind != ReasonKind::TerminationProtection);
+        self.refresh_sync();
+    }
+
     /// Sets `sync` from the reasons and the error: differences make it
     /// `OutOfSync` (even when part of the check failed), an error without
     /// differences `Unknown`, otherwise `Synced`.

@@ -107,7 +107,14 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let color = g.color;
     let (mut drifts, orphans) = rt.block_on(async {
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
-        let drifts = status::inspect(&p, factory.clone(), options, args.scope.concurrency).await;
+        let drifts = status::inspect(
+            &p,
+            factory.clone(),
+            options,
+            args.scope.concurrency,
+            status::is_local(&args.aws),
+        )
+        .await;
         let orphans = orphan_check(&p, factory.as_ref()).await;
         let mut drifts = drifts;
         if args.remediate {

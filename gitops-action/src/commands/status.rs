@@ -99,11 +99,15 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
 }
 
 /// Inspects every prepared environment concurrently; results sorted by name.
+/// Against a local endpoint (an emulator, which reports termination
+/// protection but does not implement UpdateTerminationProtection) its
+/// comparison is left out.
 pub async fn inspect(
     p: &Prepared,
     factory: Arc<dyn gitops_core::aws::ClientFactory>,
     options: InspectOptions,
     concurrency: usize,
+    local: bool,
 ) -> Vec<EnvDrift> {
     let mut all = inspect_all(
         factory,
@@ -113,6 +117,10 @@ pub async fn inspect(
         concurrency,
     )
     .await;
+    if local {
+        all.iter_mut()
+            .for_each(EnvDrift::ignore_termination_protection);
+    }
     all.extend(p.failed.iter().cloned());
     all.sort_by(|a, b| a.status.name.cmp(&b.status.name));
     all
@@ -138,7 +146,14 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
         // Fast: parameters, tags and existence only; `drift` compares templates.
         let options = InspectOptions::new().with_templates(false);
-        inspect(&p, factory, options, args.scope.concurrency).await
+        inspect(
+            &p,
+            factory,
+            options,
+            args.scope.concurrency,
+            is_local(&args.aws),
+        )
+        .await
     });
     let report = Report {
         commit: &p.head,

@@ -459,15 +459,22 @@ impl Executor {
                 )))
             }
             Action::SetTerminationProtection { stack, enabled, .. } => {
-                self.ensure_protection(clients, env, stack, *enabled, Some(!enabled))
+                let set = self
+                    .ensure_protection(clients, env, stack, *enabled, Some(!enabled))
                     .await?;
                 if let Some(s) = clients.cloudformation.describe_stack(stack).await? {
                     outcome.stack_status = Some(s.status);
                 }
                 let state = if *enabled { "on" } else { "off" };
-                Ok(Step::Done(format!(
-                    "termination protection {state} for `{stack}`"
-                )))
+                Ok(if set {
+                    Step::Done(format!("termination protection {state} for `{stack}`"))
+                } else {
+                    // The endpoint does not implement the call (an emulator).
+                    Step::NoChange(format!(
+                        "termination protection of `{stack}` left {}: the endpoint does not answer UpdateTerminationProtection (no changes)",
+                        if *enabled { "off" } else { "on" }
+                    ))
+                })
             }
             Action::DeleteStack { stack, .. } => {
                 self.delete_stack(clients, env, stack).await?;
@@ -720,7 +727,7 @@ impl Executor {
         stack: &str,
         protect: bool,
         current: Option<bool>,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let needed = match current {
             Some(c) => c != protect,
             None => protect,
@@ -741,11 +748,12 @@ impl Executor {
                 // without a service error code: say so, and go on.
                 Err(e) if e.code.is_none() && e.kind != crate::aws::AwsErrorKind::Connection => {
                     self.say(env, format!("warning: could not turn termination protection {state} for `{stack}`: the endpoint does not answer UpdateTerminationProtection"));
+                    return Ok(false);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes a stack left in REVIEW_IN_PROGRESS by a failed CREATE change set.
