@@ -628,9 +628,13 @@ impl Executor {
     ) -> Result<(Step, String), Failure> {
         let cfn = &clients.cloudformation;
         // A creation left unexecuted is deleted, not waited on.
-        let mut current = match cfn.describe_stack(&spec.name).await? {
-            Some(s) if replace_failed && s.status == "REVIEW_IN_PROGRESS" => Some(s),
-            _ => self.wait_settled(clients, env, &spec.name).await?,
+        let mut current = if replace_failed {
+            match cfn.describe_stack(&spec.name).await? {
+                Some(s) if s.status == "REVIEW_IN_PROGRESS" => Some(s),
+                _ => self.wait_settled(clients, env, &spec.name).await?,
+            }
+        } else {
+            self.wait_settled(clients, env, &spec.name).await?
         };
         if let Some(s) = &current {
             if s.is_update_rollback_failed() {
