@@ -12,6 +12,7 @@ mod aws;
 mod commands;
 mod github;
 mod github_api;
+mod interrupt;
 mod output;
 
 /// GitOps for AWS CloudFormation, without Kubernetes.

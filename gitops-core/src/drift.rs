@@ -604,6 +604,9 @@ pub struct EnvDrift {
     pub remediated_commit: Option<String>,
     /// What `--remediate` did.
     pub remediation: Option<Remediation>,
+    /// Its check stopped unexpectedly (its task panicked): the command exits 1.
+    #[serde(skip)]
+    pub failed: bool,
 }
 
 impl EnvDrift {
@@ -631,6 +634,7 @@ impl EnvDrift {
             resource_drift_checked: false,
             remediated_commit: None,
             remediation: None,
+            failed: false,
         };
         d.refresh_sync();
         d

@@ -36,6 +36,7 @@ pub mod detect;
 pub mod drift;
 pub mod edit;
 mod error;
+pub mod fanout;
 pub mod git;
 mod glob;
 pub mod history;

@@ -34,6 +34,7 @@ use crate::deploy::{
 use crate::detect::Change;
 use crate::model::{Environment, Repository};
 use crate::source::{Entry, Source};
+use crate::yaml::{Node, NodeKind, Seg};
 
 /// The hidden marker that identifies the plan's pull-request comment.
 pub const MARKER: &str = "<!-- gitops-plan -->";
@@ -123,11 +124,14 @@ pub fn file_diff(path: &str, old: &str, new: &str) -> Option<FileDiff> {
 
 /// The diffs of environment `name` from base to head: its environment file,
 /// then each template it uses (at base or at head) whose content changed.
-/// A side given as `None` counts as empty (a first commit, say).
+/// A side given as `None` counts as empty (a first commit, say). Every
+/// value of a `secrets` parameter is masked before diffing, whatever its
+/// YAML form ([`mask_environment_secrets`], [`mask_template_secrets`]).
 pub fn env_diffs(
     base: Option<(&Repository, &dyn Source)>,
     head: Option<(&Repository, &dyn Source)>,
     name: &str,
+    secrets: &BTreeSet<String>,
 ) -> Vec<FileDiff> {
     let base_env = base.and_then(|(r, _)| r.environment(name));
     let head_env = head.and_then(|(r, _)| r.environment(name));
@@ -139,8 +143,12 @@ pub fn env_diffs(
     };
     let mut out = Vec::new();
     // The environment file, read from each side at that side's own path.
-    let old = base_env.map(|e| read(base, &e.file)).unwrap_or_default();
-    let new = head_env.map(|e| read(head, &e.file)).unwrap_or_default();
+    let old = base_env
+        .map(|e| mask_environment_secrets(&read(base, &e.file), secrets))
+        .unwrap_or_default();
+    let new = head_env
+        .map(|e| mask_environment_secrets(&read(head, &e.file), secrets))
+        .unwrap_or_default();
     if let Some(path) = head_env.or(base_env).map(|e| e.file.clone()) {
         out.extend(file_diff(&path, &old, &new));
     }
@@ -154,9 +162,179 @@ pub fn env_diffs(
         }
     }
     for path in templates {
-        out.extend(file_diff(&path, &read(base, &path), &read(head, &path)));
+        out.extend(file_diff(
+            &path,
+            &mask_template_secrets(&read(base, &path), secrets),
+            &mask_template_secrets(&read(head, &path), secrets),
+        ));
     }
     out
+}
+
+/// `src`, an environment file (or any YAML), with the value of every
+/// mapping entry whose key is one of `secrets` replaced by [`MASK`],
+/// found on the YAML syntax tree: plain, quoted, block (`|`) and folded
+/// (`>`) scalars, flow maps, explicit keys (`? DbPassword`), and through
+/// aliases (the anchored value is masked where it is written). Line breaks
+/// are kept, so a diff still lines up. A file that does not parse is
+/// masked whole.
+pub fn mask_environment_secrets(src: &str, secrets: &BTreeSet<String>) -> String {
+    if secrets.is_empty() {
+        return src.to_string();
+    }
+    let root = match Node::parse(src) {
+        Ok(Some(root)) => root,
+        Ok(None) => return src.to_string(),
+        Err(_) => return mask_range(src, 0, src.len()),
+    };
+    let mut ranges = Vec::new();
+    secret_values(src, &root, &root, secrets, &mut ranges);
+    mask_ranges(src, ranges)
+}
+
+/// `src`, a CloudFormation template (YAML or JSON), with the `Default` of
+/// every `secrets` parameter replaced by [`MASK`].
+pub fn mask_template_secrets(src: &str, secrets: &BTreeSet<String>) -> String {
+    if secrets.is_empty() {
+        return src.to_string();
+    }
+    let Ok(Some(root)) = Node::parse(src) else {
+        return src.to_string();
+    };
+    let mut ranges = Vec::new();
+    for name in secrets {
+        if let Some(v) = root.get(&[Seg::Key("Parameters"), Seg::Key(name), Seg::Key("Default")]) {
+            masked_node(src, &root, v, &mut ranges, 0);
+        }
+    }
+    mask_ranges(src, ranges)
+}
+
+/// The key text of a mapping key: a scalar's value, or an alias's target's.
+fn key_text<'n>(src: &str, root: &'n Node, key: &'n Node) -> Option<&'n str> {
+    match &key.kind {
+        NodeKind::Alias => anchored(src, root, alias_name(src, key)?).and_then(Node::as_str),
+        _ => key.as_str(),
+    }
+}
+
+/// Collects the byte ranges of every value of a `secrets` key under `node`.
+fn secret_values(
+    src: &str,
+    root: &Node,
+    node: &Node,
+    secrets: &BTreeSet<String>,
+    out: &mut Vec<(usize, usize)>,
+) {
+    match &node.kind {
+        NodeKind::Map { entries, .. } => {
+            for (k, v) in entries {
+                if key_text(src, root, k).is_some_and(|k| secrets.contains(k)) {
+                    masked_node(src, root, v, out, 0);
+                }
+                secret_values(src, root, k, secrets, out);
+                secret_values(src, root, v, secrets, out);
+            }
+        }
+        NodeKind::Seq { items, .. } => {
+            for i in items {
+                secret_values(src, root, i, secrets, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Collects the byte ranges of every scalar of `node`, following aliases.
+fn masked_node(src: &str, root: &Node, node: &Node, out: &mut Vec<(usize, usize)>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    match &node.kind {
+        NodeKind::Scalar { .. } => {
+            let start = node.content_start(src).min(node.end.byte);
+            out.push((start, node.end.byte));
+        }
+        NodeKind::Alias => {
+            if let Some(target) = alias_name(src, node).and_then(|n| anchored(src, root, n)) {
+                masked_node(src, root, target, out, depth + 1);
+            }
+        }
+        NodeKind::Map { entries, .. } => {
+            for (_, v) in entries {
+                masked_node(src, root, v, out, depth + 1);
+            }
+        }
+        NodeKind::Seq { items, .. } => {
+            for i in items {
+                masked_node(src, root, i, out, depth + 1);
+            }
+        }
+    }
+}
+
+/// The name of the alias `*name` at `node`.
+fn alias_name<'s>(src: &'s str, node: &Node) -> Option<&'s str> {
+    let rest = src.get(node.start.byte..)?.strip_prefix('*')?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The node anchored `&name` (the last one, as an alias refers back to the
+/// nearest definition before it; any of them is masked the same way).
+fn anchored<'n>(src: &str, node: &'n Node, name: &str) -> Option<&'n Node> {
+    let mut found = (node.anchor(src) == Some(name)).then_some(node);
+    let children: Vec<&Node> = match &node.kind {
+        NodeKind::Map { entries, .. } => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+        NodeKind::Seq { items, .. } => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    for c in children {
+        if let Some(n) = anchored(src, c, name) {
+            found = Some(n);
+        }
+    }
+    found
+}
+
+/// `src` with every range masked.
+fn mask_ranges(src: &str, mut ranges: Vec<(usize, usize)>) -> String {
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(src.len());
+    let mut at = 0;
+    for (a, b) in ranges {
+        let (a, b) = (a.max(at), b.min(src.len()));
+        if a >= b || !src.is_char_boundary(a) || !src.is_char_boundary(b) {
+            continue;
+        }
+        out.push_str(&src[at..a]);
+        out.push_str(&mask_range(&src[a..b], 0, b - a));
+        at = b;
+    }
+    out.push_str(&src[at..]);
+    out
+}
+
+/// `text[a..b]` with the content of each line replaced by [`MASK`]
+/// (indentation, line breaks and blank lines kept).
+fn mask_range(text: &str, a: usize, b: usize) -> String {
+    text[a..b]
+        .split('\n')
+        .map(|line| {
+            let body = line.trim_end_matches('\r');
+            let content = body.trim_start_matches([' ', '\t']);
+            if content.is_empty() {
+                line.to_string()
+            } else {
+                let indent = &body[..body.len() - content.len()];
+                let cr = if line.ends_with('\r') { "\r" } else { "" };
+                format!("{indent}{MASK}{cr}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One resource a change-set preview would change.
@@ -1156,3 +1334,6 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod mask_tests;

@@ -166,6 +166,20 @@ fn normalize(v: &Value) -> serde_json::Value {
 impl TemplateParameter {
     /// Checks `value` against `AllowedValues` and `AllowedPattern`; `Err` says why not.
     pub fn check(&self, value: &str) -> Result<(), String> {
+        // A NoEcho value is never printed, not even when it is wrong.
+        self.check_shown(value).map_err(|e| {
+            if !self.no_echo {
+                return e;
+            }
+            let mut e = e.replace(value, crate::plan::MASK);
+            for piece in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                e = e.replace(piece, crate::plan::MASK);
+            }
+            e
+        })
+    }
+
+    fn check_shown(&self, value: &str) -> Result<(), String> {
         let values: Vec<&str> =
             if self.kind.starts_with("CommaDelimitedList") || self.kind.starts_with("List<") {
                 value.split(',').map(str::trim).collect()

@@ -7,5 +7,6 @@ pub mod git;
 pub mod github_stub;
 pub mod http;
 pub mod moto;
+pub mod proxy;
 pub mod runner;
 pub mod tools;

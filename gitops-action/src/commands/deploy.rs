@@ -41,7 +41,8 @@ pub struct Args {
     /// Take over existing stacks that lack this repository's gitops:managed-by tag.
     #[arg(long)]
     adopt: bool,
-    /// How many environments to deploy at once.
+    /// How many environments to deploy at once in each account and region
+    /// (AWS throttles per account and region, so N applies to each one).
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
     /// Seconds to wait for a busy stack, a stack operation or a pipeline run.
@@ -90,7 +91,15 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let color = g.color;
-    let outcomes = rt.block_on(async {
+    let history = gitops_core::deploy::GitSecretHistory::new(
+        &selected.repo,
+        &selected.prefix,
+        selected.base.as_deref(),
+    );
+    let (outcomes, interrupt) = rt.block_on(async {
+        let interrupt = crate::interrupt::Interrupt::watch(
+            "starting nothing new, deleting the change sets not executed; stack operations already executing go on in AWS",
+        );
         let factory = crate::aws::factory(&args.aws).await;
         let progress = Arc::new(move |env: &str, line: &str| {
             eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
@@ -107,11 +116,17 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     .with_max_deletions(args.max_deletions),
             );
         let exec = Executor::new(Arc::new(factory), progress, repo_id, options)
-            .with_template_bucket(head_model.config.stack.template_bucket.clone());
-        Arc::new(exec).run_all(desired, args.concurrency).await
+            .with_template_bucket(head_model.config.stack.template_bucket.clone())
+            .with_cancel(interrupt.token())
+            .with_secret_history(Arc::new(history));
+        let outcomes = Arc::new(exec).run_all(desired, args.concurrency).await;
+        (outcomes, interrupt)
     });
+    let interrupted = interrupt.exit_code();
     let failed = outcomes.iter().filter(|o| o.outcome.is_failure()).count();
-    let result = if failed > 0 {
+    let result = if interrupted.is_some() {
+        "interrupted"
+    } else if failed > 0 {
         "failure"
     } else if outcomes
         .iter()
@@ -153,6 +168,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         ])?;
     }
     github::append_summary(&markdown)?;
+    if let Some(code) = interrupted {
+        return Ok(code);
+    }
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
@@ -213,6 +231,7 @@ fn result_word(o: Outcome) -> &'static str {
         Outcome::Planned => "planned",
         Outcome::Refused => "refused",
         Outcome::Failed => "failed",
+        Outcome::Interrupted => "interrupted",
         _ => "unknown",
     }
 }
@@ -228,7 +247,9 @@ fn render_text(r: &Report<'_>, color: bool) -> String {
         .map(|o| {
             let word = result_word(o.outcome);
             let word = match o.outcome {
-                Outcome::Failed | Outcome::Refused => paint(word, "1;31", color),
+                Outcome::Failed | Outcome::Refused | Outcome::Interrupted => {
+                    paint(word, "1;31", color)
+                }
                 Outcome::Succeeded => paint(word, "32", color),
                 _ => word.to_string(),
             };

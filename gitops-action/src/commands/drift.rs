@@ -105,7 +105,12 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         .with_ignore(p.model.config.drift.ignore.clone());
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let color = g.color;
-    let (mut drifts, orphans) = rt.block_on(async {
+    let (mut drifts, orphans, interrupt) = rt.block_on(async {
+        let interrupt = args.remediate.then(|| {
+            crate::interrupt::Interrupt::watch(
+                "remediating nothing new, deleting the change sets not executed; stack operations already executing go on in AWS",
+            )
+        });
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
         let drifts = status::inspect(
             &p,
@@ -134,6 +139,10 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     }),
             )
             .with_template_bucket(p.model.config.stack.template_bucket.clone());
+            let exec = match &interrupt {
+                Some(i) => exec.with_cancel(i.token()),
+                None => exec,
+            };
             for d in drifts
                 .iter_mut()
                 .filter(|d| d.status.sync == Sync::OutOfSync)
@@ -145,6 +154,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 else {
                     continue;
                 };
+                if exec.is_cancelled() {
+                    break;
+                }
                 let r = remediate(&exec, desired, d, &p.head).await;
                 eprintln!(
                     "{} remediation {}: {}",
@@ -155,7 +167,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 d.remediation = Some(r);
             }
         }
-        (drifts, orphans)
+        (drifts, orphans, interrupt)
     });
     drifts.sort_by(|a, b| a.status.name.cmp(&b.status.name));
     let (orphan_list, orphans_error) = match orphans {
@@ -215,6 +227,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if let Some(code) = interrupt.as_ref().and_then(|i| i.exit_code()) {
+        return Ok(code);
     }
     let errors = failed
         || report.orphans_error.is_some()

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use gitops_core::deploy::{self, Desired, Executor, ExecutorOptions, PlanOptions, StackSpec};
 use gitops_core::detect::{Change, EnvChange};
+use gitops_core::fanout::{self, FanOut, TaskError};
 use gitops_core::plan::{self as core_plan, EnvPreview, FileDiff, Plan, COMMENT_LIMIT, MARKER};
 use gitops_core::{Environment, GitTree, Repository, Source};
 
@@ -57,7 +58,7 @@ pub struct Args {
     /// deletions, every deletion is refused.
     #[arg(long, default_value_t = deploy::DEFAULT_MAX_DELETIONS, value_name = "N")]
     max_deletions: usize,
-    /// How many environments to plan at once.
+    /// How many environments to plan at once in each account and region.
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
     /// Seconds to wait for a change set to be computed.
@@ -133,6 +134,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let mut failed = 0;
     let mut previews: Vec<EnvPreview> = if args.no_aws {
         inputs.iter().map(|i| i.guess(&repo_id, options)).collect()
     } else if inputs.is_empty() {
@@ -147,8 +149,11 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             options,
             inputs,
         ))? {
-            Some(p) => p,
-            None => return Ok(ExitCode::from(130)),
+            Ok((p, f)) => {
+                failed = f;
+                p
+            }
+            Err(code) => return Ok(code),
         }
     };
     core_plan::limit_deletions(&mut previews, args.max_deletions);
@@ -170,7 +175,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     if args.comment || on_pr {
         comment(&markdown, args.pr, args.comment, g.color)?;
     }
-    Ok(if args.exit_code && plan.has_changes {
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else if args.exit_code && plan.has_changes {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -250,6 +257,7 @@ fn gather(
         base.map(|(m, tree, _)| (m, tree as &dyn Source)),
         Some((head_model, head_tree as &dyn Source)),
         &t.name,
+        &secrets,
     );
     Ok(Input {
         desired,
@@ -262,7 +270,8 @@ fn gather(
 }
 
 /// Plans every environment against AWS and previews it, `--concurrency` at
-/// a time. `None` when interrupted (after the preview change sets were deleted).
+/// a time per account and region. `Err(exit code)` when interrupted (after
+/// the preview change sets were deleted).
 async fn observe_all(
     args: &Args,
     color: bool,
@@ -270,7 +279,10 @@ async fn observe_all(
     template_bucket: Option<String>,
     options: PlanOptions,
     inputs: Vec<Input>,
-) -> anyhow::Result<Option<Vec<EnvPreview>>> {
+) -> anyhow::Result<Result<(Vec<EnvPreview>, usize), ExitCode>> {
+    let interrupt =
+        crate::interrupt::Interrupt::watch("deleting the preview's change sets before exiting");
+    let token = interrupt.token();
     let factory = crate::aws::factory(&args.aws).await;
     let progress = Arc::new(move |env: &str, line: &str| {
         eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
@@ -281,37 +293,33 @@ async fn observe_all(
         .with_plan(options);
     let exec = Arc::new(
         Executor::new(Arc::new(factory), progress, repo_id, exec_options)
-            .with_template_bucket(template_bucket),
+            .with_template_bucket(template_bucket)
+            .with_cancel(token.clone()),
     );
-    let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
-    let n = inputs.len();
-    let mut set = tokio::task::JoinSet::new();
-    for (i, input) in inputs.into_iter().enumerate() {
-        let (exec, sem, repo_id) = (exec.clone(), sem.clone(), repo_id.to_string());
-        set.spawn(async move {
-            let _permit = sem.acquire().await;
-            (i, plan_one(&exec, &repo_id, options, input).await)
-        });
-    }
-    let mut out: Vec<Option<EnvPreview>> = vec![None; n];
-    let interrupted = {
-        let collect = async {
-            while let Some(r) = set.join_next().await {
-                match r {
-                    Ok((i, p)) => out[i] = Some(p),
-                    Err(e) => eprintln!("error: an environment's plan task failed: {e}"),
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| i.desired.environment.name.clone())
+        .collect();
+    let fallback: Vec<EnvPreview> = inputs.iter().map(|i| i.guess(repo_id, options)).collect();
+    let results = FanOut::new(args.concurrency)
+        .with_cancel(token.clone())
+        .run(
+            inputs,
+            |i| fanout::location(&i.desired.environment),
+            |input| {
+                let (exec, repo_id, token) = (exec.clone(), repo_id.to_string(), token.clone());
+                async move {
+                    // A preview stopped half-way leaves its change set
+                    // registered: cleanup_previews deletes it below.
+                    tokio::select! {
+                        p = plan_one(&exec, &repo_id, options, input) => Some(p),
+                        () = token.cancelled() => None,
+                    }
                 }
-            }
-        };
-        tokio::pin!(collect);
-        tokio::select! {
-            () = &mut collect => false,
-            () = interrupted() => true,
-        }
-    };
-    if interrupted {
-        eprintln!("interrupted: deleting the preview's change sets before exiting");
-        set.shutdown().await;
+            },
+        )
+        .await;
+    if let Some(code) = interrupt.exit_code() {
         let failures = exec.cleanup_previews().await;
         for f in &failures {
             eprintln!("error: {f}");
@@ -319,45 +327,28 @@ async fn observe_all(
         if failures.is_empty() {
             eprintln!("no change set was left behind");
         }
-        return Ok(None);
+        return Ok(Err(code));
     }
     if exec.pending_previews() > 0 {
         for f in exec.cleanup_previews().await {
             eprintln!("error: {f}");
         }
     }
-    Ok(Some(out.into_iter().flatten().collect()))
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never when they cannot be watched.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+    let (mut out, mut failed) = (Vec::new(), 0);
+    for ((r, name), guess) in results.into_iter().zip(names).zip(fallback) {
+        match r {
+            Ok(Some(p)) => out.push(p),
+            Ok(None) | Err(TaskError::NotStarted) => {
+                out.push(guess.with_note("interrupted: not previewed"))
             }
-        };
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                if r.is_err() {
-                    std::future::pending::<()>().await;
-                }
+            Err(e) => {
+                eprintln!("error: the plan of `{name}` failed: {e}");
+                out.push(guess.with_note(format!("the plan of this environment failed: {e}")));
+                failed += 1;
             }
-            () = sigterm => {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
+    Ok(Ok((out, failed)))
 }
 
 /// One environment: observe and plan; preview what deploys a stack. AWS

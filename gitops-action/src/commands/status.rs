@@ -37,7 +37,7 @@ pub struct ScopeArgs {
     /// The git revision that says what should run.
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub rev: String,
-    /// How many environments to query at once.
+    /// How many environments to query at once in each account and region.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
 }
@@ -166,6 +166,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => print!("{}", render_text(&report, g.color)),
     }
     github::append_summary(&markdown)?;
+    if drifts.iter().any(|d| d.failed) {
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,6 +22,8 @@ pub struct Script {
     pub pending_change_set_polls: usize,
     /// DescribeChangeSet fails (throttled).
     pub fail_describe_change_set: bool,
+    /// DescribeStacks of this stack panics (a bug in a task).
+    pub panic_on_describe: bool,
 }
 
 /// A stack's scripted drift detection. The default: complete, in sync.
@@ -199,6 +201,14 @@ fn validation(msg: &str) -> AwsError {
 impl CloudFormation for Fake {
     fn describe_stack<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Option<Stack>>> {
         self.call(format!("DescribeStacks {name}"));
+        let panics = self
+            .state
+            .lock()
+            .unwrap()
+            .scripts
+            .get(name)
+            .is_some_and(|x| x.panic_on_describe);
+        assert!(!panics, "scripted panic describing {name}");
         let mut s = self.state.lock().unwrap();
         let busy = s.scripts.get(name).map(|x| x.busy_polls).unwrap_or(0);
         let out = s.stacks.get(name).cloned().map(|mut st| {
@@ -546,6 +556,16 @@ impl CloudFormation for Fake {
             .get(name)
             .map(|d| d.resources.clone())
             .unwrap_or_default()))
+    }
+
+    fn list_stack_resources<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Vec<String>>> {
+        self.call(format!("ListStackResources {name}"));
+        let s = self.state.lock().unwrap();
+        ready(match s.stacks.get(name) {
+            None => Err(validation(&format!("Stack with id {name} does not exist"))),
+            Some(st) if st.status == "REVIEW_IN_PROGRESS" => Ok(Vec::new()),
+            Some(_) => Ok(vec!["Topic".into()]),
+        })
     }
 }
 

@@ -624,6 +624,10 @@ pub trait CloudFormation: Send + Sync {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, AwsResult<Vec<ResourceDrift>>>;
+
+    /// The logical ids of the stack's resources (ListStackResources, every
+    /// page). A stack only reviewed (`REVIEW_IN_PROGRESS`) has none.
+    fn list_stack_resources<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Vec<String>>>;
 }
 
 // ---------------------------------------------------------------------------

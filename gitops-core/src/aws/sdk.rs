@@ -728,6 +728,33 @@ impl CloudFormation for SdkCloudFormation {
             Ok(all)
         })
     }
+
+    fn list_stack_resources<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AwsResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let out = self
+                    .client
+                    .list_stack_resources()
+                    .stack_name(name)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(CFN, "ListStackResources", e))?;
+                all.extend(
+                    out.stack_resource_summaries()
+                        .iter()
+                        .map(|r| string(r.logical_resource_id())),
+                );
+                match out.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            Ok(all)
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------

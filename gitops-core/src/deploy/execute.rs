@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{
-    plan_environment, Action, Desired, EnvPlan, Observed, PlanOptions, StackOp, StackRole,
-    StackSpec, MAX_TEMPLATE_BODY,
+    plan_environment, Action, Desired, EnvPlan, Observed, PlanOptions, ReviewStack, StackOp,
+    StackRole, StackSpec, MAX_TEMPLATE_BODY, TAG_COMMIT,
 };
 use crate::aws::{
     AwsClients, AwsError, ChangeSetKind, ChangeSetRequest, ClientFactory, SourceRevision,
     StartExecution, TemplateSource,
 };
+use crate::fanout::{self, CancellationToken, FanOut, TaskError};
 use crate::template::Template;
 
 mod preview;
@@ -47,13 +48,33 @@ pub enum Outcome {
     Refused,
     /// Something failed.
     Failed,
+    /// The run was interrupted (Ctrl-C, SIGTERM) before this environment
+    /// finished: not started, its change sets deleted, or its stack
+    /// operation left going on in AWS (see the message and stack status).
+    Interrupted,
 }
 
 impl Outcome {
     /// Whether the run should exit non-zero.
     pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Refused | Outcome::Failed)
+        matches!(
+            self,
+            Outcome::Refused | Outcome::Failed | Outcome::Interrupted
+        )
     }
+}
+
+/// The `NoEcho` parameter values git had before: the executor compares
+/// them with head's, since AWS shows a `NoEcho` value as `****`.
+pub trait SecretHistory: Send + Sync {
+    /// Environment `env`'s resolved parameters at `commit` (the stack's
+    /// `gitops:commit` tag), or at the base revision when that commit is
+    /// unknown or cannot be read; `None` when neither can be read.
+    fn parameters_at(
+        &self,
+        commit: Option<&str>,
+        env: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>>;
 }
 
 /// The result for one environment.
@@ -76,6 +97,22 @@ pub struct EnvOutcome {
     pub failures: Vec<String>,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+}
+
+impl EnvOutcome {
+    /// A `Failed` outcome with no details yet.
+    fn new(environment: String) -> Self {
+        Self {
+            environment,
+            outcome: Outcome::Failed,
+            plan: None,
+            message: String::new(),
+            stack_status: None,
+            execution_id: None,
+            failures: Vec::new(),
+            duration_ms: 0,
+        }
+    }
 }
 
 /// Executor settings.
@@ -145,8 +182,12 @@ pub struct Executor {
     options: ExecutorOptions,
     repo_id: String,
     template_bucket: Option<String>,
-    /// Change sets a preview made and has not deleted yet.
+    /// Change sets a preview or a deploy made and has not executed or deleted yet.
     pending: preview::Pending,
+    /// Cancelled on Ctrl-C or SIGTERM: start nothing new, clean up.
+    cancel: CancellationToken,
+    /// Where `NoEcho` values at the deployed commit come from.
+    secrets: Option<Arc<dyn SecretHistory>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -159,34 +200,45 @@ impl std::fmt::Debug for Executor {
 }
 
 /// A failure inside one environment's run.
+#[derive(Default)]
 struct Failure {
     message: String,
     failures: Vec<String>,
     stack_status: Option<String>,
+    interrupted: bool,
 }
 
 impl From<AwsError> for Failure {
     fn from(e: AwsError) -> Self {
-        Failure {
-            message: e.to_string(),
-            failures: Vec::new(),
-            stack_status: None,
-        }
+        fail(e.to_string())
     }
 }
 
 fn fail(message: impl Into<String>) -> Failure {
     Failure {
         message: message.into(),
-        failures: Vec::new(),
-        stack_status: None,
+        ..Failure::default()
+    }
+}
+
+fn interrupted(message: impl Into<String>, stack_status: Option<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        stack_status,
+        interrupted: true,
+        ..Failure::default()
     }
 }
 
 static CHANGE_SET_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Prefix of every change set this tool creates; leftovers are removed.
-pub const CHANGE_SET_PREFIX: &str = "gitops-";
+/// Prefix of the change sets `deploy` creates. Its leftovers (never
+/// executed) are removed by the next deploy of the stack.
+pub const CHANGE_SET_PREFIX: &str = "gitops-deploy-";
+
+/// Prefix of the change sets a `plan` preview creates (and always deletes
+/// itself): a deploy never sweeps them, as a plan may be running.
+pub const PREVIEW_CHANGE_SET_PREFIX: &str = "gitops-plan-";
 
 impl Executor {
     /// An executor for the repository `repo_id`.
@@ -203,6 +255,37 @@ impl Executor {
             repo_id: repo_id.into(),
             template_bucket: None,
             pending: Default::default(),
+            cancel: CancellationToken::new(),
+            secrets: None,
+        }
+    }
+
+    /// Stops starting new work once `token` is cancelled (Ctrl-C, SIGTERM):
+    /// environments not started are reported interrupted, change sets not
+    /// executed are deleted, and stack operations already executing are
+    /// left to finish in AWS and reported interrupted with their status.
+    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Reads `NoEcho` values at the deployed commit from `history`, so that
+    /// a changed secret gets a change set although AWS shows it as `****`.
+    pub fn with_secret_history(mut self, history: Arc<dyn SecretHistory>) -> Self {
+        self.secrets = Some(history);
+        self
+    }
+
+    /// Whether the run was interrupted.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Sleeps one poll interval; `true` when interrupted instead.
+    async fn pause(&self) -> bool {
+        tokio::select! {
+            () = self.cancel.cancelled() => true,
+            () = tokio::time::sleep(self.options.poll) => false,
         }
     }
 
@@ -216,41 +299,81 @@ impl Executor {
         self.progress.line(env, line.as_ref());
     }
 
-    /// Deploys every environment, `concurrency` at a time: observes and
-    /// plans them all first, applies the run-level rule (no more than
-    /// `--max-deletions` deletions, [`super::limit_deletions`]), then
-    /// executes. One failure does not stop the others. Results come back in
-    /// input order.
+    /// Deploys every environment, at most `concurrency` at a time per
+    /// account and region ([`fanout::location`]): observes and plans them
+    /// all first, applies the run-level rule (no more than `--max-deletions`
+    /// deletions, [`super::limit_deletions`]), then executes. One failure
+    /// does not stop the others; a panic in one environment's task makes
+    /// that environment `Failed`. Results come back in input order. Change
+    /// sets left registered (by a panicked task, say) are deleted before it
+    /// returns.
     pub async fn run_all(
         self: Arc<Self>,
         desired: Vec<Desired>,
         concurrency: usize,
     ) -> Vec<EnvOutcome> {
         let desired: Vec<Arc<Desired>> = desired.into_iter().map(Arc::new).collect();
-        let planned = fan_out(&self, desired.clone(), concurrency, |me, d| async move {
-            me.prepare(&d).await
-        })
-        .await;
-        let mut planned: Vec<Planned> = planned
+        let names: Vec<String> = desired.iter().map(|d| d.environment.name.clone()).collect();
+        let fan = FanOut::new(concurrency).with_cancel(self.cancel.clone());
+        let me = self.clone();
+        let mut planned = fan
+            .run(
+                desired.clone(),
+                |d| fanout::location(&d.environment),
+                move |d| {
+                    let me = me.clone();
+                    async move { me.prepare(&d).await }
+                },
+            )
+            .await;
+        {
+            let mut oks: Vec<&mut Planned> =
+                planned.iter_mut().filter_map(|p| p.as_mut().ok()).collect();
+            self.limit(&mut oks);
+        }
+        let jobs: Vec<(Arc<Desired>, Result<Planned, TaskError>)> =
+            desired.into_iter().zip(planned).collect();
+        let me = self.clone();
+        let results = fan
+            .run(
+                jobs,
+                |(d, _)| fanout::location(&d.environment),
+                move |(d, p)| {
+                    let me = me.clone();
+                    async move {
+                        match p {
+                            Ok(p) => Ok(me.finish(&d, p).await),
+                            Err(e) => Err(e),
+                        }
+                    }
+                },
+            )
+            .await;
+        for f in self.cleanup_previews().await {
+            self.say("-", format!("error: {f}"));
+        }
+        results
             .into_iter()
-            .map(|p| p.unwrap_or_else(Planned::lost))
-            .collect();
-        self.limit(&mut planned);
-        let jobs: Vec<(Arc<Desired>, Planned)> = desired.into_iter().zip(planned).collect();
-        fan_out(&self, jobs, concurrency, |me, (d, p)| async move {
-            me.finish(&d, p).await
-        })
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+            .zip(names)
+            .map(|(r, name)| match r.and_then(|r| r) {
+                Ok(o) => o,
+                Err(e) => {
+                    let mut o = EnvOutcome::new(name);
+                    o.outcome = match e {
+                        TaskError::NotStarted => Outcome::Interrupted,
+                        _ => Outcome::Failed,
+                    };
+                    o.message = e.to_string();
+                    o
+                }
+            })
+            .collect()
     }
 
     /// Observes, plans and (unless a dry run) executes one environment.
     pub async fn run(&self, desired: &Desired) -> EnvOutcome {
-        let mut planned = [self.prepare(desired).await];
-        self.limit(&mut planned);
-        let [planned] = planned;
+        let mut planned = self.prepare(desired).await;
+        self.limit(&mut [&mut planned]);
         self.finish(desired, planned).await
     }
 
@@ -291,7 +414,7 @@ impl Executor {
     }
 
     /// The run-level rule over the plans made: `--max-deletions`.
-    fn limit(&self, planned: &mut [Planned]) {
+    fn limit(&self, planned: &mut [&mut Planned]) {
         let max = self.options.plan.max_deletions;
         let actions = planned
             .iter()
@@ -313,17 +436,7 @@ impl Executor {
             clients,
             plan,
         } = planned;
-        let name = desired.environment.name.clone();
-        let mut outcome = EnvOutcome {
-            environment: name.clone(),
-            outcome: Outcome::Failed,
-            plan: None,
-            message: String::new(),
-            stack_status: None,
-            execution_id: None,
-            failures: Vec::new(),
-            duration_ms: 0,
-        };
+        let mut outcome = EnvOutcome::new(desired.environment.name.clone());
         let result = async {
             let plan = plan?;
             let Some(clients) = clients else {
@@ -347,6 +460,17 @@ impl Executor {
             };
             let mut messages = Vec::new();
             for action in &plan.actions {
+                if self.is_cancelled() && action.mutates() {
+                    let done = if messages.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" after: {}", messages.join("; "))
+                    };
+                    return Err(interrupted(
+                        format!("interrupted before `{}`{done}", action.label()),
+                        outcome.stack_status.clone(),
+                    ));
+                }
                 match self
                     .execute(&clients, desired, action, &mut outcome)
                     .await?
@@ -366,7 +490,11 @@ impl Executor {
         }
         .await;
         if let Err(f) = result {
-            outcome.outcome = Outcome::Failed;
+            outcome.outcome = if f.interrupted {
+                Outcome::Interrupted
+            } else {
+                Outcome::Failed
+            };
             outcome.message = f.message;
             outcome.failures = f.failures;
             if f.stack_status.is_some() {
@@ -401,6 +529,49 @@ impl Executor {
             if let Some(s) = &o.pipeline_stack {
                 if s.is_complete_ok() {
                     o.pipeline_stack_template = normalized_template(&cfn.get_template(ps).await?);
+                }
+            }
+        }
+        for s in [&o.stack, &o.pipeline_stack].into_iter().flatten() {
+            if s.status == "REVIEW_IN_PROGRESS" {
+                let resources = cfn.list_stack_resources(&s.name).await?.len();
+                let change_sets = cfn
+                    .list_change_sets(&s.name)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
+                o.review
+                    .insert(s.name.clone(), ReviewStack::new(resources, change_sets));
+            }
+        }
+        if let Some(history) = &self.secrets {
+            let pairs = [
+                (desired.stack.as_ref(), o.stack.as_ref()),
+                (desired.pipeline_stack.as_ref(), o.pipeline_stack.as_ref()),
+            ];
+            for (spec, stack) in pairs {
+                let (Some(spec), Some(stack)) = (spec, stack) else {
+                    continue;
+                };
+                let passed: Vec<&String> = spec
+                    .secret_parameters
+                    .iter()
+                    .filter(|k| spec.parameters.contains_key(*k))
+                    .collect();
+                if passed.is_empty() {
+                    continue;
+                }
+                let before = history
+                    .parameters_at(stack.tags.get(TAG_COMMIT).map(String::as_str), &env.name);
+                for k in passed {
+                    // Unknown history: let the change set decide.
+                    if before
+                        .as_ref()
+                        .is_none_or(|b| b.get(k) != spec.parameters.get(k))
+                    {
+                        o.changed_secrets.insert(k.clone());
+                    }
                 }
             }
         }
@@ -517,6 +688,7 @@ impl Executor {
                             ),
                             failures: Vec::new(),
                             stack_status: Some(st.status.clone()),
+                            interrupted: false,
                         });
                     }
                     if !said {
@@ -526,7 +698,15 @@ impl Executor {
                         );
                         said = true;
                     }
-                    tokio::time::sleep(self.options.poll).await;
+                    if self.pause().await {
+                        return Err(interrupted(
+                            format!(
+                                "interrupted while waiting for `{stack}` ({}); nothing was changed",
+                                st.status
+                            ),
+                            Some(st.status.clone()),
+                        ));
+                    }
                 }
                 _ => return Ok(s),
             }
@@ -545,7 +725,15 @@ impl Executor {
         protect: bool,
     ) -> Result<(Step, String), Failure> {
         let cfn = &clients.cloudformation;
-        let mut current = self.wait_settled(clients, env, &spec.name).await?;
+        // A creation left unexecuted is deleted, not waited on.
+        let mut current = if replace_failed {
+            match cfn.describe_stack(&spec.name).await? {
+                Some(s) if s.status == "REVIEW_IN_PROGRESS" => Some(s),
+                _ => self.wait_settled(clients, env, &spec.name).await?,
+            }
+        } else {
+            self.wait_settled(clients, env, &spec.name).await?
+        };
         if let Some(s) = &current {
             if s.is_update_rollback_failed() {
                 return Err(fail(
@@ -561,8 +749,19 @@ impl Executor {
                 .as_ref()
                 .is_some_and(|s| s.is_rollback_complete_never_created())
         {
-            if current.is_some() {
-                self.say(env, format!("`{}` is in ROLLBACK_COMPLETE (its creation failed): deleting it to create it again", spec.name));
+            if let Some(s) = &current {
+                let why = if s.status == "REVIEW_IN_PROGRESS" {
+                    "REVIEW_IN_PROGRESS with no resources (a creation never executed, left by an interrupted run)"
+                } else {
+                    "ROLLBACK_COMPLETE (its creation failed)"
+                };
+                self.say(
+                    env,
+                    format!(
+                        "`{}` is in {why}: deleting it to create it again",
+                        spec.name
+                    ),
+                );
                 cfn.delete_stack(&spec.name).await?;
                 self.wait_gone(clients, env, &spec.name).await?;
             }
@@ -606,29 +805,34 @@ impl Executor {
                 spec.name
             ),
         );
-        if let Err(e) = cfn.create_change_set(request).await {
+        // From here on, the change set must not be left behind: it is
+        // registered before it is requested, and deleted on every path
+        // short of its execution.
+        let create = kind == ChangeSetKind::Create;
+        let id = self.register(clients, &spec.name, &cs_name, create);
+        let created = cfn.create_change_set(request).await;
+        self.record_created(id, &created);
+        if let Err(e) = created {
+            let cleanup = self.cleanup_one(id).await;
             if e.is_no_updates() {
                 return Ok((
                     Step::NoChange(format!("`{}` is up to date (no changes)", spec.name)),
                     current.map(|s| s.status).unwrap_or_default(),
                 ));
             }
-            // A CREATE change set may have left an empty REVIEW_IN_PROGRESS stack.
-            if kind == ChangeSetKind::Create {
-                self.cleanup_review_stack(clients, &spec.name).await;
-            }
-            return Err(e.into());
+            return Err(with_cleanup(e.into(), cleanup));
         }
-        // From here on, the change set must not be left behind.
         let cs = match self.wait_change_set(clients, &spec.name, &cs_name).await {
             Ok(cs) => cs,
             Err(f) => {
-                let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
-                return Err(f);
+                let cleanup = self.cleanup_one(id).await;
+                return Err(with_cleanup(f, cleanup));
             }
         };
         if cs.is_empty_no_changes() {
-            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
+            if let Err(c) = self.cleanup_one(id).await {
+                return Err(fail(c));
+            }
             let status = current
                 .as_ref()
                 .map(|s| s.status.clone())
@@ -647,15 +851,15 @@ impl Executor {
             ));
         }
         if !cs.is_ready() {
-            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
-            if kind == ChangeSetKind::Create {
-                self.cleanup_review_stack(clients, &spec.name).await;
-            }
-            return Err(fail(format!(
-                "change set for `{}` failed: {}",
-                spec.name,
-                cs.status_reason.unwrap_or(cs.status)
-            )));
+            let cleanup = self.cleanup_one(id).await;
+            return Err(with_cleanup(
+                fail(format!(
+                    "change set for `{}` failed: {}",
+                    spec.name,
+                    cs.status_reason.unwrap_or(cs.status)
+                )),
+                cleanup,
+            ));
         }
         for c in &cs.changes {
             let repl = c
@@ -669,17 +873,48 @@ impl Executor {
             );
         }
         let last_event = if current.is_some() {
-            cfn.stack_events(&spec.name, None)
-                .await?
-                .first()
-                .map(|e| e.event_id.clone())
+            match cfn.stack_events(&spec.name, None).await {
+                Ok(events) => events.first().map(|e| e.event_id.clone()),
+                Err(e) => {
+                    let cleanup = self.cleanup_one(id).await;
+                    return Err(with_cleanup(e.into(), cleanup));
+                }
+            }
         } else {
             None
         };
-        if let Err(e) = cfn.execute_change_set(&spec.name, &cs_name).await {
-            let _ = cfn.delete_change_set(&spec.name, &cs_name).await;
-            return Err(e.into());
+        if self.is_cancelled() {
+            let cleanup = self.cleanup_one(id).await;
+            let what = if create {
+                format!(
+                    "change set `{cs_name}` and the REVIEW_IN_PROGRESS stack `{}` deleted",
+                    spec.name
+                )
+            } else {
+                format!("change set `{cs_name}` deleted")
+            };
+            let status = if create {
+                None
+            } else {
+                current.as_ref().map(|s| s.status.clone())
+            };
+            let mut f = interrupted(
+                format!(
+                    "interrupted before executing: {what}; `{}` was not changed",
+                    spec.name
+                ),
+                status,
+            );
+            if let Err(c) = cleanup {
+                f.message = c;
+            }
+            return Err(f);
         }
+        if let Err(e) = cfn.execute_change_set(&spec.name, &cs_name).await {
+            let cleanup = self.cleanup_one(id).await;
+            return Err(with_cleanup(e.into(), cleanup));
+        }
+        self.forget(id);
         let final_stack = self.follow(clients, env, &spec.name, last_event).await?;
         let status = final_stack.status.clone();
         if !final_stack.is_complete_ok() {
@@ -696,6 +931,7 @@ impl Executor {
                 ),
                 failures,
                 stack_status: Some(status),
+                interrupted: false,
             });
         }
         self.ensure_protection(
@@ -756,15 +992,6 @@ impl Executor {
         Ok(true)
     }
 
-    /// Deletes a stack left in REVIEW_IN_PROGRESS by a failed CREATE change set.
-    async fn cleanup_review_stack(&self, clients: &AwsClients, stack: &str) {
-        if let Ok(Some(s)) = clients.cloudformation.describe_stack(stack).await {
-            if s.status == "REVIEW_IN_PROGRESS" {
-                let _ = clients.cloudformation.delete_stack(stack).await;
-            }
-        }
-    }
-
     async fn template_source(
         &self,
         clients: &AwsClients,
@@ -818,7 +1045,12 @@ impl Executor {
                     self.options.timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(self.options.poll).await;
+            if self.pause().await {
+                return Err(interrupted(
+                    format!("interrupted while change set `{name}` was computed; it was deleted, and `{stack}` was not changed"),
+                    None,
+                ));
+            }
         }
     }
 
@@ -859,13 +1091,18 @@ impl Executor {
                     if Instant::now() >= deadline {
                         return Err(Failure {
                             message: format!("`{stack}` is still {} after {}s; it keeps going in AWS: watch it in the console, or raise --timeout", s.status, self.options.timeout.as_secs()),
-                            failures: Vec::new(),
                             stack_status: Some(s.status),
+                            ..Failure::default()
                         });
+                    }
+                    if self.pause().await {
+                        return Err(interrupted(
+                            format!("interrupted while `{stack}` was {}: the operation was not cancelled and goes on in AWS; watch it in the console", s.status),
+                            Some(s.status),
+                        ));
                     }
                 }
             }
-            tokio::time::sleep(self.options.poll).await;
         }
     }
 
@@ -906,6 +1143,7 @@ impl Executor {
                         ),
                         failures,
                         stack_status: Some(s.status),
+                        interrupted: false,
                     });
                 }
                 Some(s) => {
@@ -918,10 +1156,19 @@ impl Executor {
                             ),
                             failures: Vec::new(),
                             stack_status: Some(s.status),
+                            interrupted: false,
                         });
                     }
                     self.say(env, format!("waiting for `{stack}` ({})", s.status));
-                    tokio::time::sleep(self.options.poll).await;
+                    if self.pause().await {
+                        return Err(interrupted(
+                            format!(
+                                "interrupted while `{stack}` was {}: the deletion goes on in AWS",
+                                s.status
+                            ),
+                            Some(s.status),
+                        ));
+                    }
                 }
             }
         }
@@ -941,6 +1188,7 @@ impl Executor {
                 message: format!("`{stack}` has termination protection on; turn it off (`aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack}`) if it really should go"),
                 failures: Vec::new(),
                 stack_status: Some(s.status),
+                interrupted: false,
             });
         }
         self.say(env, format!("deleting `{stack}`"));
@@ -1028,7 +1276,12 @@ impl Executor {
                     self.options.timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(self.options.poll).await;
+            if self.pause().await {
+                return Err(interrupted(
+                    format!("interrupted while pipeline `{name}` execution {id} was {}: it goes on in AWS", ex.status),
+                    None,
+                ));
+            }
         }
     }
 }
@@ -1045,48 +1298,13 @@ struct Planned {
     plan: Result<EnvPlan, Failure>,
 }
 
-impl Planned {
-    /// The planning task of an environment was lost (it panicked).
-    fn lost() -> Self {
-        Planned {
-            start: Instant::now(),
-            clients: None,
-            plan: Err(fail("the environment's planning task failed")),
-        }
-    }
-}
 
-/// Runs `f` on every item, `concurrency` at a time; the results in input
-/// order (`None` for a task that panicked).
-async fn fan_out<T, R, F, Fut>(
-    exec: &Arc<Executor>,
-    items: Vec<T>,
-    concurrency: usize,
-    f: F,
-) -> Vec<Option<R>>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(Arc<Executor>, T) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = R> + Send + 'static,
-{
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    let n = items.len();
-    for (i, item) in items.into_iter().enumerate() {
-        let (me, sem, f) = (exec.clone(), sem.clone(), f.clone());
-        set.spawn(async move {
-            let _permit = sem.acquire().await;
-            (i, f(me, item).await)
-        });
+/// `f`, with the reason its change set could not be deleted, if so.
+fn with_cleanup(mut f: Failure, cleanup: Result<(), String>) -> Failure {
+    if let Err(c) = cleanup {
+        f.message = format!("{}; {c}", f.message);
     }
-    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
-    while let Some(r) = set.join_next().await {
-        if let Ok((i, o)) = r {
-            out[i] = Some(o);
-        }
-    }
-    out
+    f
 }
 
 fn normalized_template(text: &str) -> Option<serde_json::Value> {

@@ -18,6 +18,8 @@ use crate::aws::{
 };
 use crate::detect::Change;
 use crate::drift::{assess, may_remediate, orphans, EnvDrift, Remediation};
+use crate::fanout::{self, FanOut};
+use crate::model::Environment;
 use crate::model::PromotedKey;
 use crate::template::Template;
 
@@ -306,7 +308,8 @@ pub async fn inspect_with(
     d
 }
 
-/// [`inspect`]s every environment, `concurrency` at a time, each with the
+/// [`inspect`]s every environment, at most `concurrency` at a time per
+/// account and region ([`fanout::location`]), each with the
 /// clients for its region and role. Where a region and role hold at least
 /// [`LIST_THRESHOLD`] of them, their stacks are read with one paginated
 /// DescribeStacks first (far fewer calls than one per stack, which matters
@@ -343,38 +346,36 @@ pub async fn inspect_all(
         }
     }
     let (keys, options) = (Arc::new(keys), Arc::new(options));
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    let n = desired.len();
-    let fallback: Vec<EnvDrift> = desired
-        .iter()
-        .map(|d| EnvDrift::unknown(&d.environment, &keys, "the check did not finish"))
-        .collect();
-    for (i, d) in desired.into_iter().enumerate() {
-        let (factory, keys, options, sem) =
-            (factory.clone(), keys.clone(), options.clone(), sem.clone());
-        let listing = listings.get(&location(&d)).cloned();
-        set.spawn(async move {
-            let _permit = sem.acquire().await;
-            let env = &d.environment;
-            let r = match factory.clients(&env.region, env.role_arn.as_deref()).await {
-                Ok(clients) => {
-                    inspect_with(&clients, &d, &keys, &options, listing.as_deref()).await
+    let envs: Vec<Environment> = desired.iter().map(|d| d.environment.clone()).collect();
+    let results = FanOut::new(concurrency)
+        .run(
+            desired,
+            |d| fanout::location(&d.environment),
+            |d| {
+                let (factory, keys, options) = (factory.clone(), keys.clone(), options.clone());
+                let listing = listings.get(&location(&d)).cloned();
+                async move {
+                    let env = &d.environment;
+                    match factory.clients(&env.region, env.role_arn.as_deref()).await {
+                        Ok(clients) => {
+                            inspect_with(&clients, &d, &keys, &options, listing.as_deref()).await
+                        }
+                        Err(e) => EnvDrift::unknown(&d.environment, &keys, e.to_string()),
+                    }
                 }
-                Err(e) => EnvDrift::unknown(&d.environment, &keys, e.to_string()),
-            };
-            (i, r)
-        });
-    }
-    let mut out: Vec<Option<EnvDrift>> = vec![None; n];
-    while let Some(r) = set.join_next().await {
-        if let Ok((i, d)) = r {
-            out[i] = Some(d);
-        }
-    }
-    out.into_iter()
-        .zip(fallback)
-        .map(|(d, f)| d.unwrap_or(f))
+            },
+        )
+        .await;
+    results
+        .into_iter()
+        .zip(envs)
+        .map(|(r, env)| {
+            r.unwrap_or_else(|e| {
+                let mut d = EnvDrift::unknown(&env, &keys, format!("the check failed: {e}"));
+                d.failed = true;
+                d
+            })
+        })
         .collect()
 }
 

@@ -11,8 +11,9 @@
 mod execute;
 pub mod inspect;
 pub mod safety;
+mod secrets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -22,9 +23,11 @@ use crate::model::{Environment, Repository};
 use crate::source::Source;
 use crate::template::Template;
 
+pub use secrets::GitSecretHistory;
+
 pub use execute::{
-    EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress,
-    CHANGE_SET_PREFIX,
+    EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress, SecretHistory,
+    CHANGE_SET_PREFIX, PREVIEW_CHANGE_SET_PREFIX,
 };
 pub use safety::{
     check_deletion, deletion_limit, limit_deletions, BaseDeclaration, Claim, Removal,
@@ -103,6 +106,56 @@ pub struct Observed {
     pub pipeline_stack: Option<Stack>,
     /// Its current template, normalised, if read.
     pub pipeline_stack_template: Option<serde_json::Value>,
+    /// What was found about each stack in `REVIEW_IN_PROGRESS`, by name.
+    pub review: BTreeMap<String, ReviewStack>,
+    /// `NoEcho` parameters whose value changed in git since the deployed
+    /// commit (or the base): AWS shows them as `****`, so only git can say.
+    pub changed_secrets: BTreeSet<String>,
+}
+
+/// A stack in `REVIEW_IN_PROGRESS`: made by a `CREATE` change set that was
+/// never executed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReviewStack {
+    /// How many resources it has.
+    pub resources: usize,
+    /// The names of its change sets.
+    pub change_sets: Vec<String>,
+}
+
+impl ReviewStack {
+    /// The facts about a stack in review.
+    pub fn new(resources: usize, change_sets: Vec<String>) -> Self {
+        Self {
+            resources,
+            change_sets,
+        }
+    }
+}
+
+/// Whether `stack` is a creation this tool left unexecuted (an interrupted
+/// deploy or plan): `REVIEW_IN_PROGRESS`, no resources, and our
+/// `gitops:managed-by` tag or only change sets of ours. Such a stack is
+/// deleted and created again rather than waited on.
+pub fn is_review_leftover(repo_id: &str, stack: &Stack, observed: &Observed) -> bool {
+    if stack.status != "REVIEW_IN_PROGRESS" {
+        return false;
+    }
+    let Some(r) = observed.review.get(&stack.name) else {
+        return false;
+    };
+    let ours =
+        |n: &String| n.starts_with(CHANGE_SET_PREFIX) || n.starts_with(PREVIEW_CHANGE_SET_PREFIX);
+    r.resources == 0
+        && (stack.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(repo_id)
+            || (!r.change_sets.is_empty() && r.change_sets.iter().all(ours)))
+}
+
+fn secret_changed(spec: &StackSpec, observed: &Observed) -> bool {
+    spec.secret_parameters
+        .iter()
+        .any(|k| observed.changed_secrets.contains(k) && spec.parameters.contains_key(k))
 }
 
 impl Observed {
@@ -341,7 +394,8 @@ pub enum Action {
         op: StackOp,
         /// The stack.
         spec: StackSpec,
-        /// Delete a stack stuck in ROLLBACK_COMPLETE first.
+        /// Delete the stack first: stuck in ROLLBACK_COMPLETE, or a creation
+        /// left unexecuted in REVIEW_IN_PROGRESS.
         replace_failed: bool,
         /// Turn on termination protection (protected environments).
         protect: bool,
@@ -706,7 +760,10 @@ pub fn plan_environment(
         .flatten()
     {
         let managed_by = stack.tags.get(TAG_MANAGED_BY);
-        if managed_by.map(String::as_str) != Some(repo_id) && !options.adopt {
+        if managed_by.map(String::as_str) != Some(repo_id)
+            && !options.adopt
+            && !is_review_leftover(repo_id, stack, observed)
+        {
             refuse(
                 &mut plan,
                 Refusal::ForeignStack {
@@ -741,7 +798,10 @@ pub fn plan_environment(
                     ));
                     return plan;
                 }
-                Some(s) if s.is_rollback_complete_never_created() => {
+                Some(s)
+                    if s.is_rollback_complete_never_created()
+                        || is_review_leftover(repo_id, s, observed) =>
+                {
                     plan.actions.push(deploy(
                         StackRole::Pipeline,
                         StackOp::Create,
@@ -752,7 +812,9 @@ pub fn plan_environment(
                     return plan;
                 }
                 Some(s) => {
-                    if !up_to_date(pspec, s, observed.pipeline_stack_template.as_ref()) {
+                    if !up_to_date(pspec, s, observed.pipeline_stack_template.as_ref())
+                        || secret_changed(pspec, observed)
+                    {
                         plan.actions.push(deploy(
                             StackRole::Pipeline,
                             StackOp::Update,
@@ -784,15 +846,21 @@ pub fn plan_environment(
                     false,
                     env.protected,
                 )),
-                Some(s) if s.is_rollback_complete_never_created() => plan.actions.push(deploy(
-                    StackRole::Environment,
-                    StackOp::Create,
-                    spec,
-                    true,
-                    env.protected,
-                )),
+                Some(s)
+                    if s.is_rollback_complete_never_created()
+                        || is_review_leftover(repo_id, s, observed) =>
+                {
+                    plan.actions.push(deploy(
+                        StackRole::Environment,
+                        StackOp::Create,
+                        spec,
+                        true,
+                        env.protected,
+                    ))
+                }
                 Some(s)
                     if up_to_date(spec, s, observed.stack_template.as_ref())
+                        && !secret_changed(spec, observed)
                         && !s.is_in_progress() =>
                 {
                     plan.actions.push(
@@ -923,3 +991,6 @@ pub fn up_to_date(spec: &StackSpec, stack: &Stack, template: Option<&serde_json:
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod robust_tests;

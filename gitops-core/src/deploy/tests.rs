@@ -421,27 +421,40 @@ async fn stale_change_sets_are_removed() {
         ),
         TEMPLATE,
     );
-    // a change set left behind by an earlier, interrupted run
-    let stale = crate::aws::ChangeSetRequest::new(
-        "dev-app",
-        "gitops-old-1",
-        crate::aws::ChangeSetKind::Update,
-        crate::aws::TemplateSource::Body("x".into()),
-    );
-    {
+    // a change set left behind by an earlier, interrupted deploy, and the
+    // preview of a plan running at the same time
+    for name in ["gitops-deploy-old-1", "gitops-plan-running-2"] {
         use crate::aws::CloudFormation;
-        fake.create_change_set(stale).await.unwrap();
+        let cs = crate::aws::ChangeSetRequest::new(
+            "dev-app",
+            name,
+            crate::aws::ChangeSetKind::Update,
+            crate::aws::TemplateSource::Body("x".into()),
+        );
+        fake.create_change_set(cs).await.unwrap();
     }
     let (exec, lines) = executor(&fake, ExecutorOptions::new());
     let o = exec.run(&d).await;
     assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
-    assert!(fake.state.lock().unwrap().change_sets.is_empty());
+    let left: Vec<String> = fake
+        .state
+        .lock()
+        .unwrap()
+        .change_sets
+        .keys()
+        .map(|(_, n)| n.clone())
+        .collect();
+    assert_eq!(
+        left,
+        ["gitops-plan-running-2"],
+        "only deploy's own are swept"
+    );
     assert!(lines
         .0
         .lock()
         .unwrap()
         .iter()
-        .any(|l| l.contains("removing stale change set `gitops-old-1`")));
+        .any(|l| l.contains("removing stale change set `gitops-deploy-old-1`")));
 }
 
 #[tokio::test]

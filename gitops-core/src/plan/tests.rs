@@ -74,6 +74,7 @@ fn guessed(
             Some((base.0, base.1 as &dyn Source)),
             Some((head.0, head.1 as &dyn Source)),
             name,
+            &secrets(),
         ))
         .guessed()
 }
@@ -171,6 +172,7 @@ fn env_diffs_show_the_file_and_changed_templates_only() {
         Some((&b, &base as &dyn Source)),
         Some((&h, &head as &dyn Source)),
         "dev",
+        &BTreeSet::new(),
     );
     assert_eq!(d.len(), 1, "the unchanged template is not shown: {d:?}");
     assert_eq!(d[0].path, "environments/dev/environment.yaml");
@@ -186,6 +188,7 @@ fn env_diffs_show_the_file_and_changed_templates_only() {
         Some((&b, &base as &dyn Source)),
         Some((&h2, &head2 as &dyn Source)),
         "dev",
+        &BTreeSet::new(),
     );
     let paths: Vec<_> = d.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, ["common/app.yaml"]);
@@ -194,7 +197,12 @@ fn env_diffs_show_the_file_and_changed_templates_only() {
         .contains("-  Topic: {Type: AWS::SNS::Topic}\n+  Queue:"));
 
     // A created environment: its whole file is added; a deleted one: removed.
-    let d = env_diffs(None, Some((&h, &head as &dyn Source)), "dev");
+    let d = env_diffs(
+        None,
+        Some((&h, &head as &dyn Source)),
+        "dev",
+        &BTreeSet::new(),
+    );
     assert!(
         d[0].diff.contains("+parameters: {AppVersion: '1.1'}"),
         "{d:?}"
@@ -207,6 +215,7 @@ fn env_diffs_show_the_file_and_changed_templates_only() {
         Some((&b, &base as &dyn Source)),
         Some((&h, &head as &dyn Source)),
         "gone",
+        &BTreeSet::new(),
     );
     assert!(d.is_empty());
 }

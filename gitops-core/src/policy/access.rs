@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::aws::{AccessAnalyzer, AccessCheck, AwsError, FindingType, PolicyFinding, PolicyKind};
+use crate::fanout::FanOut;
 use crate::problem::{Problem, ProblemSource, Severity};
 
 use super::iam::PolicyDoc;
@@ -180,10 +181,9 @@ pub async fn run(
     base: Option<&[PolicyDoc]>,
     options: &AccessOptions,
 ) -> Result<AccessReport, AwsError> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
     let mut report = AccessReport::default();
-    for (i, policy) in policies.iter().enumerate() {
+    let mut items = Vec::new();
+    for policy in policies {
         let existing = match base {
             None => None,
             Some(base) => match base_version(policy, base) {
@@ -199,39 +199,34 @@ pub async fn run(
                 }
             },
         };
-        let analyzer = Arc::clone(&analyzer);
-        let limit = Arc::clone(&limit);
-        let policy = policy.clone();
-        let options = options.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = check_one(analyzer.as_ref(), &policy, existing, &options).await;
-            (i, result)
-        });
+        items.push((policy.clone(), existing));
     }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, Ok(problems))) => results.push((i, problems)),
-            Ok((_, Err(e))) => {
-                tasks.abort_all();
-                return Err(e);
-            }
+    // One analyzer (one account and region): one key.
+    let results = FanOut::new(options.concurrency)
+        .run(
+            items,
+            |_| (),
+            |(policy, existing)| {
+                let analyzer = Arc::clone(&analyzer);
+                let options = options.clone();
+                async move { check_one(analyzer.as_ref(), &policy, existing, &options).await }
+            },
+        )
+        .await;
+    for r in results {
+        match r {
+            Ok(Ok(problems)) => report.problems.extend(problems),
+            Ok(Err(e)) => return Err(e),
             Err(e) => {
-                tasks.abort_all();
                 return Err(AwsError::new(
                     "AccessAnalyzer",
                     "ValidatePolicy",
                     crate::aws::AwsErrorKind::Other,
                     format!("a policy check stopped: {e}"),
-                ));
+                ))
             }
         }
     }
-    results.sort_by_key(|(i, _)| *i);
-    report
-        .problems
-        .extend(results.into_iter().flat_map(|(_, p)| p));
     Ok(report)
 }
 

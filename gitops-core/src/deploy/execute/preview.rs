@@ -98,7 +98,7 @@ fn preview_change_set_name(tags: &BTreeMap<String, String>) -> String {
         .take(12)
         .collect();
     format!(
-        "{CHANGE_SET_PREFIX}plan-{short}-{}-{}",
+        "{PREVIEW_CHANGE_SET_PREFIX}{short}-{}-{}",
         unix_millis(),
         CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed)
     )
@@ -153,7 +153,7 @@ impl Executor {
             };
             if *replace_failed {
                 out.notes.push(format!(
-                    "`{}` is in ROLLBACK_COMPLETE: the deploy deletes it and creates it again, so every resource is added; not previewed",
+                    "`{}` never finished being created (ROLLBACK_COMPLETE, or REVIEW_IN_PROGRESS left by an interrupted run): the deploy deletes it and creates it again, so every resource is added; not previewed",
                     spec.name
                 ));
                 continue;
@@ -209,18 +209,7 @@ impl Executor {
                 }
             ),
         );
-        let id = CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().insert(
-            id,
-            PendingChangeSet {
-                clients: clients.clone(),
-                stack: spec.name.clone(),
-                name: name.to_string(),
-                create: kind == ChangeSetKind::Create,
-                stack_id: None,
-                state: State::Unknown,
-            },
-        );
+        let id = self.register(clients, &spec.name, name, kind == ChangeSetKind::Create);
         let result = self.read_change_set(clients, id, request).await;
         let cleanup = self.cleanup_one(id).await;
         match (result, cleanup) {
@@ -242,18 +231,7 @@ impl Executor {
         let stack = request.stack_name.clone();
         let name = request.change_set_name.clone();
         let created = cfn.create_change_set(request).await;
-        {
-            let mut pending = self.pending.lock();
-            if let Some(p) = pending.get_mut(&id) {
-                match &created {
-                    Ok(r) => {
-                        p.state = State::Created;
-                        p.stack_id.clone_from(&r.stack_id);
-                    }
-                    Err(_) => p.state = State::NotCreated,
-                }
-            }
-        }
+        self.record_created(id, &created);
         match created {
             Ok(_) => {}
             Err(e) if e.is_no_updates() => return Ok(Vec::new()),
@@ -279,16 +257,62 @@ impl Executor {
             .collect())
     }
 
+    /// Registers a change set before it is requested, so that it is deleted
+    /// on every path (see [`Executor::cleanup_previews`]); returns its key.
+    pub(super) fn register(
+        &self,
+        clients: &AwsClients,
+        stack: &str,
+        name: &str,
+        create: bool,
+    ) -> u64 {
+        let id = CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().insert(
+            id,
+            PendingChangeSet {
+                clients: clients.clone(),
+                stack: stack.to_string(),
+                name: name.to_string(),
+                create,
+                stack_id: None,
+                state: State::Unknown,
+            },
+        );
+        id
+    }
+
+    /// Records what CreateChangeSet answered for a registered change set.
+    pub(super) fn record_created(
+        &self,
+        id: u64,
+        created: &crate::aws::AwsResult<crate::aws::ChangeSetRef>,
+    ) {
+        if let Some(p) = self.pending.lock().get_mut(&id) {
+            match created {
+                Ok(r) => {
+                    p.state = State::Created;
+                    p.stack_id.clone_from(&r.stack_id);
+                }
+                Err(_) => p.state = State::NotCreated,
+            }
+        }
+    }
+
+    /// Unregisters a change set that was executed: it is history now.
+    pub(super) fn forget(&self, id: u64) {
+        self.pending.lock().remove(&id);
+    }
+
     /// Deletes one registered change set (and the `REVIEW_IN_PROGRESS`
     /// stack a `CREATE` one made); unregisters it once gone.
-    async fn cleanup_one(&self, id: u64) -> Result<(), String> {
+    pub(super) async fn cleanup_one(&self, id: u64) -> Result<(), String> {
         let Some(p) = self.pending.lock().get(&id).cloned() else {
             return Ok(());
         };
         let cfn = &p.clients.cloudformation;
         let manual = || {
             format!(
-                "the preview's change set `{}` on `{}` could not be deleted; delete it with `aws cloudformation delete-change-set --stack-name {} --change-set-name {}`",
+                "the change set `{}` on `{}` could not be deleted; delete it with `aws cloudformation delete-change-set --stack-name {} --change-set-name {}`",
                 p.name, p.stack, p.stack, p.name
             )
         };
@@ -331,7 +355,7 @@ impl Executor {
                 {
                     if let Err(e) = cfn.delete_stack(&p.stack).await {
                         return Err(format!(
-                            "the preview left stack `{}` in REVIEW_IN_PROGRESS and it could not be deleted ({e}); delete it with `aws cloudformation delete-stack --stack-name {}`",
+                            "stack `{}` was left in REVIEW_IN_PROGRESS and it could not be deleted ({e}); delete it with `aws cloudformation delete-stack --stack-name {}`",
                             p.stack, p.stack
                         ));
                     }
@@ -339,7 +363,7 @@ impl Executor {
                 Ok(_) => {}
                 Err(e) => {
                     return Err(format!(
-                        "cannot check whether the preview left stack `{}` in REVIEW_IN_PROGRESS ({e}); if it did, delete it with `aws cloudformation delete-stack --stack-name {}`",
+                        "cannot check whether stack `{}` was left in REVIEW_IN_PROGRESS ({e}); if it did, delete it with `aws cloudformation delete-stack --stack-name {}`",
                         p.stack, p.stack
                     ))
                 }
@@ -349,8 +373,9 @@ impl Executor {
         Ok(())
     }
 
-    /// Deletes every change set a cancelled preview left registered (call it
-    /// after cancelling [`Executor::preview`], on Ctrl-C say). Returns one
+    /// Deletes every change set a cancelled preview or deploy left
+    /// registered (call it after cancelling [`Executor::preview`], on
+    /// Ctrl-C say, or after [`Executor::run_all`]). Returns one
     /// message per change set that could not be deleted, with the command to
     /// delete it by hand: empty when nothing is left.
     pub async fn cleanup_previews(&self) -> Vec<String> {
