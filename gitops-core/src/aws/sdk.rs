@@ -563,7 +563,15 @@ impl CloudFormation for SdkCloudFormation {
                     .send()
                     .await
                     .map_err(|e| aws_error(CFN, "ListChangeSets", e))?;
-                all.extend(out.summaries().iter().map(|s| {
+                // moto ignores StackName here: keep only this stack's own,
+                // or a sweep of one stack deletes another's change set.
+                let own = |s: &&aws_sdk_cloudformation::types::ChangeSetSummary| {
+                    match (s.stack_name(), s.stack_id()) {
+                        (None, None) => true,
+                        (name, id) => name == Some(stack_name) || id == Some(stack_name),
+                    }
+                };
+                all.extend(out.summaries().iter().filter(own).map(|s| {
                     ChangeSetSummary {
                         name: string(s.change_set_name()),
                         id: string(s.change_set_id()),
