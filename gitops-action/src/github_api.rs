@@ -276,7 +276,9 @@ impl GitHub {
                         403 => {
                             a.retry_after.is_some()
                                 || a.rate_limit_exhausted
-                                || message.to_ascii_lowercase().contains("secondary rate limit")
+                                || message
+                                    .to_ascii_lowercase()
+                                    .contains("secondary rate limit")
                         }
                         _ => false,
                     };
@@ -301,7 +303,12 @@ impl GitHub {
 
     /// One attempt, following redirects to the same origin; a transport
     /// failure as text.
-    fn attempt(&self, method: &'static str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
+    fn attempt(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
         let auth = format!("Bearer {}", self.token);
         let mut url = format!("{}{path}", self.base);
         for _ in 0..=MAX_REDIRECTS {
@@ -343,10 +350,9 @@ impl GitHub {
             }
             let retry_after = header("retry-after").and_then(|v| retry_after(&v));
             let rate_limit_exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
-            let text = response
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| format!("answered {status}, then the answer could not be read: {e}"))?;
+            let text = response.body_mut().read_to_string().map_err(|e| {
+                format!("answered {status}, then the answer could not be read: {e}")
+            })?;
             return Ok(Answer {
                 status,
                 retry_after,
@@ -706,6 +712,32 @@ mod tests {
         assert_eq!(
             encode("acme:gitops/promote-a-to-b"),
             "acme%3Agitops%2Fpromote-a-to-b"
+        );
+    }
+
+    #[test]
+    fn redirects_stay_on_the_origin() {
+        let base = "https://api.github.com";
+        assert!(same_origin("https://api.github.com/repos/a/b", base));
+        assert!(same_origin("https://API.github.com:443/x", base));
+        assert!(!same_origin("http://api.github.com/x", base));
+        assert!(!same_origin("https://evil.example/x", base));
+        assert!(!same_origin("https://api.github.com.evil.example/x", base));
+        assert!(!same_origin(
+            "http://127.0.0.1:8081/x",
+            "http://127.0.0.1:8080"
+        ));
+        assert_eq!(
+            resolve("http://h:1/repos/a/b/pulls", "/repos/c/d/pulls"),
+            "http://h:1/repos/c/d/pulls"
+        );
+        assert_eq!(resolve("http://h:1/a/b", "c"), "http://h:1/a/c");
+        assert_eq!(resolve("https://h/a", "//other/x"), "https://other/x");
+        assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            host_of("https://user:pw@hooks.example:8443/a?b"),
+            "hooks.example:8443"
         );
     }
 

@@ -243,7 +243,8 @@ mod tests {
     #[test]
     fn no_line_can_begin_a_workflow_command() {
         let mut blank = true;
-        let text = "error: unknown key `a\n::error::boom` and\r  ::add-mask::x\nok: a::b ##[error]y\n";
+        let text =
+            "error: unknown key `a\n::error::boom` and\r  ::add-mask::x\nok: a::b ##[error]y\n";
         let out = neutralize(text, &mut blank);
         assert_eq!(
             out,

@@ -112,16 +112,18 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(short_rev(sha), "0123456789ab");
         assert_eq!(short_rev("main"), "main");
-        assert_eq!(short_rev("ééééééééééééééééééééééééééééééééééééééé"), "ééééééééééééééééééééééééééééééééééééééé");
+        assert_eq!(
+            short_rev("ééééééééééééééééééééééééééééééééééééééé"),
+            "ééééééééééééééééééééééééééééééééééééééé"
+        );
     }
 
     #[test]
     fn secrets_are_redacted() {
         let token = "ghs_abcdef0123456789";
         let hook = "https://hooks.example.com/services/T0/B0/key123";
-        let text = format!(
-            "bad token {token}; POST {hook} failed; GET /services/T0/B0/key123 failed"
-        );
+        let text =
+            format!("bad token {token}; POST {hook} failed; GET /services/T0/B0/key123 failed");
         let out = redact(&text, &[token, hook]);
         assert_eq!(
             out,

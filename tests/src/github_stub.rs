@@ -353,9 +353,10 @@ fn serve(
         }
     }
     let text = String::from_utf8_lossy(&body).into_owned();
-    let found = routes.iter().enumerate().find(|(i, r)| {
-        r.matches(&method, &path) && r.times.is_none_or(|n| used[*i] < n)
-    });
+    let found = routes
+        .iter()
+        .enumerate()
+        .find(|(i, r)| r.matches(&method, &path) && r.times.is_none_or(|n| used[*i] < n));
     let mut extra = String::new();
     let (status, answer) = match found {
         Some((i, r)) => {
@@ -363,7 +364,10 @@ fn serve(
             for (k, v) in &r.headers {
                 extra.push_str(&format!("{k}: {v}\r\n"));
             }
-            (r.status, r.raw.clone().unwrap_or_else(|| r.body.to_string()))
+            (
+                r.status,
+                r.raw.clone().unwrap_or_else(|| r.body.to_string()),
+            )
         }
         None => match comments_api(comments, &method, &path, &text) {
             Some((status, v)) => (status, v.to_string()),

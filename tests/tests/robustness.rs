@@ -99,7 +99,8 @@ fn an_injected_key_prints_no_workflow_command() {
             let ours = workflow_commands(&out);
             assert!(!ours.is_empty(), "{all}");
             assert!(
-                ours.iter().any(|c| c.contains("%0A::error::injected by a key")),
+                ours.iter()
+                    .any(|c| c.contains("%0A::error::injected by a key")),
                 "{ours:?}"
             );
         }
@@ -127,7 +128,10 @@ fn whoami_without_credentials_is_short_and_says_how_to_provide_them() {
     let out = cmd
         .env("HOME", home.path())
         .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", "us-east-1")
         // Nothing listens there: no call may leave this machine.
@@ -136,16 +140,27 @@ fn whoami_without_credentials_is_short_and_says_how_to_provide_them() {
         .output()
         .unwrap();
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    // whoami's error code is 2 (as validate's and envs').
+    assert_eq!(out.status.code(), Some(2), "{all}");
     let lines: Vec<&str> = all
         .lines()
         .filter(|l| !l.trim().is_empty() && *l != "--- stderr ---")
         .collect();
     assert!(lines.len() <= 3, "{} lines:\n{all}", lines.len());
-    for dump in ["DispatchFailure", "ConnectorError", "Some(", " { ", "source:"] {
+    for dump in [
+        "DispatchFailure",
+        "ConnectorError",
+        "Some(",
+        " { ",
+        "source:",
+    ] {
         assert!(!all.contains(dump), "a debug dump ({dump}):\n{all}");
     }
-    for way in ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "configure-aws-credentials"] {
+    for way in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "configure-aws-credentials",
+    ] {
         assert!(all.contains(way), "{way} is not named:\n{all}");
     }
 }
@@ -171,9 +186,15 @@ fn deployed_with_commit_tag(moto: &Moto, commit: &str) -> GitRepo {
         ("Action".into(), "UpdateStack".into()),
         ("StackName".into(), "dev-app".into()),
         ("UsePreviousTemplate".into(), "true".into()),
-        ("Parameters.member.1.ParameterKey".into(), "AppVersion".into()),
+        (
+            "Parameters.member.1.ParameterKey".into(),
+            "AppVersion".into(),
+        ),
         ("Parameters.member.1.UsePreviousValue".into(), "true".into()),
-        ("Parameters.member.2.ParameterKey".into(), "EnvironmentName".into()),
+        (
+            "Parameters.member.2.ParameterKey".into(),
+            "EnvironmentName".into(),
+        ),
         ("Parameters.member.2.UsePreviousValue".into(), "true".into()),
         ("Version".into(), "2010-05-15".into()),
     ];
@@ -276,7 +297,17 @@ fn plan_repo() -> (GitRepo, String, String) {
 
 fn plan_comment(repo: &GitRepo, base: &str, head: &str, stub: &GitHubStub) -> Output {
     gitops()
-        .args(["plan", "--no-aws", "--comment", "--pr", "7", "--base", base, "--head", head])
+        .args([
+            "plan",
+            "--no-aws",
+            "--comment",
+            "--pr",
+            "7",
+            "--base",
+            base,
+            "--head",
+            head,
+        ])
         .arg("--repo")
         .arg(repo.path())
         .envs(stub.env())
@@ -387,7 +418,11 @@ fn the_token_never_follows_a_redirect_to_another_host() {
             .all(|r| r.header("authorization").is_none()),
         "the token went to another host"
     );
-    assert!(elsewhere.requests().is_empty(), "{:?}", elsewhere.requests());
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
 
     // The same origin: followed, with the token.
     let stub = GitHubStub::start(vec![Route::new(
@@ -438,8 +473,7 @@ fn files_over_1_mib_are_a_problem_found_before_parsing() {
 
     // gitops.yaml itself.
     let repo = repo_with_dev("parameters: {AppVersion: '1.0.0'}\n");
-    let mut config =
-        String::from("version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n");
+    let mut config = String::from("version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n");
     config.push_str(&"# padding padding padding padding padding padding\n".repeat(30_000));
     std::fs::write(repo.path().join("gitops.yaml"), &config).unwrap();
     let out = gitops()
@@ -483,7 +517,14 @@ fn the_deployed_commit_tag_is_the_peeled_commit() {
     repo.git(&["tag", "-a", "v1", "-m", "release 1"]);
     let tag_object = repo.git(&["rev-parse", "v1"]).trim().to_string();
     let out = gitops()
-        .args(["deploy", "--environment", "dev", "--head", &tag_object, "--repo"])
+        .args([
+            "deploy",
+            "--environment",
+            "dev",
+            "--head",
+            &tag_object,
+            "--repo",
+        ])
         .arg(repo.path())
         .envs(moto.env())
         .output()

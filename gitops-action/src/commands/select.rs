@@ -13,8 +13,8 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
-use gitops_core::text::short_commit;
 use gitops_core::source::{open_repo, prefix_of, resolve};
+use gitops_core::text::short_commit;
 use gitops_core::{GitTree, Repository, WorkTree};
 
 use self::event::{decide, fetch_advice, Decision};

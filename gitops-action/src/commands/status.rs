@@ -285,10 +285,7 @@ pub fn cell(s: &str) -> String {
 }
 
 fn render_markdown(r: &Report<'_>) -> String {
-    let mut out = format!(
-        "### gitops status at `{}`\n\n",
-        short_commit(r.commit)
-    );
+    let mut out = format!("### gitops status at `{}`\n\n", short_commit(r.commit));
     if r.environments.is_empty() {
         out.push_str("No environments.\n");
         return out;

@@ -167,7 +167,11 @@ impl AwsError {
         if let Some(c) = &self.code {
             s.push_str(&format!(" ({c})"));
         }
-        let message = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let message = self
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if !message.is_empty() {
             s.push_str(": ");
             s.push_str(message.trim_end_matches('.'));
@@ -1202,12 +1206,19 @@ mod tests {
             AwsError::new("X", "Op", AwsErrorKind::Timeout, "slow").to_string(),
             "X Op failed: slow; check the network, and the endpoint if one is set (--endpoint-url, AWS_ENDPOINT_URL)"
         );
-        let none = AwsError::new("STS", "GetCallerIdentity", AwsErrorKind::NoCredentials, "no credentials found");
+        let none = AwsError::new(
+            "STS",
+            "GetCallerIdentity",
+            AwsErrorKind::NoCredentials,
+            "no credentials found",
+        );
         assert_eq!(
             none.to_string(),
             format!("STS GetCallerIdentity failed: no credentials found; {CREDENTIALS_HELP}")
         );
-        assert!(e("AccessDenied", "no").to_string().ends_with("or set the environment's role-arn"));
+        assert!(e("AccessDenied", "no")
+            .to_string()
+            .ends_with("or set the environment's role-arn"));
     }
 
     #[test]

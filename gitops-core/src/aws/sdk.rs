@@ -182,7 +182,8 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 fn no_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = next {
-        if let Some(c) = e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>() {
+        if let Some(c) = e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+        {
             return matches!(
                 c,
                 aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_)

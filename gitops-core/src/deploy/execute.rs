@@ -964,7 +964,10 @@ pub(crate) fn describe(plan: &EnvPlan) -> String {
             Action::DeployStack { spec, .. } => format!("{} `{}`", a.label(), spec.name),
             Action::StartPipeline {
                 pipeline, commit, ..
-            } => format!("start `{pipeline}` at {}", crate::text::short_commit(commit)),
+            } => format!(
+                "start `{pipeline}` at {}",
+                crate::text::short_commit(commit)
+            ),
             Action::DeleteStack { stack, .. } => format!("delete `{stack}`"),
             Action::Refuse { reason } => reason.to_string(),
             Action::Nothing { reason } => reason.clone(),
