@@ -123,7 +123,7 @@ try_release() {
   fi
   file=$(mktemp "$temp/gitops-download.XXXXXX")
   note "downloading $base_url/v$version/$asset"
-  code=$(curl -sSL --retry 3 --retry-delay 2 -o "$file" -w '%{http_code}' \
+  code=$(curl -sSL --connect-timeout 10 --max-time 300 --retry 3 --retry-delay 2 -o "$file" -w '%{http_code}' \
     "$base_url/v$version/$asset") || {
     rm -f "$file"
     fail "cannot download $base_url/v$version/$asset (curl failed, HTTP ${code:-none})"

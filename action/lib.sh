@@ -50,15 +50,16 @@ add_switch() {
   return 0
 }
 
-# add_list FLAG VALUE: `FLAG item` for each item of VALUE, which may be
-# separated by newlines, commas or spaces.
+# add_list FLAG VALUE: `FLAG=item` for each item of VALUE, which may be
+# separated by newlines, commas or spaces. One word, so an item that looks
+# like a flag (`-rf`) is still the flag's value.
 add_list() {
   local flag=$1 item
   local -a items
   IFS=$' \t\n,' read -r -d '' -a items < <(printf '%s\0' "$2") || true
   for item in "${items[@]}"; do
     if [ -n "$item" ]; then
-      argv+=("$flag" "$item")
+      argv+=("$flag=$item")
     fi
   done
 }

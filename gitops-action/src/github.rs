@@ -64,7 +64,10 @@ pub fn warning(message: &str, color: bool) {
         crate::output::paint("warning:", "1;33", color)
     );
     if crate::output::in_github_actions() {
-        println!("::warning::{}", crate::output::escape_data(message));
+        crate::output::workflow_command(&format!(
+            "::warning::{}",
+            crate::output::escape_data(message)
+        ));
     }
 }
 

@@ -4,7 +4,14 @@
 //! Configuration comes from the variables GitHub Actions sets:
 //! `GITHUB_API_URL` (default `https://api.github.com`), `GITHUB_TOKEN` and
 //! `GITHUB_REPOSITORY` (`owner/name`). The token is sent as a bearer token
-//! and never printed, not even in `Debug` output.
+//! and never printed, not even in `Debug` output, nor when a server echoes
+//! it: every message taken from an answer has it redacted.
+//!
+//! Calls are retried on 5xx, 429 and secondary rate limits, at most
+//! [`ATTEMPTS`] times with a growing wait that honours `Retry-After`. Each
+//! attempt has a connect and a total timeout. Redirects are followed only to
+//! the API's own origin (scheme, host and port), so the token never goes to
+//! another host.
 
 use std::time::Duration;
 
@@ -45,6 +52,7 @@ impl ApiError {
             Some(403) => "the token lacks a permission: give the job `permissions: { contents: write, pull-requests: write }` and allow GitHub Actions to create pull requests (repository Settings > Actions > General); or a rate limit was hit, so retry later",
             Some(404) => "the repository or pull request was not found, or the token cannot see it; check GITHUB_REPOSITORY",
             Some(422) => "GitHub rejected the request as invalid",
+            Some(200..=399) => "the server at GITHUB_API_URL did not answer as GitHub does; check GITHUB_API_URL",
             Some(s) if s >= 500 => "GitHub had an internal error; retry later",
             Some(_) => "see GitHub's message",
         }
@@ -113,12 +121,39 @@ impl std::fmt::Debug for GitHub {
     }
 }
 
+/// Attempts per call, the first included.
+pub const ATTEMPTS: u32 = 4;
+/// The wait before the second attempt; it doubles for each next one.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait between attempts. A server asking (`Retry-After`) for
+/// longer is not waited for: the call fails with its answer.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt may take in all.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects followed (to the same origin only) per attempt.
+const MAX_REDIRECTS: u32 = 3;
+
+/// One attempt's answer, before it is judged.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    rate_limit_exhausted: bool,
+    location: Option<String>,
+    text: String,
+}
+
 impl GitHub {
     /// A client for `repo` (`owner/name`) at API root `base`, authenticated with `token`.
     pub fn new(base: &str, token: &str, repo: &str) -> Self {
+        crate::output::add_secret(token);
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(ATTEMPT_TIMEOUT))
+            // Redirects are followed by hand, to the same origin only.
+            .max_redirects(0)
             .user_agent("gitops-aws")
             .build();
         Self {
@@ -183,49 +218,169 @@ impl GitHub {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let fail = |status: Option<u16>, message: String| ApiError {
+        self.send(method, path, body).map(|(_, v)| v)
+    }
+
+    /// `method path`, retried as the module says; the final status and the
+    /// answer as JSON (`Null` when empty).
+    fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ApiError> {
+        let fail = |status: Option<u16>, message: &str| ApiError {
             method,
             path: path.split('?').next().unwrap_or(path).to_string(),
             status,
-            message,
+            message: gitops_core::text::redact(message, &[&self.token]),
         };
+        let mut attempt = 1;
+        loop {
+            let result = self.attempt(method, path, body);
+            let (error, wait) = match result {
+                Err(e) => (fail(None, &e), None),
+                Ok(a) if (200..300).contains(&a.status) => {
+                    if a.text.trim().is_empty() {
+                        return Ok((a.status, Value::Null));
+                    }
+                    return serde_json::from_str(&a.text)
+                        .map(|v| (a.status, v))
+                        .map_err(|_| {
+                            fail(
+                                Some(a.status),
+                                &format!(
+                                    "the answer is not JSON: {}",
+                                    gitops_core::text::truncate_ellipsis(a.text.trim(), 200)
+                                ),
+                            )
+                        });
+                }
+                Ok(a) if (300..400).contains(&a.status) => {
+                    let to = a.location.as_deref().unwrap_or("(no Location)");
+                    return Err(fail(
+                        Some(a.status),
+                        &format!(
+                            "a redirect to {}, not followed: it leaves {} (the token is only sent there)",
+                            host_of(to),
+                            host_of(&self.base)
+                        ),
+                    ));
+                }
+                Ok(a) => {
+                    let value = serde_json::from_str(&a.text)
+                        .unwrap_or_else(|_| Value::String(a.text.clone()));
+                    let message = error_message(&value);
+                    let retry = match a.status {
+                        429 | 500..=599 => true,
+                        403 => {
+                            a.retry_after.is_some()
+                                || a.rate_limit_exhausted
+                                || message
+                                    .to_ascii_lowercase()
+                                    .contains("secondary rate limit")
+                        }
+                        _ => false,
+                    };
+                    let error = fail(Some(a.status), &message);
+                    if !retry {
+                        return Err(error);
+                    }
+                    (error, Some(a.retry_after))
+                }
+            };
+            let Some(asked) = wait else {
+                return Err(error);
+            };
+            let wait = asked.unwrap_or(FIRST_WAIT * 2u32.pow(attempt - 1));
+            if attempt >= ATTEMPTS || wait > MAX_WAIT {
+                return Err(error);
+            }
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, following redirects to the same origin; a transport
+    /// failure as text.
+    fn attempt(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
         let auth = format!("Bearer {}", self.token);
-        let result = match (method, body) {
-            ("GET", _) => self
-                .agent
-                .get(&url)
-                .header("Authorization", &auth)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
-                .call(),
-            (_, body) => {
-                let req = match method {
-                    "POST" => self.agent.post(&url),
-                    "PUT" => self.agent.put(&url),
-                    _ => self.agent.patch(&url),
-                };
-                req.header("Authorization", &auth)
+        let mut url = format!("{}{path}", self.base);
+        for _ in 0..=MAX_REDIRECTS {
+            let result = match (method, body) {
+                ("GET", _) => self
+                    .agent
+                    .get(&url)
+                    .header("Authorization", &auth)
                     .header("Accept", "application/vnd.github+json")
                     .header("X-GitHub-Api-Version", "2022-11-28")
-                    .send_json(body.cloned().unwrap_or(Value::Null))
+                    .call(),
+                (_, body) => {
+                    let req = match method {
+                        "POST" => self.agent.post(&url),
+                        "PUT" => self.agent.put(&url),
+                        _ => self.agent.patch(&url),
+                    };
+                    req.header("Authorization", &auth)
+                        .header("Accept", "application/vnd.github+json")
+                        .header("X-GitHub-Api-Version", "2022-11-28")
+                        .send_json(body.cloned().unwrap_or(Value::Null))
+                }
+            };
+            let mut response = result.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let location = header("location").map(|l| resolve(&url, &l));
+            if (300..400).contains(&status) {
+                if let Some(to) = location.as_deref().filter(|to| same_origin(to, &self.base)) {
+                    url = to.to_string();
+                    continue;
+                }
             }
-        };
-        let mut response = result.map_err(|e| fail(None, e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| fail(Some(status), format!("unreadable answer: {e}")))?;
-        let value: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if (200..300).contains(&status) {
-            return Ok(value);
+            let retry_after = header("retry-after").and_then(|v| retry_after(&v));
+            let rate_limit_exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+            let text = response.body_mut().read_to_string().map_err(|e| {
+                format!("answered {status}, then the answer could not be read: {e}")
+            })?;
+            return Ok(Answer {
+                status,
+                retry_after,
+                rate_limit_exhausted,
+                location,
+                text,
+            });
         }
-        Err(fail(Some(status), error_message(&value)))
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+
+    /// `method path`, the answer read by `parse`; an answer it cannot read
+    /// is an error with the status the server really gave.
+    fn send_expecting<T>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: &Value,
+        what: &str,
+        parse: impl Fn(&Value) -> Option<T>,
+    ) -> Result<T, ApiError> {
+        let (status, v) = self.send(method, path, Some(body))?;
+        parse(&v).ok_or_else(|| ApiError {
+            method,
+            path: path.to_string(),
+            status: Some(status),
+            message: format!("the answer has no {what}"),
+        })
     }
 
     /// The open pull request whose head is `branch` in this repository, if any.
@@ -249,29 +404,24 @@ impl GitHub {
         title: &str,
         body: &str,
     ) -> Result<PullRequest, ApiError> {
-        let path = format!("/repos/{}/pulls", self.repo);
-        let v = self.post(
-            &path,
+        self.send_expecting(
+            "POST",
+            &format!("/repos/{}/pulls", self.repo),
             &json!({"title": title, "head": head, "base": base, "body": body}),
-        )?;
-        PullRequest::from_json(&v).ok_or_else(|| ApiError {
-            method: "POST",
-            path,
-            status: Some(201),
-            message: "the answer has no pull request number".into(),
-        })
+            "pull request number",
+            PullRequest::from_json,
+        )
     }
 
     /// Changes the title and body of pull request `number`.
     pub fn update_pr(&self, number: u64, title: &str, body: &str) -> Result<PullRequest, ApiError> {
-        let path = format!("/repos/{}/pulls/{number}", self.repo);
-        let v = self.patch(&path, &json!({"title": title, "body": body}))?;
-        PullRequest::from_json(&v).ok_or_else(|| ApiError {
-            method: "PATCH",
-            path,
-            status: Some(200),
-            message: "the answer has no pull request number".into(),
-        })
+        self.send_expecting(
+            "PATCH",
+            &format!("/repos/{}/pulls/{number}", self.repo),
+            &json!({"title": title, "body": body}),
+            "pull request number",
+            PullRequest::from_json,
+        )
     }
 
     /// The repository's default branch.
@@ -336,26 +486,24 @@ impl GitHub {
 
     /// Posts a new comment on issue or pull request `number`.
     pub fn create_issue_comment(&self, number: u64, body: &str) -> Result<IssueComment, ApiError> {
-        let path = format!("/repos/{}/issues/{number}/comments", self.repo);
-        let v = self.post(&path, &json!({ "body": body }))?;
-        IssueComment::from_json(&v).ok_or_else(|| ApiError {
-            method: "POST",
-            path,
-            status: Some(201),
-            message: "the answer has no comment id".into(),
-        })
+        self.send_expecting(
+            "POST",
+            &format!("/repos/{}/issues/{number}/comments", self.repo),
+            &json!({ "body": body }),
+            "comment id",
+            IssueComment::from_json,
+        )
     }
 
     /// Replaces the body of comment `id`.
     pub fn update_issue_comment(&self, id: u64, body: &str) -> Result<IssueComment, ApiError> {
-        let path = format!("/repos/{}/issues/comments/{id}", self.repo);
-        let v = self.patch(&path, &json!({ "body": body }))?;
-        IssueComment::from_json(&v).ok_or_else(|| ApiError {
-            method: "PATCH",
-            path,
-            status: Some(200),
-            message: "the answer has no comment id".into(),
-        })
+        self.send_expecting(
+            "PATCH",
+            &format!("/repos/{}/issues/comments/{id}", self.repo),
+            &json!({ "body": body }),
+            "comment id",
+            IssueComment::from_json,
+        )
     }
 
     /// Keeps exactly one comment holding `marker` on issue or pull request
@@ -427,17 +575,13 @@ impl GitHub {
         body: &str,
         labels: &[&str],
     ) -> Result<Issue, ApiError> {
-        let path = format!("/repos/{}/issues", self.repo);
-        let v = self.post(
-            &path,
+        self.send_expecting(
+            "POST",
+            &format!("/repos/{}/issues", self.repo),
             &json!({"title": title, "body": body, "labels": labels}),
-        )?;
-        Issue::from_json(&v).ok_or_else(|| ApiError {
-            method: "POST",
-            path,
-            status: Some(201),
-            message: "the answer has no issue number".into(),
-        })
+            "issue number",
+            Issue::from_json,
+        )
     }
 
     /// Replaces the body of issue `number`.
@@ -480,6 +624,57 @@ fn error_message(v: &Value) -> String {
     msg
 }
 
+/// The host (and port) of a URL, without credentials or path: what may be shown.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or_default()
+}
+
+/// `scheme://host:port` of a URL, lower case.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once("://")?;
+    let host = host_of(url).to_ascii_lowercase();
+    let scheme = scheme.to_ascii_lowercase();
+    let host = match (scheme.as_str(), host.rsplit_once(':')) {
+        (_, Some((_, port))) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        ("https", _) => format!("{host}:443"),
+        ("http", _) => format!("{host}:80"),
+        _ => host,
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Whether `url` is on the same scheme, host and port as `base`.
+fn same_origin(url: &str, base: &str) -> bool {
+    origin(url).is_some_and(|o| Some(o) == origin(base))
+}
+
+/// A `Location` header made absolute against the URL that answered it.
+fn resolve(from: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let Some((scheme, _)) = from.split_once("://") else {
+        return location.to_string();
+    };
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}");
+    }
+    let root = format!("{scheme}://{}", host_of(from));
+    if location.starts_with('/') {
+        format!("{root}{location}")
+    } else {
+        let dir = from.rsplit_once('/').map(|(d, _)| d).unwrap_or(&root);
+        format!("{dir}/{location}")
+    }
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is not used by GitHub).
+fn retry_after(v: &str) -> Option<Duration> {
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// Percent-encodes a query value.
 fn encode(s: &str) -> String {
     s.bytes()
@@ -517,6 +712,32 @@ mod tests {
         assert_eq!(
             encode("acme:gitops/promote-a-to-b"),
             "acme%3Agitops%2Fpromote-a-to-b"
+        );
+    }
+
+    #[test]
+    fn redirects_stay_on_the_origin() {
+        let base = "https://api.github.com";
+        assert!(same_origin("https://api.github.com/repos/a/b", base));
+        assert!(same_origin("https://API.github.com:443/x", base));
+        assert!(!same_origin("http://api.github.com/x", base));
+        assert!(!same_origin("https://evil.example/x", base));
+        assert!(!same_origin("https://api.github.com.evil.example/x", base));
+        assert!(!same_origin(
+            "http://127.0.0.1:8081/x",
+            "http://127.0.0.1:8080"
+        ));
+        assert_eq!(
+            resolve("http://h:1/repos/a/b/pulls", "/repos/c/d/pulls"),
+            "http://h:1/repos/c/d/pulls"
+        );
+        assert_eq!(resolve("http://h:1/a/b", "c"), "http://h:1/a/c");
+        assert_eq!(resolve("https://h/a", "//other/x"), "https://other/x");
+        assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            host_of("https://user:pw@hooks.example:8443/a?b"),
+            "hooks.example:8443"
         );
     }
 

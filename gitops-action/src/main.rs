@@ -8,6 +8,26 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+// Every byte the binary prints goes through `output::write_out` and
+// `output::write_err`: these four macros shadow the standard ones in every
+// module below. Under GitHub Actions that is where a line that would begin a
+// workflow command is neutralised, and where known secrets are redacted; a
+// workflow command we mean is printed with `output::workflow_command`.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write_out(&format!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::output::write_out("\n") };
+    ($($arg:tt)*) => { $crate::output::write_out(&format!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::output::write_err(&format!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::output::write_err("\n") };
+    ($($arg:tt)*) => { $crate::output::write_err(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 mod aws;
 mod commands;
 mod github;
@@ -335,10 +355,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             if !e.use_stderr() {
+                let _ = e.print();
                 return ExitCode::SUCCESS; // --help, --version
             }
+            // Through `eprint!`: the arguments may hold anything.
+            eprint!("{}", e.render());
             // A usage error: 1 for detect, plan and drift, whose 2 means "changes".
             let detect = std::env::args()
                 .skip(1)

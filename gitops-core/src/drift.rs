@@ -870,7 +870,7 @@ pub fn may_remediate(drift: &EnvDrift, auto_remediate: bool, head: &str) -> Resu
     if drift.remediated_commit.as_deref() == Some(head) {
         return Err(format!(
             "it was already remediated at {} (tag {TAG_REMEDIATED}); it is not redeployed twice at one commit",
-            &head[..head.len().min(12)]
+            crate::text::short_commit(head)
         ));
     }
     Ok(())

@@ -48,6 +48,7 @@ pub mod promote;
 mod reader;
 pub mod source;
 mod template;
+pub mod text;
 pub mod yaml;
 
 pub use config::{

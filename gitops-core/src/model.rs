@@ -199,6 +199,23 @@ const ENV_KEYS: &[&str] = &[
     "auto-remediate",
 ];
 
+/// `gitops.yaml`, environment files and templates larger than this are a
+/// problem, found before they are parsed (1 MiB; CloudFormation's own limit
+/// for a template).
+pub const MAX_FILE_BYTES: usize = MAX_TEMPLATE_BYTES;
+
+/// The problem of a file over [`MAX_FILE_BYTES`], if it is.
+fn too_large(file: &str, size: usize) -> Option<Problem> {
+    (size > MAX_FILE_BYTES).then(|| {
+        Problem::error(
+            file,
+            format!(
+                "the file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB); it was not read further"
+            ),
+        )
+    })
+}
+
 impl Repository {
     /// Loads the repository from `source`.
     ///
@@ -210,6 +227,9 @@ impl Repository {
             _ => return Err(Error::NoConfig(source.describe())),
         };
         let mut problems = Vec::new();
+        if let Some(p) = too_large(CONFIG_FILE, text.len()) {
+            return Err(Error::Invalid(vec![p]));
+        }
         let text = match String::from_utf8(text) {
             Ok(t) => t,
             Err(_) => {
@@ -237,6 +257,9 @@ impl Repository {
             let dir = join(&env_root, &name);
             let file = join(&dir, &repo.config.environment_file);
             match source.read(&file)? {
+                Entry::File(bytes) if bytes.len() > MAX_FILE_BYTES => {
+                    repo.problems.extend(too_large(&file, bytes.len()));
+                }
                 Entry::File(bytes) => {
                     if let Some(env) = repo.load_environment(&name, &file, &bytes) {
                         repo.environments.push(env);

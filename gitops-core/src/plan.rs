@@ -919,7 +919,7 @@ impl Plan {
 
 fn short(sha: Option<&str>) -> String {
     match sha {
-        Some(s) => s.chars().take(12).collect(),
+        Some(s) => crate::text::short_commit(s).to_string(),
         None => "(none)".into(),
     }
 }
@@ -946,7 +946,7 @@ pub fn describe_action(a: &Action) -> String {
             pipeline, commit, ..
         } => format!(
             "start-pipeline `{pipeline}` at `{}`",
-            &commit[..commit.len().min(12)]
+            crate::text::short_commit(commit)
         ),
         Action::DeleteStack { role, stack } => match role {
             StackRole::Pipeline => format!("delete-stack `{stack}` (the pipeline's stack)"),

@@ -435,11 +435,7 @@ pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
 }
 
 fn short_rev(rev: &str) -> &str {
-    if rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()) {
-        &rev[..12]
-    } else {
-        rev
-    }
+    crate::text::short_rev(rev)
 }
 
 fn short_key(key: &PromotedKey) -> &str {

@@ -475,7 +475,8 @@ pub fn open_repo(dir: &Path) -> Result<gix::Repository> {
     Ok(repo)
 }
 
-/// Resolves `rev` (any revision gix understands) to a commit id.
+/// Resolves `rev` (any revision gix understands) to a commit id. An
+/// annotated tag, by name or by its full id, is peeled to its commit.
 pub fn resolve(repo: &gix::Repository, rev: &str) -> Result<gix::ObjectId> {
     let err = |reason: String| Error::Revision {
         rev: rev.to_string(),
@@ -487,7 +488,12 @@ pub fn resolve(repo: &gix::Repository, rev: &str) -> Result<gix::ObjectId> {
                 "this commit is not in the clone (a shallow checkout? fetch it, or set `fetch-depth: 0` on actions/checkout)".into(),
             ));
         }
-        return Ok(id);
+        let commit = repo
+            .find_object(id)
+            .map_err(|e| err(e.to_string()))?
+            .peel_to_commit()
+            .map_err(|e| err(format!("not a commit or a tag of one: {e}")))?;
+        return Ok(commit.id);
     }
     let obj = repo
         .rev_parse_single(rev)

@@ -41,6 +41,13 @@ pub struct Route {
     pub status: u16,
     /// The JSON body to answer.
     pub body: serde_json::Value,
+    /// Extra headers to answer with, such as `Retry-After` or `Location`.
+    pub headers: Vec<(String, String)>,
+    /// Answer only the first this many matching requests; later ones fall
+    /// through to the next routes (`None`: every one).
+    pub times: Option<usize>,
+    /// The raw body to answer instead of `body` (not JSON, say).
+    pub raw: Option<String>,
 }
 
 impl Route {
@@ -51,7 +58,28 @@ impl Route {
             path: path.to_string(),
             status,
             body,
+            headers: Vec::new(),
+            times: None,
+            raw: None,
         }
+    }
+
+    /// This route answers only the first `n` matching requests.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Adds a header to the answer.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Answers `text` as the body, as it is (instead of the JSON body).
+    pub fn raw_body(mut self, text: &str) -> Self {
+        self.raw = Some(text.to_string());
+        self
     }
 
     fn matches(&self, method: &str, target: &str) -> bool {
@@ -124,12 +152,13 @@ impl GitHubStub {
         let (reqs, stopped) = (requests.clone(), stop.clone());
         let store = comments.clone();
         let thread = std::thread::spawn(move || {
+            let mut used = vec![0usize; routes.len()];
             for stream in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                serve(stream, &routes, &store, &reqs);
+                serve(stream, &routes, &mut used, &store, &reqs);
             }
         });
         Self {
@@ -274,6 +303,7 @@ fn comments_api(
 fn serve(
     stream: TcpStream,
     routes: &[Route],
+    used: &mut [usize],
     comments: &Mutex<Vec<Comment>>,
     record: &Mutex<Vec<Recorded>>,
 ) -> Option<()> {
@@ -323,8 +353,22 @@ fn serve(
         }
     }
     let text = String::from_utf8_lossy(&body).into_owned();
-    let (status, answer) = match routes.iter().find(|r| r.matches(&method, &path)) {
-        Some(r) => (r.status, r.body.to_string()),
+    let found = routes
+        .iter()
+        .enumerate()
+        .find(|(i, r)| r.matches(&method, &path) && r.times.is_none_or(|n| used[*i] < n));
+    let mut extra = String::new();
+    let (status, answer) = match found {
+        Some((i, r)) => {
+            used[i] += 1;
+            for (k, v) in &r.headers {
+                extra.push_str(&format!("{k}: {v}\r\n"));
+            }
+            (
+                r.status,
+                r.raw.clone().unwrap_or_else(|| r.body.to_string()),
+            )
+        }
         None => match comments_api(comments, &method, &path, &text) {
             Some((status, v)) => (status, v.to_string()),
             None => (404, r#"{"message":"Not Found"}"#.to_string()),
@@ -339,7 +383,7 @@ fn serve(
     let mut out = stream;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{answer}",
         answer.len()
     );
     let _ = out.flush();

@@ -238,12 +238,9 @@ fn mapping_cases() -> Vec<Case> {
                 "origin/main",
                 "--head",
                 "HEAD",
-                "--environment",
-                "dev",
-                "--environment",
-                "staging",
-                "--environment",
-                "prod",
+                "--environment=dev",
+                "--environment=staging",
+                "--environment=prod",
                 "--no-aws",
                 "--comment",
                 "--exit-code",
@@ -290,8 +287,7 @@ fn mapping_cases() -> Vec<Case> {
                 "deploy",
                 "--from-detect",
                 "detect.json",
-                "--environment",
-                "prod",
+                "--environment=prod",
                 "--base",
                 "b",
                 "--head",
@@ -379,10 +375,8 @@ fn mapping_cases() -> Vec<Case> {
             ],
             argv(&[
                 "drift",
-                "--environment",
-                "dev",
-                "--environment",
-                "prod",
+                "--environment=dev",
+                "--environment=prod",
                 "--rev",
                 "HEAD~1",
                 "--skip-resource-drift",
@@ -555,7 +549,7 @@ fn deploy_detection_input_becomes_a_from_detect_file() {
     );
     assert_eq!(
         call[3..],
-        argv(&["--environment", "dev", "--allow-delete", "--repo", "."])[..],
+        argv(&["--environment=dev", "--allow-delete", "--repo", "."])[..],
         "no --github when the detection says what to deploy"
     );
     // both at once is refused

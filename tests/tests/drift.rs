@@ -298,6 +298,10 @@ fn resource_drift_against_an_endpoint_without_it_is_unknown() {
         error.contains("DetectStackDrift") && error.contains("--skip-resource-drift"),
         "{error}"
     );
+    // One line, not the raw answer or the SDK's debug output.
+    for dump in ["\n", "{", "<html", "<?xml", "Response"] {
+        assert!(!error.contains(dump), "{dump}: {error}");
+    }
 }
 
 #[test]

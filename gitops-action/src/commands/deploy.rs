@@ -8,6 +8,7 @@ use anyhow::Context;
 use gitops_core::deploy::{
     self, Desired, EnvOutcome, Executor, ExecutorOptions, Outcome, PlanOptions,
 };
+use gitops_core::text::short_commit;
 use gitops_core::GitTree;
 use serde::Serialize;
 
@@ -289,7 +290,7 @@ fn render_text(r: &Report<'_>, color: bool) -> String {
     out.push_str(&format!(
         "{} environment(s) at {}: {}\n",
         r.environments.len(),
-        &r.commit[..r.commit.len().min(12)],
+        short_commit(&r.commit),
         r.result
     ));
     out
@@ -299,7 +300,7 @@ fn render_markdown(r: &Report<'_>) -> String {
     let mut out = format!(
         "### gitops deploy{} at `{}`: {}\n\n",
         if r.dry_run { " (dry run)" } else { "" },
-        &r.commit[..r.commit.len().min(12)],
+        short_commit(&r.commit),
         r.result
     );
     if r.environments.is_empty() {

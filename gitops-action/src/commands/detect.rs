@@ -80,7 +80,7 @@ fn outputs(r: &Report<'_>) -> anyhow::Result<Vec<(&'static str, String)>> {
 
 fn short(sha: &Option<String>) -> String {
     match sha {
-        Some(s) => s.chars().take(12).collect(),
+        Some(s) => gitops_core::text::short_commit(s).to_string(),
         None => "(none)".into(),
     }
 }

@@ -87,7 +87,11 @@ impl Report<'_> {
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let notify = match args.notify.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_string()),
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+            // Never printed, whatever echoes it.
+            crate::output::add_secret(u);
+            Some(u.to_string())
+        }
         Some(_) => {
             anyhow::bail!("--notify (or GITOPS_NOTIFY_URL) must be an http(s) incoming-webhook URL")
         }
@@ -273,7 +277,7 @@ async fn orphan_check(
 }
 
 fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
+    gitops_core::text::short_commit(s)
 }
 
 fn remediation_line(d: &EnvDrift) -> Option<String> {
@@ -609,15 +613,7 @@ pub fn host_of(url: &str) -> String {
 
 /// Removes every trace of `url` (whole, or its path and query) from `text`.
 pub fn redact(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, "<webhook>");
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    if let Some(i) = rest.find(['/', '?']) {
-        let secret = &rest[i..];
-        if secret.len() > 1 {
-            out = out.replace(secret, "/<redacted>");
-        }
-    }
-    out
+    gitops_core::text::redact(text, &[url])
 }
 
 /// Posts `{"text": text}` to an incoming webhook (Slack and Microsoft Teams
@@ -656,7 +652,7 @@ mod tests {
         assert_eq!(host_of(url), "hooks.slack.com");
         assert_eq!(host_of("http://user:pw@127.0.0.1:8080/x?y"), "127.0.0.1");
         let msg = format!("io: failed to connect to {url}");
-        assert_eq!(redact(&msg, url), "io: failed to connect to <webhook>");
+        assert_eq!(redact(&msg, url), "io: failed to connect to <redacted>");
         let msg = "GET /services/T000/B000/secretpart failed";
         assert!(!redact(msg, url).contains("secretpart"));
     }

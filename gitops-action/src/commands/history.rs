@@ -91,11 +91,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 
 fn row(c: &HistoryEntry) -> [String; 5] {
     [
-        c.commit
-            .commit
-            .get(..12)
-            .unwrap_or(&c.commit.commit)
-            .to_string(),
+        gitops_core::text::short_commit(&c.commit.commit).to_string(),
         c.commit.date.clone(),
         c.commit.author.clone(),
         c.key.to_string(),

@@ -417,7 +417,10 @@ fn run_url() -> Option<String> {
 /// stays the plan), a note elsewhere.
 fn notice(message: &str, color: bool) {
     if crate::output::in_github_actions() {
-        eprintln!("::notice::{}", crate::output::escape_data(message));
+        crate::output::workflow_command_err(&format!(
+            "::notice::{}",
+            crate::output::escape_data(message)
+        ));
     } else {
         eprintln!("{} {message}", paint("note:", "1;34", color));
     }

@@ -135,5 +135,5 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
+    gitops_core::text::short_commit(rev)
 }

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
+use gitops_core::text::short_commit;
 use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
 use self::event::{decide, fetch_advice, Decision};
@@ -168,7 +169,7 @@ pub fn targets(
                 let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
                 bail!(
                     "no environment `{name}` at {}; known: {}",
-                    &head.to_string()[..12],
+                    short_commit(&head.to_string()),
                     known.join(", ")
                 );
             };

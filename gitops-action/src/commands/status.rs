@@ -12,6 +12,7 @@ use gitops_core::deploy::inspect::{inspect_all, InspectOptions};
 use gitops_core::deploy::{self, Desired};
 use gitops_core::detect::{Change, EnvChange};
 use gitops_core::drift::{EnvDrift, EnvStatus, Health, Sync};
+use gitops_core::text::short_commit;
 use gitops_core::{GitTree, PromotedKey, Repository};
 use serde::Serialize;
 
@@ -72,7 +73,7 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
             let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
             bail!(
                 "no environment `{name}` at {}; known: {}",
-                &head[..head.len().min(12)],
+                short_commit(&head),
                 known.join(", ")
             );
         }
@@ -166,10 +167,14 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => print!("{}", render_text(&report, g.color)),
     }
     github::append_summary(&markdown)?;
-    if drifts.iter().any(|d| d.failed) {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    // A task that failed, or nothing could be read (no credentials, no
+    // network): that is a failure.
+    let none_read = !drifts.is_empty() && drifts.iter().all(|d| d.status.sync == Sync::Unknown);
+    Ok(if none_read || drifts.iter().any(|d| d.failed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// A version map as one cell: the value alone for one key, `name=value` pairs otherwise.
@@ -204,7 +209,7 @@ pub fn pipeline_cell(s: &EnvStatus) -> String {
                 out.push_str(&format!(" {t}"));
             }
             if let Some(r) = &p.source_revision {
-                out.push_str(&format!(" @{}", &r[..r.len().min(12)]));
+                out.push_str(&format!(" @{}", short_commit(r)));
             }
             out
         }
@@ -234,7 +239,7 @@ pub fn health_word(h: Health, color: bool) -> String {
 
 fn short(c: &Option<String>) -> String {
     c.as_deref()
-        .map(|c| c[..c.len().min(12)].to_string())
+        .map(|c| short_commit(c).to_string())
         .unwrap_or_else(|| "-".into())
 }
 
@@ -282,7 +287,7 @@ fn render_text(r: &Report<'_>, color: bool) -> String {
     out.push_str(&format!(
         "{} environment(s) at {}: {} synced, {} out of sync, {} unknown\n",
         r.environments.len(),
-        &r.commit[..r.commit.len().min(12)],
+        short_commit(r.commit),
         count(Sync::Synced),
         count(Sync::OutOfSync),
         count(Sync::Unknown),
@@ -296,10 +301,7 @@ pub fn cell(s: &str) -> String {
 }
 
 fn render_markdown(r: &Report<'_>) -> String {
-    let mut out = format!(
-        "### gitops status at `{}`\n\n",
-        &r.commit[..r.commit.len().min(12)]
-    );
+    let mut out = format!("### gitops status at `{}`\n\n", short_commit(r.commit));
     if r.environments.is_empty() {
         out.push_str("No environments.\n");
         return out;

@@ -10,7 +10,9 @@ use gitops_core::{Error, GitTree, Problem, Repository};
 use serde::Serialize;
 
 use super::select::{select, SelectArgs};
-use crate::output::{annotation, in_github_actions, paint, print_json, render_problem};
+use crate::output::{
+    annotation, in_github_actions, paint, print_json, render_problem, workflow_command,
+};
 use crate::{Format, Globals};
 
 #[derive(Debug, clap::Args)]
@@ -120,7 +122,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     if in_github_actions() {
         let prefix = github_prefix(source.root());
         for p in &problems {
-            println!("{}", annotation(p, &prefix));
+            workflow_command(&annotation(p, &prefix));
         }
     }
     Ok(if valid {

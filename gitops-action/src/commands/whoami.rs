@@ -31,17 +31,12 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         let factory = aws::factory(&args.aws).await;
         let region = factory.default_region().unwrap_or_default().to_string();
         let clients = factory.clients(&region, None).await?;
-        let out = clients.sts.caller_identity().await.map_err(|e| {
-            let hint = if e.is_bad_credentials() {
-                match e.code.as_deref() {
-                    Some("ExpiredToken" | "ExpiredTokenException") => "the session has expired; sign in again (aws sso login) or refresh the workflow's credentials",
-                    _ => "the access key is not valid; check AWS_ACCESS_KEY_ID / AWS_PROFILE",
-                }
-            } else {
-                "configure credentials (environment variables, AWS_PROFILE, SSO, or aws-actions/configure-aws-credentials) and try again"
-            };
-            anyhow::anyhow!("cannot resolve the AWS identity: {e}; {hint}")
-        })?;
+        // The error names the next step (how to provide credentials, say).
+        let out = clients
+            .sts
+            .caller_identity()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot resolve the AWS identity: {e}"))?;
         anyhow::Ok(Identity {
             account: out.account,
             arn: out.arn,

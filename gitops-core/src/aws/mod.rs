@@ -57,9 +57,10 @@ pub enum AwsErrorKind {
     Throttled,
     /// The call timed out.
     Timeout,
-    /// The service could not be reached, or the request could not be sent
-    /// (a connection failure, or credentials that could not be loaded).
+    /// The service could not be reached, or the request could not be sent.
     Connection,
+    /// No credentials were found anywhere in the standard chain.
+    NoCredentials,
     /// Anything else: an unreadable response, a response without a field
     /// that should be there.
     Other,
@@ -68,11 +69,15 @@ pub enum AwsErrorKind {
 /// A failed AWS call.
 ///
 /// `code` and `message` are the service's own when it answered; for a
-/// failure to reach it, `code` is `None` and `message` has the whole chain
-/// of causes. Neither ever holds credentials.
+/// failure to reach it, `code` is `None` and `message` has the chain of
+/// causes (their messages, never a debug dump). Neither ever holds
+/// credentials.
+///
+/// Shown as one line: service, operation, error code, message, request id
+/// and, where there is one, the next step ([`AwsError::next_step`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-#[error("{service} {operation} failed{}: {message}", .code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+#[error("{}", self.one_line())]
 pub struct AwsError {
     /// The service, such as `CloudFormation`.
     pub service: &'static str,
@@ -84,7 +89,12 @@ pub struct AwsError {
     pub message: String,
     /// The kind of failure.
     pub kind: AwsErrorKind,
+    /// The request id AWS gave the call, when it answered.
+    pub request_id: Option<String>,
 }
+
+/// The ways to provide AWS credentials, for the error that found none.
+pub const CREDENTIALS_HELP: &str = "provide AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE (aws configure, aws sso login), a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN), or, in GitHub Actions, aws-actions/configure-aws-credentials";
 
 /// Error codes that mean "slow down", as the AWS SDKs list them, less
 /// `LimitExceededException` (which for CloudFormation is a quota).
@@ -121,7 +131,59 @@ impl AwsError {
             code,
             message,
             kind,
+            request_id: None,
         }
+    }
+
+    /// The same error with the request id AWS gave the call.
+    pub fn with_request_id(mut self, id: Option<impl Into<String>>) -> Self {
+        self.request_id = id.map(Into::into);
+        self
+    }
+
+    /// What to do about it, when there is something to say.
+    pub fn next_step(&self) -> Option<&'static str> {
+        if self.is_bad_credentials() {
+            return Some(match self.code.as_deref() {
+                Some("ExpiredToken" | "ExpiredTokenException") => "the session has expired: sign in again (aws sso login) or refresh the workflow's credentials",
+                _ => "the credentials were rejected: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+            });
+        }
+        if self.is_access_denied() {
+            return Some("grant the identity (see `gitops whoami`) permission for this call, or set the environment's role-arn");
+        }
+        match self.kind {
+            AwsErrorKind::NoCredentials => Some(CREDENTIALS_HELP),
+            AwsErrorKind::Throttled => Some("AWS kept throttling the calls after the retries: lower --concurrency or try again later"),
+            AwsErrorKind::Timeout | AwsErrorKind::Connection => Some("check the network, and the endpoint if one is set (--endpoint-url, AWS_ENDPOINT_URL)"),
+            AwsErrorKind::Other if self.code.is_none() => Some("the endpoint's answer is not an AWS response: check --endpoint-url or AWS_ENDPOINT_URL, or whether the endpoint implements this call"),
+            _ => None,
+        }
+    }
+
+    /// The error on one line (what `Display` shows).
+    fn one_line(&self) -> String {
+        let mut s = format!("{} {} failed", self.service, self.operation);
+        if let Some(c) = &self.code {
+            s.push_str(&format!(" ({c})"));
+        }
+        let message = self
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !message.is_empty() {
+            s.push_str(": ");
+            s.push_str(message.trim_end_matches('.'));
+        }
+        if let Some(id) = &self.request_id {
+            s.push_str(&format!(" (request id {id})"));
+        }
+        if let Some(step) = self.next_step() {
+            s.push_str("; ");
+            s.push_str(step);
+        }
+        s
     }
 
     /// An error of the given kind, without a service code.
@@ -137,6 +199,7 @@ impl AwsError {
             code: None,
             message: message.into(),
             kind,
+            request_id: None,
         }
     }
 
@@ -1139,13 +1202,28 @@ mod tests {
         assert!(e("AccessDenied", "no").is_access_denied());
         assert!(e("ExpiredToken", "no").is_bad_credentials());
         assert_eq!(
-            e("ValidationError", "bad").to_string(),
-            "X Op failed (ValidationError): bad"
+            e("ValidationError", "bad.\n  really")
+                .with_request_id(Some("r-1"))
+                .to_string(),
+            "X Op failed (ValidationError): bad. really (request id r-1)"
         );
         assert_eq!(
             AwsError::new("X", "Op", AwsErrorKind::Timeout, "slow").to_string(),
-            "X Op failed: slow"
+            "X Op failed: slow; check the network, and the endpoint if one is set (--endpoint-url, AWS_ENDPOINT_URL)"
         );
+        let none = AwsError::new(
+            "STS",
+            "GetCallerIdentity",
+            AwsErrorKind::NoCredentials,
+            "no credentials found",
+        );
+        assert_eq!(
+            none.to_string(),
+            format!("STS GetCallerIdentity failed: no credentials found; {CREDENTIALS_HELP}")
+        );
+        assert!(e("AccessDenied", "no")
+            .to_string()
+            .ends_with("or set the environment's role-arn"));
     }
 
     #[test]

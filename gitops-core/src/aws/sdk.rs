@@ -17,7 +17,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudformation as cfn;
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::operation::RequestId;
 use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_codepipeline as cp;
 
@@ -99,36 +101,97 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// Turns an SDK error into an [`AwsError`]: the service's code and message
-/// when it answered, otherwise the whole chain of causes.
-pub fn aws_error<E, R>(
+/// Turns an SDK error into an [`AwsError`]: the service's code, message
+/// and request id when it answered; otherwise the messages of the chain of
+/// causes, on one line. Never the SDK's debug output: it holds whole
+/// responses and request internals.
+pub fn aws_error<E>(
     service: &'static str,
     operation: &'static str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let detail = DisplayErrorContext(&err).to_string();
-    match &err {
-        SdkError::ServiceError(_) => AwsError::from_service(
+    let request_id = err.request_id().map(str::to_string);
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let without_body = || match status {
+        Some(s) => format!("HTTP {s} with no AWS error in the answer"),
+        None => "no AWS error in the answer".to_string(),
+    };
+    let e = match &err {
+        SdkError::ServiceError(_) if err.code().is_some() || err.message().is_some() => {
+            AwsError::from_service(
+                service,
+                operation,
+                err.code().map(str::to_string),
+                err.message().map(str::to_string).unwrap_or_default(),
+            )
+        }
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            AwsError::new(service, operation, AwsErrorKind::Other, without_body())
+        }
+        SdkError::TimeoutError(_) => AwsError::new(
             service,
             operation,
-            err.code().map(str::to_string),
-            err.message().map(str::to_string).unwrap_or(detail),
+            AwsErrorKind::Timeout,
+            format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
         ),
-        SdkError::TimeoutError(_) => {
-            AwsError::new(service, operation, AwsErrorKind::Timeout, detail)
-        }
         SdkError::DispatchFailure(d) if d.is_timeout() => {
-            AwsError::new(service, operation, AwsErrorKind::Timeout, detail)
+            AwsError::new(service, operation, AwsErrorKind::Timeout, causes(&err))
         }
+        _ if no_credentials(&err) => AwsError::new(
+            service,
+            operation,
+            AwsErrorKind::NoCredentials,
+            "no AWS credentials were found",
+        ),
         SdkError::DispatchFailure(_) => {
-            AwsError::new(service, operation, AwsErrorKind::Connection, detail)
+            AwsError::new(service, operation, AwsErrorKind::Connection, causes(&err))
         }
-        _ => AwsError::new(service, operation, AwsErrorKind::Other, detail),
+        _ => AwsError::new(service, operation, AwsErrorKind::Other, causes(&err)),
+    };
+    e.with_request_id(request_id)
+}
+
+/// The messages of `err`'s causes joined by `: `, each once, without the
+/// SDK's own generic words ("dispatch failure", "other").
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let generic = matches!(
+            text.as_str(),
+            "" | "dispatch failure" | "other" | "io error" | "io" | "unhandled error"
+        );
+        if !generic && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
     }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Whether the call failed because no credentials could be found.
+fn no_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+        {
+            return matches!(
+                c,
+                aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_)
+            );
+        }
+        next = e.source();
+    }
+    false
 }
 
 fn missing(service: &'static str, operation: &'static str, what: &str) -> AwsError {

@@ -1211,7 +1211,7 @@ impl Executor {
         };
         let mut req = StartExecution::new(name).with_client_request_token(format!(
             "gitops-{}-{}",
-            &commit[..commit.len().min(12)],
+            crate::text::short_commit(commit),
             CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed) + unix_millis()
         ));
         for a in &p.source_actions {
@@ -1234,7 +1234,7 @@ impl Executor {
             format!(
                 "started pipeline `{name}`: execution {id}{}",
                 if pinned {
-                    format!(" pinned to {}", &commit[..commit.len().min(12)])
+                    format!(" pinned to {}", crate::text::short_commit(commit))
                 } else {
                     String::new()
                 }
@@ -1321,7 +1321,10 @@ pub(crate) fn describe(plan: &EnvPlan) -> String {
             Action::DeployStack { spec, .. } => format!("{} `{}`", a.label(), spec.name),
             Action::StartPipeline {
                 pipeline, commit, ..
-            } => format!("start `{pipeline}` at {}", &commit[..commit.len().min(12)]),
+            } => format!(
+                "start `{pipeline}` at {}",
+                crate::text::short_commit(commit)
+            ),
             Action::DeleteStack { stack, .. } => format!("delete `{stack}`"),
             Action::SetTerminationProtection { stack, enabled, .. } => format!(
                 "turn termination protection {} for `{stack}`",

@@ -292,7 +292,7 @@ pub async fn inspect_with(
             Err(DriftCheckError::Aws(e)) => {
                 checked = false;
                 let hint = if e.code.is_none() && e.operation == "DetectStackDrift" {
-                    " (the endpoint does not seem to implement drift detection; an emulator such as moto does not: pass --skip-resource-drift)"
+                    " (an emulator such as moto does not implement drift detection: pass --skip-resource-drift)"
                 } else {
                     ""
                 };

@@ -107,6 +107,16 @@ fn clean_parse_error(e: &str) -> String {
 /// Runs one rule file on the template, through cfn-guard's structured
 /// JSON report.
 fn evaluate(template: &Template, rule_path: &str, rules: &str) -> Vec<Problem> {
+    evaluate_with(template, rule_path, rules, run_guard)
+}
+
+/// [`evaluate`] with the evaluator given (tests make it panic).
+fn evaluate_with(
+    template: &Template,
+    rule_path: &str,
+    rules: &str,
+    run_guard: impl FnOnce(&str, &str) -> Result<Option<J>, String>,
+) -> Vec<Problem> {
     let fail =
         |msg: String| vec![Problem::error(&template.path, msg).with_source(ProblemSource::Guard)];
     let run = catch_unwind(AssertUnwindSafe(|| run_guard(&template.text, rules)));
@@ -591,14 +601,32 @@ Resources:
             "Resources:\n  B: { Type: AWS::S3::Bucket, Properties: !Ref X }\n",
         )
         .unwrap();
+        let mut shown = String::new();
         for rules in [
             "rule r { Resources.*.Properties.A.B.C[*].D == /x/ }",
             "let x = Resources.*\nrule r when %x !empty { %x.Properties exists }",
             "rule r { this.that[*] !empty }",
             "rule a { } rule b when a { Resources exists }",
         ] {
-            let _ = check_guard(&t, &[("r.guard".into(), rules.into())]);
+            for p in check_guard(&t, &[("r.guard".into(), rules.into())]) {
+                shown.push_str(&format!("{p}\n"));
+            }
+            shown.push_str("--\n");
         }
+        // Each odd input has a defined outcome: a problem or none, never a panic.
+        expect_test::expect![[r#""#]].assert_eq(&shown);
+    }
+
+    #[test]
+    fn a_panic_inside_cfn_guard_is_a_problem() {
+        let t = Template::parse("t.yaml", "Resources:\n  B: { Type: AWS::S3::Bucket }\n").unwrap();
+        let problems = evaluate_with(&t, "r.guard", "rule r { }", |_, _| panic!("cfn-guard bug"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].file, "t.yaml");
+        assert_eq!(
+            problems[0].message,
+            "cfn-guard failed (it panicked) evaluating the rules of r.guard on this template"
+        );
     }
 
     #[test]
