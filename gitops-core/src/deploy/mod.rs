@@ -9,6 +9,7 @@
 
 mod execute;
 pub mod inspect;
+pub mod pipeline;
 
 use std::collections::BTreeMap;
 
@@ -407,6 +408,7 @@ pub fn desired(
             ("EnvironmentName", env.name.as_str()),
             ("StackName", env.stack.as_str()),
             ("PipelineName", pname.as_str()),
+            ("Protected", if env.protected { "true" } else { "false" }),
         ] {
             if t.parameters.contains_key(k) {
                 params.insert(k.into(), v.into());
