@@ -261,10 +261,16 @@ fn moto_deploys_the_service_stack_and_the_pipeline_stack_as_far_as_it_models_the
         .replace("subnet-0bbbbbbbbbbbbbbb1,subnet-0bbbbbbbbbbbbbbb2", &pair);
     // First the service stack, as the pipeline's CloudFormation action
     // deploys it (direct mode deploys exactly the same: see the parity test).
-    let direct = cfg.replace(
-        "pipeline:\n  name: \"{environment}-shop-deploy\"\n  stack-name: \"{environment}-shop-pipeline\"\n  template: common/pipeline.yaml\n",
-        "",
-    );
+    let direct = cfg
+        .replace(
+            "pipeline:\n  name: \"{environment}-shop-deploy\"\n  stack-name: \"{environment}-shop-pipeline\"\n  template: common/pipeline.yaml\n",
+            "",
+        )
+        // Parameters only the pipeline template declares.
+        .lines()
+        .filter(|l| !l.contains("ConnectionArn:") && !l.contains("FullRepositoryId:"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
     assert_ne!(direct, cfg);
     repo.write("gitops.yaml", &direct);
     repo.commit("the ECS example, direct");
