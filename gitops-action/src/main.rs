@@ -173,7 +173,7 @@ enum Command {
     /// Exit status: 0 success or nothing to do, 1 when any environment
     /// failed or was refused.
     #[command(
-        after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --wait\n  gitops deploy --from-detect detect.json --environment prod"
+        after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --no-wait\n  gitops deploy --from-detect detect.json --environment prod"
     )]
     Deploy(commands::deploy::Args),
     /// One row per environment: git's version and the deployed one, sync and health.
@@ -323,6 +323,19 @@ enum Command {
         after_help = "Examples:\n  gitops history prod\n  gitops history prod --format json\n  gitops history staging --rev origin/main --max-count 500"
     )]
     History(commands::history::Args),
+    /// Write what direct mode would deploy for one environment, for a pipeline.
+    ///
+    /// Reads the repository folder (a pipeline's source artifact needs no
+    /// git) and writes the environment's template (`template.yaml`, its
+    /// `template-file-path` honoured) and a CloudFormation template
+    /// configuration (`template-configuration.json`: every parameter and
+    /// every tag, `gitops:*` included). A pipeline's CloudFormation action
+    /// reads both (`TemplatePath`, `TemplateConfiguration`), so pipeline mode
+    /// deploys exactly what direct mode would. Nothing contacts AWS.
+    #[command(
+        after_help = "Examples:\n  gitops render --environment staging --commit \"$COMMIT\" --out render\n  gitops render -e prod --commit 0123abc --out /tmp/r --format json"
+    )]
+    Render(commands::render::Args),
 }
 
 impl Command {
@@ -337,6 +350,7 @@ impl Command {
             | Command::Promote(_)
             | Command::Rollback(_)
             | Command::History(_)
+            | Command::Render(_)
             | Command::Status(_)
             | Command::Drift(_) => 1,
         }
@@ -386,6 +400,7 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(&globals, a),
         Command::Drift(a) => commands::drift::run(&globals, a),
         Command::Plan(a) => commands::plan::run(&globals, a),
+        Command::Render(a) => commands::render::run(&globals, a),
     };
     match result {
         Ok(code) => code,

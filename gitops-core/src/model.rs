@@ -317,6 +317,9 @@ impl Repository {
         if let Some(t) = &pipeline_template {
             let at = (CONFIG_FILE.to_string(), vec!["pipeline", "template"]);
             self.check_template(source, t, &at, &mut templates, &mut problems);
+            if let Some(Some(parsed)) = templates.get(t) {
+                problems.extend(crate::deploy::pipeline::trigger_warnings(parsed));
+            }
         }
         for env in &self.environments {
             let at = if env.template_from_file {

@@ -754,7 +754,9 @@ pub fn why_not_previewed(actions: &[Action]) -> Option<String> {
         .iter()
         .any(|a| matches!(a, Action::StartPipeline { .. }))
     {
-        return Some("not previewed: the pipeline deploys the environment stack itself".into());
+        // The preview shows the environment stack as the pipeline will
+        // deploy it (`Executor::preview`).
+        return None;
     }
     if actions
         .iter()

@@ -114,11 +114,17 @@ impl Moto {
     /// A form-encoded AWS query-protocol call (CloudFormation, STS), for
     /// tests that inspect or change state behind the tool's back.
     pub fn query(&self, params: &[(&str, &str)]) -> String {
+        self.query_service("cloudformation", params)
+    }
+
+    /// [`Moto::query`] for another query-protocol service, such as `ec2`.
+    pub fn query_service(&self, service: &str, params: &[(&str, &str)]) -> String {
         let body: Vec<String> = params
             .iter()
             .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
             .collect();
-        let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0";
+        let auth = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+        let auth = auth.as_str();
         let (_, body) = self
             .request(
                 "POST",

@@ -21,7 +21,7 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn examples_are_valid() {
-    for example in ["examples/basic", "examples/direct"] {
+    for example in ["examples/basic", "examples/direct", "examples/ecs"] {
         let dir = root().join(example);
         let out = run(&["validate", "--repo", dir.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{example}: {}", stdout(&out));

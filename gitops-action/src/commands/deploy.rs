@@ -49,8 +49,15 @@ pub struct Args {
     /// Seconds to wait for a busy stack, a stack operation or a pipeline run.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     timeout: u64,
-    /// Wait for started pipeline executions to finish, printing each stage.
+    /// Start pipeline executions without waiting for them. By default
+    /// deploy waits for each execution it started, printing every stage and
+    /// action transition, and fails when the execution fails (with the
+    /// failed action's message and a console link) or is still running at
+    /// --timeout (the execution is then left running).
     #[arg(long)]
+    no_wait: bool,
+    /// Wait for started pipeline executions (the default; kept for old workflows).
+    #[arg(long, hide = true, conflicts_with = "no_wait")]
     wait: bool,
     #[command(flatten)]
     aws: AwsArgs,
@@ -108,7 +115,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         let options = ExecutorOptions::new()
             .with_timeout(Duration::from_secs(args.timeout))
             .with_poll(poll_interval(&args.aws))
-            .with_wait_pipeline(args.wait)
+            .with_wait_pipeline(args.wait || !args.no_wait)
             .with_dry_run(args.dry_run)
             .with_plan(
                 PlanOptions::new()

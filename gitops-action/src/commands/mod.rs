@@ -8,6 +8,7 @@ pub mod envs;
 pub mod history;
 pub mod plan;
 pub mod promote;
+pub mod render;
 pub mod rollback;
 pub mod select;
 pub mod status;

@@ -73,6 +73,8 @@ pub struct State {
     pub calls: Vec<String>,
     /// Change sets compute as "didn't contain changes" when the request equals the stack.
     pub event_counter: u64,
+    /// Every CreateChangeSet request, in order (kept after execution).
+    pub change_set_requests: Vec<ChangeSetRequest>,
 }
 
 /// The fake; clone it to share state.
@@ -310,6 +312,7 @@ impl CloudFormation for Fake {
             name: cs.name.clone(),
             stack_id: None,
         };
+        s.change_set_requests.push(request.clone());
         s.change_sets.insert(
             (request.stack_name.clone(), request.change_set_name.clone()),
             (request, cs),

@@ -874,6 +874,25 @@ pub struct StageState {
     pub status: Option<String>,
     /// The pipeline execution the stage ran last.
     pub execution_id: Option<String>,
+    /// Its actions' latest executions, in declaration order.
+    pub actions: Vec<ActionState>,
+}
+
+/// An action's latest execution, for progress reports and failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionState {
+    /// The action's name.
+    pub name: String,
+    /// `InProgress`, `Succeeded`, `Failed`, `Abandoned` (`None` before it ever ran).
+    pub status: Option<String>,
+    /// The pipeline execution it ran in, when CodePipeline says.
+    pub execution_id: Option<String>,
+    /// Its summary (a change set's name, a build's phase...).
+    pub summary: Option<String>,
+    /// The error message of a failed run.
+    pub error: Option<String>,
+    /// A link to the run in its own service's console (a build's log, say).
+    pub external_url: Option<String>,
 }
 
 /// The CodePipeline operations the tool uses.

@@ -24,12 +24,12 @@ use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_codepipeline as cp;
 
 use super::{
-    AccessAnalyzer, AccessCheck, AwsClients, AwsError, AwsErrorKind, AwsResult, BoxFuture,
-    ChangeSet, ChangeSetKind, ChangeSetRef, ChangeSetRequest, ChangeSetSummary, ClientFactory,
-    CloudFormation, CodePipeline, DriftDetection, ExecutedRevision, Execution, ExecutionSummary,
-    FindingType, Identity, Pipeline, PolicyFinding, PolicyKind, PolicyPathStep, PropertyDifference,
-    ResourceChange, ResourceDrift, RevisionKind, SourceAction, Stack, StackEvent, StageState,
-    StartExecution, Sts, TemplateSource, S3,
+    AccessAnalyzer, AccessCheck, ActionState, AwsClients, AwsError, AwsErrorKind, AwsResult,
+    BoxFuture, ChangeSet, ChangeSetKind, ChangeSetRef, ChangeSetRequest, ChangeSetSummary,
+    ClientFactory, CloudFormation, CodePipeline, DriftDetection, ExecutedRevision, Execution,
+    ExecutionSummary, FindingType, Identity, Pipeline, PolicyFinding, PolicyKind, PolicyPathStep,
+    PropertyDifference, ResourceChange, ResourceDrift, RevisionKind, SourceAction, Stack,
+    StackEvent, StageState, StartExecution, Sts, TemplateSource, S3,
 };
 
 /// How long to wait for a connection.
@@ -873,6 +873,24 @@ fn map_pipeline(p: &cp::types::PipelineDeclaration) -> Pipeline {
     }
 }
 
+fn map_action_state(a: &cp::types::ActionState) -> ActionState {
+    let latest = a.latest_execution();
+    ActionState {
+        name: string(a.action_name()),
+        status: latest
+            .and_then(|e| e.status())
+            .map(|s| s.as_str().to_string()),
+        execution_id: latest.and_then(|e| opt(e.action_execution_id())),
+        summary: latest.and_then(|e| opt(e.summary())),
+        error: latest
+            .and_then(|e| e.error_details())
+            .and_then(|d| opt(d.message())),
+        external_url: latest
+            .and_then(|e| opt(e.external_execution_url()))
+            .or_else(|| opt(a.entity_url())),
+    }
+}
+
 fn revision_type(kind: RevisionKind) -> cp::types::SourceRevisionType {
     match kind {
         RevisionKind::CommitId => cp::types::SourceRevisionType::CommitId,
@@ -1013,6 +1031,7 @@ impl CodePipeline for SdkCodePipeline {
                     execution_id: s
                         .latest_execution()
                         .map(|e| e.pipeline_execution_id().to_string()),
+                    actions: s.action_states().iter().map(map_action_state).collect(),
                 })
                 .collect())
         })
@@ -1411,3 +1430,8 @@ mod tests;
 #[allow(clippy::unwrap_used)]
 #[path = "sdk_access_tests.rs"]
 pub(crate) mod access_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "sdk_pipeline_tests.rs"]
+mod pipeline_tests;

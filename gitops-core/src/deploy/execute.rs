@@ -18,6 +18,7 @@ use crate::fanout::{self, CancellationToken, FanOut, TaskError};
 use crate::template::Template;
 
 mod preview;
+mod wait;
 
 pub use preview::{Preview, PreviewError};
 
@@ -615,15 +616,11 @@ impl Executor {
                     .await?;
                 outcome.execution_id = Some(id.clone());
                 if self.options.wait_pipeline {
-                    let status = self.wait_execution(clients, env, pipeline, &id).await?;
-                    if status != "Succeeded" {
-                        return Err(fail(format!(
-                            "pipeline `{pipeline}` execution {id} ended {status}"
-                        )));
-                    }
-                    return Ok(Step::Done(format!(
-                        "pipeline `{pipeline}` execution {id} succeeded"
-                    )));
+                    let region = &desired.environment.region;
+                    let done = self
+                        .wait_execution(clients, env, region, pipeline, &id)
+                        .await?;
+                    return Ok(Step::Done(done));
                 }
                 Ok(Step::Done(format!(
                     "started pipeline `{pipeline}` (execution {id})"
@@ -1241,48 +1238,6 @@ impl Executor {
             ),
         );
         Ok(id)
-    }
-
-    async fn wait_execution(
-        &self,
-        clients: &AwsClients,
-        env: &str,
-        name: &str,
-        id: &str,
-    ) -> Result<String, Failure> {
-        let deadline = Instant::now() + self.options.timeout;
-        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
-        loop {
-            let ex = clients.codepipeline.get_execution(name, id).await?;
-            if let Ok(stages) = clients.codepipeline.stage_states(name).await {
-                for s in stages
-                    .into_iter()
-                    .filter(|s| s.execution_id.as_deref() == Some(id))
-                {
-                    let status = s.status.unwrap_or_default();
-                    if seen.get(&s.name) != Some(&status) {
-                        self.say(env, format!("stage {}: {status}", s.name));
-                        seen.insert(s.name, status);
-                    }
-                }
-            }
-            if !ex.is_running() {
-                return Ok(ex.status);
-            }
-            if Instant::now() >= deadline {
-                return Err(fail(format!(
-                    "pipeline `{name}` execution {id} still {} after {}s",
-                    ex.status,
-                    self.options.timeout.as_secs()
-                )));
-            }
-            if self.pause().await {
-                return Err(interrupted(
-                    format!("interrupted while pipeline `{name}` execution {id} was {}: it goes on in AWS", ex.status),
-                    None,
-                ));
-            }
-        }
     }
 }
 

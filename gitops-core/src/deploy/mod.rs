@@ -10,6 +10,7 @@
 
 mod execute;
 pub mod inspect;
+pub mod pipeline;
 pub mod safety;
 mod secrets;
 
@@ -654,6 +655,7 @@ pub fn desired(
             ("EnvironmentName", env.name.as_str()),
             ("StackName", env.stack.as_str()),
             ("PipelineName", pname.as_str()),
+            ("Protected", if env.protected { "true" } else { "false" }),
         ] {
             if t.parameters.contains_key(k) {
                 params.insert(k.into(), v.into());

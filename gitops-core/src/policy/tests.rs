@@ -187,6 +187,8 @@ fn examples_basic_passes_its_policy_gates() {
             "common/pipeline.yaml `DeployRole` Properties.Policies[0].PolicyDocument",
             "common/pipeline.yaml `PipelineRole` Properties.AssumeRolePolicyDocument",
             "common/pipeline.yaml `PipelineRole` Properties.Policies[0].PolicyDocument",
+            "common/pipeline.yaml `RenderRole` Properties.AssumeRolePolicyDocument",
+            "common/pipeline.yaml `RenderRole` Properties.Policies[0].PolicyDocument",
         ]
     );
     // No placeholder is left unresolved.

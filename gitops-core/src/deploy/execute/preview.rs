@@ -125,8 +125,9 @@ impl Executor {
     /// Previews each stack deployment of `plan` through a change set
     /// (`CREATE` or `UPDATE`, never executed): creates it, waits until it is
     /// computed, reads its resource changes, then deletes it, on every path.
-    /// An empty change set gives no changes. Refusals, deletions and
-    /// pipeline starts are not previewed.
+    /// An empty change set gives no changes. Refusals and deletions are not
+    /// previewed; in pipeline mode, a pipeline start (or creation) previews
+    /// the application stack the pipeline will deploy.
     pub async fn preview(
         &self,
         desired: &Desired,
@@ -171,7 +172,66 @@ impl Executor {
                 }
             }
         }
+        if let Err(mut e) = self
+            .preview_pipeline_target(&clients, desired, plan, &mut out)
+            .await
+        {
+            e.change_sets = out.change_sets;
+            return Err(e);
+        }
         Ok(out)
+    }
+
+    /// In pipeline mode, previews the application stack as the pipeline
+    /// will deploy it (`gitops render` gives the pipeline exactly
+    /// `desired.stack`): when the plan starts the pipeline, or creates it
+    /// (a new pipeline runs once on creation).
+    async fn preview_pipeline_target(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        plan: &EnvPlan,
+        out: &mut Preview,
+    ) -> Result<(), PreviewError> {
+        let runs_pipeline = plan.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::StartPipeline { .. }
+                    | Action::DeployStack {
+                        role: StackRole::Pipeline,
+                        op: StackOp::Create,
+                        ..
+                    }
+            )
+        });
+        let Some(spec) = desired.stack.as_ref().filter(|_| runs_pipeline) else {
+            return Ok(());
+        };
+        let env = &desired.environment.name;
+        let op = match clients.cloudformation.describe_stack(&spec.name).await? {
+            None => StackOp::Create,
+            Some(s) if s.is_rollback_complete_never_created() => {
+                out.notes.push(format!(
+                    "`{}` is in ROLLBACK_COMPLETE: the pipeline cannot update it; delete it first; not previewed",
+                    spec.name
+                ));
+                return Ok(());
+            }
+            Some(s) if s.status == "REVIEW_IN_PROGRESS" => StackOp::Create,
+            Some(_) => StackOp::Update,
+        };
+        self.say(
+            env,
+            format!(
+                "the pipeline deploys `{}`: previewing what it will change",
+                spec.name
+            ),
+        );
+        let name = preview_change_set_name(&spec.tags);
+        out.change_sets.push(name.clone());
+        let changes = self.preview_stack(clients, env, op, spec, &name).await?;
+        out.changes.extend(changes);
+        Ok(())
     }
 
     async fn preview_stack(
