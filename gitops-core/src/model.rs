@@ -233,15 +233,19 @@ impl Repository {
             docs,
         };
         let env_root = normalize(&repo.config.environments_path).unwrap_or_default();
+        // Environments whose file exists but could not be read: already
+        // reported, so never "not an environment" as a follow-on.
+        let mut unreadable = BTreeSet::new();
         for name in source.subdirs(&env_root)? {
             let dir = join(&env_root, &name);
             let file = join(&dir, &repo.config.environment_file);
             match source.read(&file)? {
-                Entry::File(bytes) => {
-                    if let Some(env) = repo.load_environment(&name, &file, &bytes) {
-                        repo.environments.push(env);
+                Entry::File(bytes) => match repo.load_environment(&name, &file, &bytes) {
+                    Some(env) => repo.environments.push(env),
+                    None => {
+                        unreadable.insert(name);
                     }
-                }
+                },
                 _ => repo.problems.push(Problem::warning(
                     &dir,
                     format!(
@@ -251,7 +255,7 @@ impl Repository {
                 )),
             }
         }
-        repo.check_names();
+        repo.check_names(&unreadable);
         Ok(repo)
     }
 
@@ -284,32 +288,63 @@ impl Repository {
 
     /// Every problem: those from loading plus the template checks, sorted by
     /// file and line. Reads templates from `source`; contacts nothing else.
+    ///
+    /// Each template is read once. A template that cannot be used is one
+    /// problem per place that names it (`stack.template` or
+    /// `pipeline.template` in gitops.yaml, an environment's
+    /// `template-file-path`), naming the environments that use it; its
+    /// users get no follow-on problems about its parameters.
     pub fn validate(&self, source: &dyn Source) -> Vec<Problem> {
         let mut problems = self.problems.clone();
         if self.id.is_none() {
             problems.push(Problem::warning(CONFIG_FILE, NO_ID_WARNING));
         }
-        let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
         let pipeline_template = self.config.pipeline.as_ref().map(|p| p.template.clone());
+        // (file, key path) naming a template -> (template, environments using it)
+        type Site = (String, Vec<&'static str>);
+        let mut sites: BTreeMap<Site, (String, Vec<&str>)> = BTreeMap::new();
         if let Some(t) = &pipeline_template {
-            let at = (CONFIG_FILE.to_string(), vec!["pipeline", "template"]);
-            self.check_template(source, t, &at, &mut templates, &mut problems);
+            let users = self.environments.iter().map(|e| e.name.as_str()).collect();
+            sites.insert(
+                (CONFIG_FILE.to_string(), vec!["pipeline", "template"]),
+                (t.clone(), users),
+            );
         }
         for env in &self.environments {
-            let at = if env.template_from_file {
+            if env.template.is_empty() {
+                continue; // reported while loading
+            }
+            let site = if env.template_from_file {
                 (env.file.clone(), vec!["template-file-path"])
             } else {
                 (CONFIG_FILE.to_string(), vec!["stack", "template"])
             };
-            if env.template.is_empty() {
-                continue; // reported while loading
+            let entry = sites
+                .entry(site)
+                .or_insert_with(|| (env.template.clone(), Vec::new()));
+            entry.1.push(&env.name);
+        }
+        let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
+        for (path, _) in sites.values() {
+            if templates.contains_key(path) {
+                continue;
             }
-            self.check_template(source, &env.template, &at, &mut templates, &mut problems);
+            let naming: Vec<(&Site, &[&str])> = sites
+                .iter()
+                .filter(|(_, (p, _))| p == path)
+                .map(|(site, (_, users))| (site, users.as_slice()))
+                .collect();
+            let template = self.check_template(source, path, &naming, &mut problems);
+            templates.insert(path.clone(), template);
+        }
+        for env in &self.environments {
+            if env.template.is_empty() {
+                continue;
+            }
             let stack_t = templates.get(&env.template).and_then(Option::as_ref);
             let pipe_t = pipeline_template
                 .as_ref()
-                .and_then(|p| templates.get(p))
-                .and_then(Option::as_ref);
+                .map(|p| templates.get(p).and_then(Option::as_ref));
             self.check_parameters(env, stack_t, pipe_t, &mut problems);
         }
         problems.sort_by(|a, b| {
@@ -326,26 +361,42 @@ impl Repository {
         self.docs.get(file).and_then(|d| d.line_col(&segs))
     }
 
+    /// Reads the template at `path`. When it cannot be used: a problem in
+    /// the template itself once, or a wrong reference at each place in
+    /// `naming` (with the environments using it when that place is
+    /// gitops.yaml). `None` then.
     fn check_template(
         &self,
         source: &dyn Source,
         path: &str,
-        at: &(String, Vec<&str>),
-        cache: &mut BTreeMap<String, Option<Template>>,
+        naming: &[(&(String, Vec<&str>), &[&str])],
         problems: &mut Vec<Problem>,
-    ) {
-        if cache.contains_key(path) {
-            return;
-        }
-        let refer = |msg: String| {
-            Problem::error(&at.0, msg)
-                .at(self.pos(&at.0, &at.1))
-                .with_source(ProblemSource::Template)
+    ) -> Option<Template> {
+        let mut refer = |msg: String| {
+            for ((file, key), users) in naming {
+                let users = match users {
+                    _ if file != CONFIG_FILE => String::new(),
+                    [] => String::new(),
+                    [one] => format!("; environment using it: `{one}`"),
+                    many => format!(
+                        "; environments using it: {}",
+                        many.iter()
+                            .map(|u| format!("`{u}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                problems.push(
+                    Problem::error(file, format!("{msg}{users}"))
+                        .at(self.pos(file, key))
+                        .with_source(ProblemSource::Template),
+                );
+            }
         };
-        let result = match read_template(source, path) {
+        match read_template(source, path) {
             Ok(t) => Some(t),
             Err(TemplateError::Reference(msg)) => {
-                problems.push(refer(msg));
+                refer(msg);
                 None
             }
             Err(TemplateError::Content(p)) => {
@@ -353,22 +404,24 @@ impl Repository {
                 None
             }
             Err(TemplateError::Io(e)) => {
-                problems.push(refer(format!("cannot read template `{path}`: {e}")));
+                refer(format!("cannot read template `{path}`: {e}"));
                 None
             }
-        };
-        cache.insert(path.to_string(), result);
+        }
     }
 
+    /// `pipeline`: `None` in direct mode, `Some(None)` when the pipeline
+    /// template cannot be used (then no parameter is called undeclared).
     fn check_parameters(
         &self,
         env: &Environment,
         stack: Option<&Template>,
-        pipeline: Option<&Template>,
+        pipeline: Option<Option<&Template>>,
         problems: &mut Vec<Problem>,
     ) {
         let Some(stack) = stack else { return };
-        let templates: Vec<&Template> = std::iter::once(stack).chain(pipeline).collect();
+        let all_templates = pipeline.is_none_or(|p| p.is_some());
+        let templates: Vec<&Template> = std::iter::once(stack).chain(pipeline.flatten()).collect();
         let env_doc_has = |name: &str| {
             self.pos(&env.file, &["parameters", name]).is_some()
                 && self
@@ -394,6 +447,9 @@ impl Repository {
                 .filter(|t| t.parameters.contains_key(name))
                 .collect();
             let (file, pos) = locate(name);
+            if declared.is_empty() && !all_templates {
+                continue; // the unusable template may declare it
+            }
             if declared.is_empty() {
                 let all = templates
                     .iter()
@@ -566,7 +622,9 @@ impl Repository {
         })
     }
 
-    fn check_names(&mut self) {
+    /// `unreadable`: environments whose file could not be read (already
+    /// reported; still environments for `promotion.order`).
+    fn check_names(&mut self, unreadable: &BTreeSet<String>) {
         let mut problems = Vec::new();
         // name -> environments resolving to it
         let mut stacks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -616,7 +674,7 @@ impl Repository {
         }
         let names: BTreeSet<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
         for (i, name) in self.config.promotion.order.iter().enumerate() {
-            if !names.contains(name.as_str()) {
+            if !names.contains(name.as_str()) && !unreadable.contains(name) {
                 let hint = did_you_mean(name, names.iter().copied());
                 let pos = self.docs.get(CONFIG_FILE).and_then(|d| {
                     d.line_col(&[Seg::Key("promotion"), Seg::Key("order"), Seg::Index(i)])
