@@ -815,6 +815,112 @@ mod tests {
         assert!(check_pipeline_name(&"a".repeat(101)).is_err());
     }
 
+    const APP: &str =
+        "Parameters:\n  AppVersion: {Type: String}\nResources:\n  P: {Type: AWS::SSM::Parameter}\n";
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        let mut m = crate::source::Memory::new("t");
+        for (path, text) in files {
+            m = m.with_file(path, *text);
+        }
+        let repo = Repository::load(&m).expect("loads");
+        repo.validate(&m).iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_missing_template_is_reported_where_each_file_names_it() {
+        let p = problems(&[
+            (
+                "gitops.yaml",
+                "version: 1\nstack: {template: common/gone.yaml}\n",
+            ),
+            (
+                "environments/a/environment.yaml",
+                "parameters: {AppVersion: '1'}\n",
+            ),
+            (
+                "environments/b/environment.yaml",
+                "parameters: {AppVersion: '1'}\n",
+            ),
+            (
+                "environments/c/environment.yaml",
+                "template-file-path: common/gone.yaml\n",
+            ),
+            (
+                "environments/d/environment.yaml",
+                "template-file-path: common/gone.yaml\n",
+            ),
+        ]);
+        assert_eq!(
+            p,
+            [
+                "environments/c/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
+                "environments/d/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
+                "gitops.yaml:2:9: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml); environments using it: `a`, `b`",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unusable_pipeline_template_hides_undeclared_parameters() {
+        let files = |pipeline: &'static str| {
+            let mut f = vec![
+                (
+                    "gitops.yaml",
+                    "version: 1\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n",
+                ),
+                ("common/app.yaml", APP),
+                (
+                    "environments/prod/environment.yaml",
+                    "parameters: {AppVersion: '1', RequireApproval: 'true'}\n",
+                ),
+            ];
+            if !pipeline.is_empty() {
+                f.push(("common/pipeline.yaml", pipeline));
+            }
+            f
+        };
+        let p = problems(&files(""));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("`common/pipeline.yaml` does not exist"),
+            "{p:#?}"
+        );
+        // Not a template at all: one problem in it, no follow-on.
+        let p = problems(&files("just: text\n"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("common/pipeline.yaml"), "{p:#?}");
+        // A usable pipeline template that lacks it: reported.
+        let p = problems(&files(APP));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("sets parameter `RequireApproval`, which common/app.yaml or common/pipeline.yaml does not declare"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_environment_file_is_still_an_environment_of_promotion_order() {
+        let p = problems(&[
+            (
+                "gitops.yaml",
+                "version: 1\nstack: {template: common/app.yaml}\npromotion: {order: [dev, staging, prod]}\n",
+            ),
+            ("common/app.yaml", APP),
+            ("environments/dev/environment.yaml", "parameters: {AppVersion: '1'}\n"),
+            ("environments/staging/environment.yaml", "parameters: {AppVersion: '1\n"),
+        ]);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with("environments/staging/environment.yaml"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].contains("`promotion.order` names `prod`, which is not an environment"),
+            "{p:#?}"
+        );
+    }
+
     #[test]
     fn the_id_comes_from_gitops_yaml_or_origin_never_from_the_folder() {
         let cfg = "version: 1\nstack: {template: t.yaml}\n";

@@ -135,6 +135,10 @@ pub struct Runner {
     /// per key). Each runner starts with its own; point several runners at
     /// one folder to model jobs that share the repository's cache.
     pub cache: PathBuf,
+    /// `RUNNER_TOOL_CACHE`: the runner's own folder unless set. GitHub's
+    /// hosted runners all use one path (a fresh, empty folder per job), which
+    /// the actions cache relies on: its entries are found by key and paths.
+    pub tool_cache_dir: PathBuf,
 }
 
 impl Runner {
@@ -147,6 +151,7 @@ impl Runner {
         }
         Runner {
             cache: tmp.path().join("cache"),
+            tool_cache_dir: tmp.path().join("tool-cache"),
             tmp,
             workspace: workspace.to_path_buf(),
             path: Vec::new(),
@@ -163,7 +168,7 @@ impl Runner {
 
     /// `RUNNER_TOOL_CACHE`.
     pub fn tool_cache(&self) -> PathBuf {
-        self.tmp.path().join("tool-cache")
+        self.tool_cache_dir.clone()
     }
 
     /// Sets a job-level environment variable.

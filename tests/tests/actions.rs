@@ -1430,7 +1430,8 @@ fn install_path_uses_the_gitops_on_path() {
 }
 
 /// Runners that share one actions cache: the jobs of a workflow, and later
-/// runs, on fresh machines (each with an empty tool cache).
+/// runs, on fresh machines (each with an empty tool cache, at the one path
+/// hosted runners use). `store` holds the cache and that path.
 fn jobs(copy: &ActionCopy, server: &FileServer, store: &Path) -> impl Fn() -> Runner {
     let base = copy.runner(server, true);
     let (path, env) = (base.path.clone(), base.env.clone());
@@ -1440,7 +1441,11 @@ fn jobs(copy: &ActionCopy, server: &FileServer, store: &Path) -> impl Fn() -> Ru
         let mut r = Runner::new(&ws);
         r.path = path.clone();
         r.env = env.clone();
-        r.cache = store.clone();
+        r.cache = store.join("actions-cache");
+        r.tool_cache_dir = store.join("hostedtoolcache");
+        let _ = std::fs::remove_dir_all(&r.tool_cache_dir);
+        std::fs::create_dir_all(&r.tool_cache_dir).unwrap();
+        std::fs::create_dir_all(&r.cache).unwrap();
         r
     }
 }
