@@ -25,8 +25,8 @@ mod output;
 /// Start with `gitops validate` and `gitops envs` in your repository.
 ///
 /// Exit status: each command's --help lists its own; a usage error exits
-/// with 2 (with 1 for detect, plan, status and drift, whose 2 means
-/// "changes" or "drift").
+/// with 2, or with 1 for detect, plan, status and drift (where 2 means
+/// changes or drift).
 #[derive(Debug, Parser)]
 #[command(
     verbatim_doc_comment,
