@@ -301,7 +301,6 @@ impl Repository {
         }
         let pipeline_template = self.config.pipeline.as_ref().map(|p| p.template.clone());
         // (file, key path) naming a template -> (template, environments using it)
-        type Site = (String, Vec<&'static str>);
         let mut sites: BTreeMap<Site, (String, Vec<&str>)> = BTreeMap::new();
         if let Some(t) = &pipeline_template {
             let users = self.environments.iter().map(|e| e.name.as_str()).collect();
@@ -369,7 +368,7 @@ impl Repository {
         &self,
         source: &dyn Source,
         path: &str,
-        naming: &[(&(String, Vec<&str>), &[&str])],
+        naming: &[(&Site, &[&str])],
         problems: &mut Vec<Problem>,
     ) -> Option<Template> {
         let mut refer = |msg: String| {
@@ -695,6 +694,9 @@ impl Repository {
         self.problems.extend(problems);
     }
 }
+
+/// Where a file names a template: the file and the key path in it.
+type Site = (String, Vec<&'static str>);
 
 /// Why a template could not be used.
 #[derive(Debug)]
