@@ -834,7 +834,7 @@ mod tests {
         let p = problems(&[
             (
                 "gitops.yaml",
-                "version: 1\nstack: {template: common/gone.yaml}\n",
+                "version: 1\nid: t\nstack: {template: common/gone.yaml}\n",
             ),
             (
                 "environments/a/environment.yaml",
@@ -858,7 +858,7 @@ mod tests {
             [
                 "environments/c/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
                 "environments/d/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
-                "gitops.yaml:2:9: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml); environments using it: `a`, `b`",
+                "gitops.yaml:3:9: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml); environments using it: `a`, `b`",
             ]
         );
     }
@@ -869,7 +869,7 @@ mod tests {
             let mut f = vec![
                 (
                     "gitops.yaml",
-                    "version: 1\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n",
+                    "version: 1\nid: t\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n",
                 ),
                 ("common/app.yaml", APP),
                 (
@@ -906,7 +906,7 @@ mod tests {
         let p = problems(&[
             (
                 "gitops.yaml",
-                "version: 1\nstack: {template: common/app.yaml}\npromotion: {order: [dev, staging, prod]}\n",
+                "version: 1\nid: t\nstack: {template: common/app.yaml}\npromotion: {order: [dev, staging, prod]}\n",
             ),
             ("common/app.yaml", APP),
             ("environments/dev/environment.yaml", "parameters: {AppVersion: '1'}\n"),

@@ -130,7 +130,7 @@ fn a_missing_template_is_one_problem_without_follow_ons() {
         .map(|p| p["message"].as_str().unwrap())
         .collect();
     // Exactly one problem per missing template file, at the line naming it.
-    for (template, line) in [("common/app.yaml", 4), ("common/pipeline.yaml", 6)] {
+    for (template, line) in [("common/app.yaml", 5), ("common/pipeline.yaml", 7)] {
         let about: Vec<&serde_json::Value> = problems
             .iter()
             .filter(|p| {
