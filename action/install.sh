@@ -12,8 +12,18 @@
 #   build    always build from this action's checkout
 #   path     use the `gitops` already on PATH
 # Results are kept in the runner's tool cache
-# ($RUNNER_TOOL_CACHE/gitops/<version>/<arch>), so later steps of the job, and
-# later jobs on a self-hosted runner, skip the work.
+# ($RUNNER_TOOL_CACHE/gitops/<version>/<arch>, or <version>-src.<hash> for a
+# build), so later steps of the job, and later jobs on a self-hosted runner,
+# skip the work. For later jobs and runs on fresh runners, the actions save
+# those folders with actions/cache: `install.sh key` writes the step outputs
+# `key` (this action's sources and checksums, OS, architecture and mode) and
+# `paths` (the folders to cache; both empty for install: path), which the
+# actions hand to actions/cache/restore before this script runs and to
+# actions/cache/save after it downloaded or built (GITOPS_CACHE_HIT says
+# whether the restore found the entry).
+#
+# A build needs Rust (cargo and rustc) at least the `rust-version` of
+# Cargo.toml.
 #
 # A checksum mismatch always fails: it is never a reason to build instead.
 #
@@ -45,6 +55,14 @@ note() { printf 'gitops install: %s\n' "$1"; }
 output() {
   if [ -n "${GITHUB_OUTPUT:-}" ]; then
     printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"
+  fi
+}
+# output_lines NAME VALUE: a step output that may hold several lines.
+output_lines() {
+  if [ -n "${GITHUB_OUTPUT:-}" ]; then
+    local delimiter
+    delimiter="ghadelimiter_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    printf '%s<<%s\n%s\n%s\n' "$1" "$delimiter" "$2" "$delimiter" >>"$GITHUB_OUTPUT"
   fi
 }
 done_with() { # done_with BIN VERSION SOURCE
@@ -91,6 +109,51 @@ case "${RUNNER_ARCH:-$(uname -m)}" in
 esac
 asset="gitops-v$version-$os-$arch"
 
+# The minimum Rust of a build: rust-version in [workspace.package].
+min_rust=$(sed -n 's/^rust-version = "\([^"]*\)".*/\1/p' "$root/Cargo.toml" | head -n1)
+
+# A hash of this action's sources: two commits never share a build, and
+# the actions/cache key changes whenever the action does.
+source_key() {
+  local files
+  files=$(cd "$root" && find Cargo.toml Cargo.lock gitops-core gitops-action -type f \
+    \( -name '*.rs' -o -name '*.toml' -o -name '*.lock' -o -name '*.yaml' -o -name '*.json' \) \
+    2>/dev/null | LC_ALL=C sort || true)
+  (cd "$root" && printf '%s\n' "$files" | while IFS= read -r f; do
+    printf '%s  %s\n' "$(sha256 "$f")" "$f"
+  done | { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; } | cut -c1-16)
+}
+
+if [ "${1:-}" = key ]; then
+  if [ "$mode" = path ]; then
+    note "install: path, nothing to cache"
+    output key ""
+    output paths ""
+    exit 0
+  fi
+  skey=$(source_key)
+  sums=$(sha256 "$root/action/checksums.txt" | cut -c1-16)
+  output key "gitops-$os-$arch-v$version-$skey-$sums-$mode"
+  output_lines paths "$(printf '%s\n' \
+    "$tool_cache/gitops/$version/$arch" "$tool_cache/gitops/$version/$arch.complete" \
+    "$tool_cache/gitops/$version-src.$skey/$arch" "$tool_cache/gitops/$version-src.$skey/$arch.complete")"
+  exit 0
+fi
+from_cache() { # from_cache BIN VERSION: a tool-cache entry, maybe restored by actions/cache
+  if [ "${GITOPS_CACHE_HIT:-}" = true ]; then
+    note "restored by actions/cache: no download, no build"
+  fi
+  done_with "$1" "$2" cache
+}
+
+# rust_at_least MIN: whether rustc is at least MIN (such as 1.94.1).
+rust_at_least() {
+  local have
+  have=$(rustc --version 2>/dev/null | cut -d' ' -f2 | cut -d- -f1)
+  [ -n "$have" ] || return 1
+  [ "$(printf '%s\n%s\n' "$1" "$have" | sort -t. -k1,1n -k2,2n -k3,3n | head -n1)" = "$1" ]
+}
+
 # install_into DIR FILE: moves FILE into the tool cache as DIR/gitops and
 # marks the entry complete, as @actions/tool-cache does.
 install_into() {
@@ -116,7 +179,7 @@ try_release() {
   cache="$tool_cache/gitops/$version/$arch"
   if [ -f "$cache.complete" ] && [ -x "$cache/gitops" ]; then
     if [ "$(sha256 "$cache/gitops")" = "$expected" ]; then
-      done_with "$cache/gitops" "$version" cache
+      from_cache "$cache/gitops" "$version"
     fi
     note "the cached $cache/gitops does not match its checksum; downloading again"
     rm -rf "$cache" "$cache.complete"
@@ -151,19 +214,16 @@ try_release() {
 # From source: the workspace of this action's checkout, keyed by a hash of
 # the sources so that two commits never share a cache entry.
 build() {
-  local key cache target files
-  files=$(cd "$root" && find Cargo.toml Cargo.lock gitops-core gitops-action -type f \
-    \( -name '*.rs' -o -name '*.toml' -o -name '*.lock' -o -name '*.yaml' -o -name '*.json' \) \
-    2>/dev/null | LC_ALL=C sort || true)
-  key=$(cd "$root" && printf '%s\n' "$files" | while IFS= read -r f; do
-    printf '%s  %s\n' "$(sha256 "$f")" "$f"
-  done | { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; } | cut -c1-16)
+  local key cache target
+  key=$(source_key)
   cache="$tool_cache/gitops/$version-src.$key/$arch"
   if [ -f "$cache.complete" ] && [ -x "$cache/gitops" ]; then
-    done_with "$cache/gitops" "$version" cache
+    from_cache "$cache/gitops" "$version"
   fi
   command -v cargo >/dev/null 2>&1 ||
-    fail "building gitops from source needs cargo (a Rust toolchain, 1.85 or later); install one before this step, or use a released version of the action"
+    fail "building gitops from source needs cargo (a Rust toolchain, $min_rust or later); install one before this step, or use a released version of the action"
+  rust_at_least "$min_rust" ||
+    fail "building gitops from source needs Rust $min_rust or later, and this runner has $(rustc --version 2>/dev/null || echo 'no rustc'); run \`rustup update stable\` (or a toolchain action) before this step, or use a released version of the action"
   target="$temp/gitops-build"
   note "building gitops $version from $root (cargo build --release --locked)"
   (cd "$root" && cargo build --release --locked -p gitops-action --bin gitops --target-dir "$target")

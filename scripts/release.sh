@@ -16,6 +16,18 @@
 #       and creates the GitHub release with every file of DIR attached (gh, with
 #       GH_TOKEN). The tagged commit thus carries the checksums of its own
 #       binaries, which is what the action verifies downloads against.
+#       Then `pin`s the examples to the tagged commit, commits that on top
+#       and pushes it to the branch released from (GITHUB_REF_NAME); where
+#       the branch is protected, to branch gitops/pin-vVERSION instead, with
+#       a warning to merge it.
+#   scripts/release.sh pin COMMIT [COMMENT]
+#       rewrites every `uses: gitops-aws/gitops-aws[/ACTION]@SHA # ...` in the
+#       example workflows (examples/) and README.md to the full SHA of COMMIT
+#       (any git revision), followed by `# COMMENT` (default: the tag at
+#       COMMIT, else "main, unreleased: the action builds gitops from
+#       source"). Run it after changing an action's inputs:
+#       tests/tests/release.rs fails while an example pins a commit whose
+#       actions take other inputs than the working tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +41,24 @@ sha256() {
 
 workspace_version() {
   sed -n 's/^version = "\([^"]*\)".*/\1/p' Cargo.toml | head -n1
+}
+
+# pin_examples SHA COMMENT: the rewrite of `pin`; prints the files changed.
+pin_examples() {
+  local sha=$1 comment=$2 f
+  # Every example file and the README (a new example folder included).
+  while IFS= read -r f; do
+    if grep -Eq 'uses: gitops-aws/gitops-aws(/[A-Za-z0-9_.-]+)?@[0-9a-f]{40}' "$f"; then
+      sed -E "s|(uses: gitops-aws/gitops-aws(/[A-Za-z0-9_.-]+)?@)[0-9a-f]{40}( #.*)?\$|\1$sha # ${comment//|/\\|}|" \
+        "$f" >"$f.pin.tmp"
+      if cmp -s "$f" "$f.pin.tmp"; then
+        rm -f "$f.pin.tmp"
+      else
+        mv "$f.pin.tmp" "$f"
+        echo "$f"
+      fi
+    fi
+  done < <(find examples README.md -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.md' \) | LC_ALL=C sort)
 }
 
 cmd=${1:-}
@@ -93,9 +123,44 @@ case "$cmd" in
     gh release create "v$version" --verify-tag --title "v$version" \
       --notes "gitops v$version. Binaries for linux x86_64, linux aarch64 and macOS aarch64; checksums.txt holds their SHA-256, which the tagged commit also carries in action/checksums.txt." \
       "$dir"/*
+    # The examples and the README pin the tagged commit from now on.
+    tagged=$(git rev-parse "v$version^{commit}")
+    "$0" pin "$tagged" "v$version"
+    git -c user.name='github-actions[bot]' \
+      -c user.email='41898282+github-actions[bot]@users.noreply.github.com' \
+      commit -q -am "examples: pin the actions to v$version ($tagged)"
+    branch=${GITHUB_REF_NAME:?GITHUB_REF_NAME}
+    if ! GIT_CONFIG_COUNT=1 \
+      GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL:-https://github.com}/.extraheader" \
+      GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $basic" \
+      git push origin "HEAD:refs/heads/$branch"; then
+      GIT_CONFIG_COUNT=1 \
+        GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL:-https://github.com}/.extraheader" \
+        GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $basic" \
+        git push origin "HEAD:refs/heads/gitops/pin-v$version"
+      echo "::warning title=release::could not push to $branch (protected?); merge branch gitops/pin-v$version, which pins the examples to v$version"
+    fi
+    ;;
+  pin)
+    rev=${1:?COMMIT}
+    sha=$(git rev-parse --verify -q "$rev^{commit}") || {
+      echo "not a commit: $rev" >&2
+      exit 1
+    }
+    comment=${2:-}
+    if [ -z "$comment" ]; then
+      comment=$(git tag --points-at "$sha" --list 'v*' | LC_ALL=C sort -V | tail -n1)
+      [ -n "$comment" ] || comment="main, unreleased: the action builds gitops from source"
+    fi
+    changed=$(pin_examples "$sha" "$comment")
+    if [ -n "$changed" ]; then
+      printf 'pinned to %s (%s):\n%s\n' "$sha" "$comment" "$changed"
+    else
+      echo "every example already pins $sha"
+    fi
     ;;
   *)
-    echo "usage: scripts/release.sh check|build|checksums|publish ..." >&2
+    echo "usage: scripts/release.sh check|build|checksums|publish|pin ..." >&2
     exit 2
     ;;
 esac

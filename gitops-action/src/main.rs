@@ -43,8 +43,13 @@ mod output;
 /// says where things are.
 ///
 /// Start with `gitops validate` and `gitops envs` in your repository.
+///
+/// Exit status: each command's --help lists its own; a usage error exits
+/// with 2, or with 1 for detect, plan, status and drift (where 2 means
+/// changes or drift).
 #[derive(Debug, Parser)]
 #[command(
+    verbatim_doc_comment,
     name = "gitops",
     version,
     propagate_version = true,
@@ -106,6 +111,7 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 problems found, 2 usage or internal error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops validate\n  gitops validate --repo examples/basic --format json\n  gitops validate --no-aws\n  gitops validate --aws --fail-on warning\n  gitops validate --aws --check-no-new-access --base origin/main"
     )]
     Validate(commands::validate::Args),
@@ -113,7 +119,13 @@ enum Command {
     ///
     /// With --rev, the repository is read at that git revision without a
     /// checkout, so an environment deleted since then is still listed.
-    #[command(after_help = "Examples:\n  gitops envs\n  gitops envs --rev HEAD~1 --format json")]
+    ///
+    /// Exit status: 0 success, 2 usage or internal error (no gitops.yaml, an
+    /// unusable gitops.yaml, an unknown revision).
+    #[command(
+        verbatim_doc_comment,
+        after_help = "Examples:\n  gitops envs\n  gitops envs --rev HEAD~1 --format json"
+    )]
     Envs(commands::envs::Args),
     /// Show which AWS account, identity and region the credentials resolve to.
     ///
@@ -122,7 +134,11 @@ enum Command {
     /// aws-actions/configure-aws-credentials. AWS_ENDPOINT_URL or
     /// --endpoint-url points every call at another endpoint, such as a local
     /// emulator.
+    ///
+    /// Exit status: 0 success, 2 no usable credentials, an AWS error, or a
+    /// usage error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops whoami\n  AWS_PROFILE=prod gitops whoami --format json"
     )]
     Whoami(commands::whoami::Args),
@@ -148,6 +164,7 @@ enum Command {
     /// Exit status: 0 success (with --exit-code: no changes), 2 changes
     /// (with --exit-code only), 1 error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops detect --base origin/main --head HEAD\n  gitops detect --base HEAD~1 --format json\n  gitops detect --github --exit-code\n\nIn a workflow:\n  - id: detect\n    run: gitops detect --github\n  # then: strategy.matrix: ${{ fromJSON(steps.detect.outputs.matrix) }}\n  #       if: steps.detect.outputs.has-changes == 'true'"
     )]
     Detect(commands::detect::Args),
@@ -173,6 +190,7 @@ enum Command {
     /// Exit status: 0 success or nothing to do, 1 when any environment
     /// failed or was refused.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops deploy --base HEAD~1 --dry-run\n  gitops deploy --github --allow-delete\n  gitops deploy --environment staging --no-wait\n  gitops deploy --from-detect detect.json --environment prod"
     )]
     Deploy(commands::deploy::Args),
@@ -201,6 +219,7 @@ enum Command {
     ///
     /// Exit status: 0 (whatever the rows say), 1 error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops status\n  gitops status --format json\n  gitops status --environment prod --rev origin/main"
     )]
     Status(commands::status::Args),
@@ -227,6 +246,7 @@ enum Command {
     /// 2 drift (an OutOfSync environment or an orphan stack), 1 error (an
     /// Unknown environment, or a failed issue, notification or remediation).
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops drift\n  gitops drift --skip-resource-drift --format json\n  gitops drift --open-issues --notify \"$SLACK_WEBHOOK_URL\"\n  gitops drift --remediate --environment staging\n\nIn a scheduled workflow:\n  - id: drift\n    run: gitops drift --open-issues\n    continue-on-error: true\n  # then: if: steps.drift.outputs.in-sync == 'false'"
     )]
     Drift(commands::drift::Args),
@@ -267,6 +287,7 @@ enum Command {
     /// (with --exit-code only), 1 error. An interrupted run exits 130 after
     /// deleting its change sets.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops plan --base HEAD~1\n  gitops plan --base origin/main --no-aws --format markdown\n  gitops plan --github --exit-code            # on a pull request: also the PR comment\n  gitops plan --environment prod --format json\n  gitops plan --base HEAD~1 --comment --pr 42 --no-aws"
     )]
     Plan(commands::plan::Args),
@@ -295,6 +316,7 @@ enum Command {
     /// Exit status: 0 success or nothing to promote, 1 refused (order, gate,
     /// an edit that cannot be made in place) or failed.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops promote --from staging --to prod\n  gitops promote --from staging --to next --write --skip-verify\n  gitops promote --from development --to prod --force --format json\n  gitops promote --from staging --open-pr   # in GitHub Actions, with GITHUB_TOKEN"
     )]
     Promote(commands::promote::Args),
@@ -308,6 +330,7 @@ enum Command {
     ///
     /// Exit status: 0 success or nothing to change, 1 refused or failed.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops rollback prod\n  gitops rollback prod --to HEAD~3 --write\n  gitops rollback prod --open-pr --format json"
     )]
     Rollback(commands::rollback::Args),
@@ -319,7 +342,11 @@ enum Command {
     /// located at each commit from that commit's gitops.yaml, so renames of
     /// the file (`environments.file`, `environments.path`) are followed.
     /// Nothing contacts AWS.
+    ///
+    /// Exit status: 0 success (also when nothing changed), 1 error (an
+    /// unknown environment or revision), 2 usage error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops history prod\n  gitops history prod --format json\n  gitops history staging --rev origin/main --max-count 500"
     )]
     History(commands::history::Args),

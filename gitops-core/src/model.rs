@@ -253,18 +253,23 @@ impl Repository {
             docs,
         };
         let env_root = normalize(&repo.config.environments_path).unwrap_or_default();
+        // Environments whose file exists but could not be read: already
+        // reported, so never "not an environment" as a follow-on.
+        let mut unreadable = BTreeSet::new();
         for name in source.subdirs(&env_root)? {
             let dir = join(&env_root, &name);
             let file = join(&dir, &repo.config.environment_file);
             match source.read(&file)? {
                 Entry::File(bytes) if bytes.len() > MAX_FILE_BYTES => {
                     repo.problems.extend(too_large(&file, bytes.len()));
+                    unreadable.insert(name);
                 }
-                Entry::File(bytes) => {
-                    if let Some(env) = repo.load_environment(&name, &file, &bytes) {
-                        repo.environments.push(env);
+                Entry::File(bytes) => match repo.load_environment(&name, &file, &bytes) {
+                    Some(env) => repo.environments.push(env),
+                    None => {
+                        unreadable.insert(name);
                     }
-                }
+                },
                 _ => repo.problems.push(Problem::warning(
                     &dir,
                     format!(
@@ -274,7 +279,7 @@ impl Repository {
                 )),
             }
         }
-        repo.check_names();
+        repo.check_names(&unreadable);
         Ok(repo)
     }
 
@@ -307,35 +312,65 @@ impl Repository {
 
     /// Every problem: those from loading plus the template checks, sorted by
     /// file and line. Reads templates from `source`; contacts nothing else.
+    ///
+    /// Each template is read once. A template that cannot be used is one
+    /// problem per place that names it (`stack.template` or
+    /// `pipeline.template` in gitops.yaml, an environment's
+    /// `template-file-path`), naming the environments that use it; its
+    /// users get no follow-on problems about its parameters.
     pub fn validate(&self, source: &dyn Source) -> Vec<Problem> {
         let mut problems = self.problems.clone();
         if self.id.is_none() {
             problems.push(Problem::warning(CONFIG_FILE, NO_ID_WARNING));
         }
-        let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
         let pipeline_template = self.config.pipeline.as_ref().map(|p| p.template.clone());
+        // (file, key path) naming a template -> (template, environments using it)
+        let mut sites: BTreeMap<Site, (String, Vec<&str>)> = BTreeMap::new();
         if let Some(t) = &pipeline_template {
-            let at = (CONFIG_FILE.to_string(), vec!["pipeline", "template"]);
-            self.check_template(source, t, &at, &mut templates, &mut problems);
-            if let Some(Some(parsed)) = templates.get(t) {
-                problems.extend(crate::deploy::pipeline::trigger_warnings(parsed));
-            }
+            let users = self.environments.iter().map(|e| e.name.as_str()).collect();
+            sites.insert(
+                (CONFIG_FILE.to_string(), vec!["pipeline", "template"]),
+                (t.clone(), users),
+            );
         }
         for env in &self.environments {
-            let at = if env.template_from_file {
+            if env.template.is_empty() {
+                continue; // reported while loading
+            }
+            let site = if env.template_from_file {
                 (env.file.clone(), vec!["template-file-path"])
             } else {
                 (CONFIG_FILE.to_string(), vec!["stack", "template"])
             };
-            if env.template.is_empty() {
-                continue; // reported while loading
+            let entry = sites
+                .entry(site)
+                .or_insert_with(|| (env.template.clone(), Vec::new()));
+            entry.1.push(&env.name);
+        }
+        let mut templates: BTreeMap<String, Option<Template>> = BTreeMap::new();
+        for (path, _) in sites.values() {
+            if templates.contains_key(path) {
+                continue;
             }
-            self.check_template(source, &env.template, &at, &mut templates, &mut problems);
+            let naming: Vec<(&Site, &[&str])> = sites
+                .iter()
+                .filter(|(_, (p, _))| p == path)
+                .map(|(site, (_, users))| (site, users.as_slice()))
+                .collect();
+            let template = self.check_template(source, path, &naming, &mut problems);
+            templates.insert(path.clone(), template);
+        }
+        if let Some(Some(parsed)) = pipeline_template.as_ref().and_then(|t| templates.get(t)) {
+            problems.extend(crate::deploy::pipeline::trigger_warnings(parsed));
+        }
+        for env in &self.environments {
+            if env.template.is_empty() {
+                continue;
+            }
             let stack_t = templates.get(&env.template).and_then(Option::as_ref);
             let pipe_t = pipeline_template
                 .as_ref()
-                .and_then(|p| templates.get(p))
-                .and_then(Option::as_ref);
+                .map(|p| templates.get(p).and_then(Option::as_ref));
             self.check_parameters(env, stack_t, pipe_t, &mut problems);
         }
         problems.sort_by(|a, b| {
@@ -352,26 +387,42 @@ impl Repository {
         self.docs.get(file).and_then(|d| d.line_col(&segs))
     }
 
+    /// Reads the template at `path`. When it cannot be used: a problem in
+    /// the template itself once, or a wrong reference at each place in
+    /// `naming` (with the environments using it when that place is
+    /// gitops.yaml). `None` then.
     fn check_template(
         &self,
         source: &dyn Source,
         path: &str,
-        at: &(String, Vec<&str>),
-        cache: &mut BTreeMap<String, Option<Template>>,
+        naming: &[(&Site, &[&str])],
         problems: &mut Vec<Problem>,
-    ) {
-        if cache.contains_key(path) {
-            return;
-        }
-        let refer = |msg: String| {
-            Problem::error(&at.0, msg)
-                .at(self.pos(&at.0, &at.1))
-                .with_source(ProblemSource::Template)
+    ) -> Option<Template> {
+        let mut refer = |msg: String| {
+            for ((file, key), users) in naming {
+                let users = match users {
+                    _ if file != CONFIG_FILE => String::new(),
+                    [] => String::new(),
+                    [one] => format!("; environment using it: `{one}`"),
+                    many => format!(
+                        "; environments using it: {}",
+                        many.iter()
+                            .map(|u| format!("`{u}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                problems.push(
+                    Problem::error(file, format!("{msg}{users}"))
+                        .at(self.pos(file, key))
+                        .with_source(ProblemSource::Template),
+                );
+            }
         };
-        let result = match read_template(source, path) {
+        match read_template(source, path) {
             Ok(t) => Some(t),
             Err(TemplateError::Reference(msg)) => {
-                problems.push(refer(msg));
+                refer(msg);
                 None
             }
             Err(TemplateError::Content(p)) => {
@@ -379,22 +430,24 @@ impl Repository {
                 None
             }
             Err(TemplateError::Io(e)) => {
-                problems.push(refer(format!("cannot read template `{path}`: {e}")));
+                refer(format!("cannot read template `{path}`: {e}"));
                 None
             }
-        };
-        cache.insert(path.to_string(), result);
+        }
     }
 
+    /// `pipeline`: `None` in direct mode, `Some(None)` when the pipeline
+    /// template cannot be used (then no parameter is called undeclared).
     fn check_parameters(
         &self,
         env: &Environment,
         stack: Option<&Template>,
-        pipeline: Option<&Template>,
+        pipeline: Option<Option<&Template>>,
         problems: &mut Vec<Problem>,
     ) {
         let Some(stack) = stack else { return };
-        let templates: Vec<&Template> = std::iter::once(stack).chain(pipeline).collect();
+        let all_templates = pipeline.is_none_or(|p| p.is_some());
+        let templates: Vec<&Template> = std::iter::once(stack).chain(pipeline.flatten()).collect();
         let env_doc_has = |name: &str| {
             self.pos(&env.file, &["parameters", name]).is_some()
                 && self
@@ -420,6 +473,9 @@ impl Repository {
                 .filter(|t| t.parameters.contains_key(name))
                 .collect();
             let (file, pos) = locate(name);
+            if declared.is_empty() && !all_templates {
+                continue; // the unusable template may declare it
+            }
             if declared.is_empty() {
                 let all = templates
                     .iter()
@@ -592,7 +648,9 @@ impl Repository {
         })
     }
 
-    fn check_names(&mut self) {
+    /// `unreadable`: environments whose file could not be read (already
+    /// reported; still environments for `promotion.order`).
+    fn check_names(&mut self, unreadable: &BTreeSet<String>) {
         let mut problems = Vec::new();
         // name -> environments resolving to it
         let mut stacks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -642,7 +700,7 @@ impl Repository {
         }
         let names: BTreeSet<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
         for (i, name) in self.config.promotion.order.iter().enumerate() {
-            if !names.contains(name.as_str()) {
+            if !names.contains(name.as_str()) && !unreadable.contains(name) {
                 let hint = did_you_mean(name, names.iter().copied());
                 let pos = self.docs.get(CONFIG_FILE).and_then(|d| {
                     d.line_col(&[Seg::Key("promotion"), Seg::Key("order"), Seg::Index(i)])
@@ -663,6 +721,9 @@ impl Repository {
         self.problems.extend(problems);
     }
 }
+
+/// Where a file names a template: the file and the key path in it.
+type Site = (String, Vec<&'static str>);
 
 /// Why a template could not be used.
 #[derive(Debug)]
@@ -781,6 +842,112 @@ mod tests {
         assert!(check_pipeline_name("dev.deploy@x_y-z").is_ok());
         assert!(check_pipeline_name("dev deploy").is_err());
         assert!(check_pipeline_name(&"a".repeat(101)).is_err());
+    }
+
+    const APP: &str =
+        "Parameters:\n  AppVersion: {Type: String}\nResources:\n  P: {Type: AWS::SSM::Parameter}\n";
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        let mut m = crate::source::Memory::new("t");
+        for (path, text) in files {
+            m = m.with_file(path, *text);
+        }
+        let repo = Repository::load(&m).expect("loads");
+        repo.validate(&m).iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_missing_template_is_reported_where_each_file_names_it() {
+        let p = problems(&[
+            (
+                "gitops.yaml",
+                "version: 1\nid: t\nstack: {template: common/gone.yaml}\n",
+            ),
+            (
+                "environments/a/environment.yaml",
+                "parameters: {AppVersion: '1'}\n",
+            ),
+            (
+                "environments/b/environment.yaml",
+                "parameters: {AppVersion: '1'}\n",
+            ),
+            (
+                "environments/c/environment.yaml",
+                "template-file-path: common/gone.yaml\n",
+            ),
+            (
+                "environments/d/environment.yaml",
+                "template-file-path: common/gone.yaml\n",
+            ),
+        ]);
+        assert_eq!(
+            p,
+            [
+                "environments/c/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
+                "environments/d/environment.yaml:1:1: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml)",
+                "gitops.yaml:3:9: error: template `common/gone.yaml` does not exist; check the path (relative to the folder holding gitops.yaml); environments using it: `a`, `b`",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unusable_pipeline_template_hides_undeclared_parameters() {
+        let files = |pipeline: &'static str| {
+            let mut f = vec![
+                (
+                    "gitops.yaml",
+                    "version: 1\nid: t\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n",
+                ),
+                ("common/app.yaml", APP),
+                (
+                    "environments/prod/environment.yaml",
+                    "parameters: {AppVersion: '1', RequireApproval: 'true'}\n",
+                ),
+            ];
+            if !pipeline.is_empty() {
+                f.push(("common/pipeline.yaml", pipeline));
+            }
+            f
+        };
+        let p = problems(&files(""));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("`common/pipeline.yaml` does not exist"),
+            "{p:#?}"
+        );
+        // Not a template at all: one problem in it, no follow-on.
+        let p = problems(&files("just: text\n"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("common/pipeline.yaml"), "{p:#?}");
+        // A usable pipeline template that lacks it: reported.
+        let p = problems(&files(APP));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("sets parameter `RequireApproval`, which common/app.yaml or common/pipeline.yaml does not declare"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_environment_file_is_still_an_environment_of_promotion_order() {
+        let p = problems(&[
+            (
+                "gitops.yaml",
+                "version: 1\nid: t\nstack: {template: common/app.yaml}\npromotion: {order: [dev, staging, prod]}\n",
+            ),
+            ("common/app.yaml", APP),
+            ("environments/dev/environment.yaml", "parameters: {AppVersion: '1'}\n"),
+            ("environments/staging/environment.yaml", "parameters: {AppVersion: '1\n"),
+        ]);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with("environments/staging/environment.yaml"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].contains("`promotion.order` names `prod`, which is not an environment"),
+            "{p:#?}"
+        );
     }
 
     #[test]

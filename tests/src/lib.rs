@@ -7,6 +7,7 @@ pub mod git;
 pub mod github_stub;
 pub mod http;
 pub mod moto;
+pub mod progress;
 pub mod proxy;
 pub mod runner;
 pub mod tools;

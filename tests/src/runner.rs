@@ -15,9 +15,17 @@
 //!   `name<<DELIMITER` heredocs), and the action's `outputs:` are evaluated
 //!   from them.
 //!
-//! Only `shell: bash` run steps are supported; `uses:`, `if:` and `with:`
-//! in a step make the run panic, so an action that needs them must grow the
-//! harness first.
+//! - `if:` conditions of the forms `A == B`, `A != B`, `!A` and `A`,
+//!   joined by `&&` and `||`, over the same contexts and `'strings'` (a
+//!   skipped step is left out of [`ActionRun::steps`]);
+//! - `uses:` only for stand-ins of the actions listed in [`STAND_INS`],
+//!   pinned by a full commit SHA, with only the inputs the real action
+//!   declares: `actions/cache/restore` and `actions/cache/save` keep their
+//!   entries in [`Runner::cache`], a folder that several runners (the jobs
+//!   of a workflow, and later runs) may share.
+//!
+//! Run steps must say `shell: bash`; anything else makes the run panic, so
+//! an action that needs more must grow the harness first.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +66,40 @@ pub struct ActionRun {
     pub exported: BTreeMap<String, String>,
 }
 
+/// The actions a composite action may `uses:` here, each with the inputs
+/// its real `action.yml` declares (actions/cache v5.0.5).
+pub const STAND_INS: &[(&str, &[&str])] = &[
+    (
+        "actions/cache/restore",
+        &[
+            "path",
+            "key",
+            "restore-keys",
+            "enableCrossOsArchive",
+            "fail-on-cache-miss",
+            "lookup-only",
+        ],
+    ),
+    (
+        "actions/cache/save",
+        &["path", "key", "upload-chunk-size", "enableCrossOsArchive"],
+    ),
+];
+
 impl ActionRun {
+    /// The step with id `id` that ran. Panics when there is none.
+    pub fn step(&self, id: &str) -> &StepResult {
+        self.steps
+            .iter()
+            .find(|s| s.id.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("no step `{id}` ran:\n{}", self.log()))
+    }
+
+    /// Whether the step with id `id` ran.
+    pub fn ran(&self, id: &str) -> bool {
+        self.steps.iter().any(|s| s.id.as_deref() == Some(id))
+    }
+
     /// Standard output and standard error of every step, one after the other.
     pub fn log(&self) -> String {
         let mut s = String::new();
@@ -90,6 +131,14 @@ pub struct Runner {
     pub event_name: String,
     /// The event payload, written to a fresh `GITHUB_EVENT_PATH` for each run.
     pub event: serde_json::Value,
+    /// Where the `actions/cache` stand-ins keep their entries (one folder
+    /// per key). Each runner starts with its own; point several runners at
+    /// one folder to model jobs that share the repository's cache.
+    pub cache: PathBuf,
+    /// `RUNNER_TOOL_CACHE`: the runner's own folder unless set. GitHub's
+    /// hosted runners all use one path (a fresh, empty folder per job), which
+    /// the actions cache relies on: its entries are found by key and paths.
+    pub tool_cache_dir: PathBuf,
 }
 
 impl Runner {
@@ -97,10 +146,12 @@ impl Runner {
     /// empty payload.
     pub fn new(workspace: &Path) -> Runner {
         let tmp = tempfile::tempdir().expect("temporary folder");
-        for d in ["home", "temp", "tool-cache", "files"] {
+        for d in ["home", "temp", "tool-cache", "files", "cache"] {
             std::fs::create_dir_all(tmp.path().join(d)).expect("create folder");
         }
         Runner {
+            cache: tmp.path().join("cache"),
+            tool_cache_dir: tmp.path().join("tool-cache"),
             tmp,
             workspace: workspace.to_path_buf(),
             path: Vec::new(),
@@ -117,7 +168,7 @@ impl Runner {
 
     /// `RUNNER_TOOL_CACHE`.
     pub fn tool_cache(&self) -> PathBuf {
-        self.tmp.path().join("tool-cache")
+        self.tool_cache_dir.clone()
     }
 
     /// Sets a job-level environment variable.
@@ -241,11 +292,66 @@ impl Runner {
             for key in map.keys() {
                 let key = key.as_str().unwrap_or_default();
                 assert!(
-                    ["id", "name", "shell", "env", "run", "working-directory"].contains(&key),
+                    [
+                        "id",
+                        "name",
+                        "shell",
+                        "env",
+                        "run",
+                        "working-directory",
+                        "if",
+                        "uses",
+                        "with"
+                    ]
+                    .contains(&key),
                     "{}: step {i}: `{key}` is not supported by this harness",
                     file.display()
                 );
             }
+            ctx.env = env.clone();
+            if let Some(cond) = scalar(&step["if"]) {
+                if !ctx.condition(&cond, &file) {
+                    continue;
+                }
+            }
+            if let Some(uses) = scalar(&step["uses"]) {
+                assert!(
+                    step["run"].is_null() && step["shell"].is_null(),
+                    "{}: step {i}: `uses:` with `run:` or `shell:`",
+                    file.display()
+                );
+                let mut with = BTreeMap::new();
+                if let Some(m) = step["with"].as_mapping() {
+                    for (k, v) in m {
+                        let k = k.as_str().expect("with: names are strings").to_string();
+                        with.insert(k, ctx.eval(&scalar(v).unwrap_or_default(), &file));
+                    }
+                }
+                let started = std::time::Instant::now();
+                let (ok, stdout, outputs) = self.stand_in(&uses, &with, &file);
+                let id = scalar(&step["id"]);
+                if let Some(id) = &id {
+                    ctx.steps.insert(id.clone(), outputs.clone());
+                }
+                run.steps.push(StepResult {
+                    id,
+                    code: Some(if ok { 0 } else { 1 }),
+                    stdout,
+                    stderr: String::new(),
+                    outputs,
+                    duration: started.elapsed(),
+                });
+                if !ok {
+                    run.success = false;
+                    break;
+                }
+                continue;
+            }
+            assert!(
+                step["with"].is_null(),
+                "{}: step {i}: `with:` without `uses:`",
+                file.display()
+            );
             assert_eq!(
                 step["shell"].as_str(),
                 Some("bash"),
@@ -354,6 +460,146 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Runs the stand-in for `uses` with inputs `with`: (success, log,
+    /// outputs). Panics on an action without a stand-in, one not pinned by
+    /// a full commit SHA, or an input the real action does not declare.
+    fn stand_in(
+        &self,
+        uses: &str,
+        with: &BTreeMap<String, String>,
+        file: &Path,
+    ) -> (bool, String, BTreeMap<String, String>) {
+        let (name, sha) = uses
+            .split_once('@')
+            .unwrap_or_else(|| panic!("{}: `uses: {uses}` has no ref", file.display()));
+        assert!(
+            sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+            "{}: `uses: {uses}` is not pinned by a full commit SHA",
+            file.display()
+        );
+        let inputs = STAND_INS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, inputs)| *inputs)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: this harness has no stand-in for `uses: {uses}`",
+                    file.display()
+                )
+            });
+        for k in with.keys() {
+            assert!(
+                inputs.contains(&k.as_str()),
+                "{}: `{name}` has no input `{k}`",
+                file.display()
+            );
+        }
+        let key = with.get("key").cloned().unwrap_or_default();
+        let paths: Vec<PathBuf> = with
+            .get("path")
+            .map(String::as_str)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        let mut outputs = BTreeMap::new();
+        if key.is_empty() || paths.is_empty() {
+            return (
+                false,
+                "Error: Input required and not supplied: key and path\n".into(),
+                outputs,
+            );
+        }
+        assert!(
+            paths.iter().all(|p| p.is_absolute()),
+            "{}: the cache stand-in takes absolute paths only: {paths:?}",
+            file.display()
+        );
+        // Like the real cache, an entry is found by its key and the exact
+        // list of paths (part of the entry's version).
+        let entry = self.cache.join(cache_entry_name(&key));
+        let path_list: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
+        if name == "actions/cache/restore" {
+            outputs.insert("cache-primary-key".into(), key.clone());
+            let hit = std::fs::read_to_string(entry.join("paths")).ok() == Some(path_list);
+            if !hit {
+                outputs.insert("cache-hit".into(), "false".into());
+                return (
+                    true,
+                    format!("Cache not found for input keys: {key}\n"),
+                    outputs,
+                );
+            }
+            for p in &paths {
+                let saved = entry.join("files").join(p.strip_prefix("/").unwrap_or(p));
+                if saved.exists() {
+                    copy_tree(&saved, p);
+                }
+            }
+            outputs.insert("cache-hit".into(), "true".into());
+            outputs.insert("cache-matched-key".into(), key.clone());
+            (true, format!("Cache restored from key: {key}\n"), outputs)
+        } else {
+            if entry.exists() {
+                return (
+                    true,
+                    format!("Warning: Failed to save: Unable to reserve cache with key {key}, another job may be creating this cache.\n"),
+                    outputs,
+                );
+            }
+            let existing: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+            if existing.is_empty() {
+                return (
+                    false,
+                    "Error: Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.\n".into(),
+                    outputs,
+                );
+            }
+            std::fs::create_dir_all(entry.join("files")).expect("cache entry");
+            for p in existing {
+                copy_tree(
+                    p,
+                    &entry.join("files").join(p.strip_prefix("/").unwrap_or(p)),
+                );
+            }
+            std::fs::write(entry.join("paths"), path_list).expect("cache entry");
+            (true, format!("Cache saved with key: {key}\n"), outputs)
+        }
+    }
+}
+
+/// A folder name for a cache key.
+fn cache_entry_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Copies the file or folder `from` to `to`, with permissions.
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("create folder");
+        for e in std::fs::read_dir(from).expect("read folder") {
+            let e = e.expect("folder entry");
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).expect("create folder");
+        }
+        std::fs::copy(from, to).expect("copy file");
+    }
+}
+
 /// A scalar as the runner sees it: a string (numbers and booleans as written).
 fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -390,6 +636,43 @@ impl Context {
         }
         out.push_str(rest);
         out
+    }
+
+    /// Evaluates an `if:` condition (with or without `${{ }}`): `||` of
+    /// `&&` of `A == B`, `A != B`, `!A` or `A`, where an operand is a
+    /// `'string'` or a context value; strings compare without case, and a
+    /// value is true when it is not empty.
+    fn condition(&self, cond: &str, file: &Path) -> bool {
+        let cond = cond.trim();
+        let cond = cond
+            .strip_prefix("${{")
+            .and_then(|c| c.strip_suffix("}}"))
+            .unwrap_or(cond);
+        cond.split("||").any(|alt| {
+            alt.split("&&").all(|term| {
+                let term = term.trim();
+                if let Some((a, b)) = term.split_once("!=") {
+                    !self
+                        .operand(a, file)
+                        .eq_ignore_ascii_case(&self.operand(b, file))
+                } else if let Some((a, b)) = term.split_once("==") {
+                    self.operand(a, file)
+                        .eq_ignore_ascii_case(&self.operand(b, file))
+                } else if let Some(a) = term.strip_prefix('!') {
+                    self.operand(a, file).is_empty()
+                } else {
+                    !self.operand(term, file).is_empty()
+                }
+            })
+        })
+    }
+
+    fn operand(&self, s: &str, file: &Path) -> String {
+        let s = s.trim();
+        match s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+            Some(literal) => literal.replace("''", "'"),
+            None => self.lookup(s, file),
+        }
     }
 
     fn lookup(&self, expr: &str, file: &Path) -> String {

@@ -9,7 +9,10 @@
 //!   the role ARN arrives from `vars`; act itself copies the repository for
 //!   actions/checkout);
 //! - `GITOPS_INSTALL=path` with the debug build on PATH (behind a wrapper
-//!   that logs each call), so nothing is downloaded or built in release.
+//!   that logs each call), so nothing is downloaded or built in release,
+//!   and the actions' actions/cache steps are skipped (stubs that fail if
+//!   they run);
+//! - act's job and step lines are printed as progress while it runs.
 //!
 //! A push that adds environment `staging` and changes `dev` must end with
 //! both stacks in moto and the matrix deploy job run once per environment.
@@ -23,6 +26,7 @@ use std::process::Command;
 
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
+use gitops_e2e::progress::{progress, run_with_progress};
 use gitops_e2e::tools::{repo_root, require};
 
 const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
@@ -86,6 +90,22 @@ runs:
   steps:
     - shell: bash
       run: echo "::error::the checkout stub ran" && exit 1
+"#;
+
+/// actions/cache/restore and /save: with `install: path` the actions skip
+/// them, so they fail if they run.
+const CACHE_STUB: &str = r#"name: cache (stub)
+description: Never runs with install path.
+inputs:
+  key:
+    description: key
+  path:
+    description: path
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo "::error::the actions/cache stub ran, but install path caches nothing" && exit 1
 "#;
 
 fn write(path: &Path, text: &str) {
@@ -199,6 +219,15 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
     let stubs = tmp.path().join("stubs");
     write(&stubs.join("credentials/action.yml"), CREDENTIALS_STUB);
     write(&stubs.join("checkout/action.yml"), CHECKOUT_STUB);
+    write(&stubs.join("cache/restore/action.yml"), CACHE_STUB);
+    write(&stubs.join("cache/save/action.yml"), CACHE_STUB);
+    // The actions/cache commit the actions pin.
+    let cache_pin = std::fs::read_to_string(repo_root().join("action.yml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("uses: actions/cache/restore@"))
+        .map(|r| r.split_whitespace().next().unwrap().to_string())
+        .expect("action.yml restores the binary with actions/cache");
 
     let path = format!(
         "{}:{}",
@@ -218,7 +247,13 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
     copy_checkout(&checkout);
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new(&act)
+    const TEST: &str = "act deploy.yml";
+    progress(
+        TEST,
+        "act runs the example workflow: a detect job, then a deploy job per environment",
+    );
+    let mut act_cmd = Command::new(&act);
+    act_cmd
         .current_dir(repo.path())
         .env("HOME", &home)
         .env("XDG_CACHE_HOME", tmp.path().join("cache"))
@@ -238,6 +273,11 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
         ))
         .arg("--local-repository")
         .arg(local("actions/checkout", &stubs.join("checkout")))
+        .arg("--local-repository")
+        .arg(format!(
+            "actions/cache@{cache_pin}={}",
+            stubs.join("cache").display()
+        ))
         .args(["--var", &format!("AWS_ROLE_ARN={ROLE}")])
         .args(["--env", &format!("AWS_ENDPOINT_URL={}", moto.endpoint)])
         .args([
@@ -254,15 +294,12 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
             "--env",
             "NO_COLOR=1",
         ])
-        .args(["--env", &format!("PATH={path}")])
-        .output()
-        .expect("act runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "act failed:\n{log}");
+        .args(["--env", &format!("PATH={path}")]);
+    let (status, log) = run_with_progress(TEST, &mut act_cmd, |line| {
+        (line.contains("⭐ Run") || line.contains("🏁"))
+            .then(|| line.trim().chars().take(140).collect())
+    });
+    assert!(status.success(), "act failed:\n{log}");
     let succeeded = |job: &str| {
         log.lines()
             .filter(|l| l.starts_with(&format!("[deploy/{job}")) && l.contains("Job succeeded"))

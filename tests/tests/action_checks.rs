@@ -272,12 +272,14 @@ fn composite_scripts_pass_shellcheck() {
     assert!(show(&out).contains("SC2086"), "{}", show(&out));
 }
 
-/// Every `uses:` in the workflows (and the README's workflow) names a full
-/// commit SHA followed by a comment saying what it is.
+/// Every `uses:` in the workflows, the actions (their actions/cache steps)
+/// and the README's workflow names a full commit SHA followed by a comment
+/// saying what it is.
 #[test]
 fn every_uses_is_pinned_by_sha_with_a_comment() {
     let mut files: Vec<(String, String)> = workflow_files()
         .into_iter()
+        .chain(action_files())
         .map(|f| {
             let text = std::fs::read_to_string(repo_root().join(&f)).unwrap();
             (f, text)

@@ -12,7 +12,8 @@
 //! - detect, deploy, validate and promote for real, with the debug binary
 //!   (`install: path`), deploy against moto.
 //! - The installer: a verified release download, a checksum mismatch, a
-//!   missing asset falling back to `cargo build`, the tool cache.
+//!   missing asset falling back to `cargo build`, the tool cache, and
+//!   actions/cache (a stand-in shared by the runners of later jobs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -589,7 +590,7 @@ fn every_output_is_mapped_from_the_step() {
             let expected = match o.as_str() {
                 "json" => "{\"stub\": true}".to_string(),
                 "valid" => "true".to_string(), // from validate's exit status
-                "gitops-version" => run.steps[0].outputs["version"].clone(),
+                "gitops-version" => run.step("install").outputs["version"].clone(),
                 _ => format!("value of {o}"),
             };
             assert_eq!(run.output(o), expected, "{dir}: output `{o}`");
@@ -688,7 +689,7 @@ fn drift_exit_2_fails_the_step_unless_fail_on_drift_is_false() {
     runner.set_env("GITOPS_STUB_OUTPUTS", "in-sync=false\ndrifted=[\"prod\"]");
     let run = runner.run(&action("drift"), &[]);
     assert!(!run.success, "drift fails the step by default");
-    assert_eq!(run.steps[1].code, Some(2));
+    assert_eq!(run.step("run").code, Some(2));
     assert_eq!(run.output("in-sync"), "false");
     let run = runner.run(&action("drift"), &[("fail-on-drift", "false")]);
     assert_ok(&run);
@@ -804,7 +805,7 @@ fn detect_action_reports_a_new_environment() {
     runner.set_env("GITHUB_SHA", &second);
     let run = runner.run(&action("detect"), &[("install", "path")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "path");
+    assert_eq!(run.step("install").outputs["source"], "path");
     assert_eq!(run.output("has-changes"), "true");
     assert_eq!(run.output("created"), r#"["staging"]"#);
     assert_eq!(run.output("updated"), "[]");
@@ -996,7 +997,7 @@ fn plan_drift_and_status_actions_against_moto() {
         ],
     );
     assert_ok(&run);
-    let json: serde_json::Value = serde_json::from_str(&run.steps[1].stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&run.step("run").stdout).unwrap();
     assert_eq!(json["environments"][0]["name"], "dev");
 }
 
@@ -1196,6 +1197,11 @@ chmod +x "$target/release/gitops"
                 fake = fake_gitops("built"),
             ),
         );
+        // and a rustc of the version FAKE_RUSTC_VERSION says (default: new enough).
+        write_exe(
+            &bin.join("rustc"),
+            "#!/usr/bin/env bash\necho \"rustc ${FAKE_RUSTC_VERSION:-99.0.0} (stand-in)\"\n",
+        );
         ActionCopy {
             _tmp: tmp,
             root,
@@ -1228,7 +1234,7 @@ fn install_verifies_the_release_binary_and_caches_it() {
     let runner = copy.runner(&server, true);
     let run = runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    let install = &run.steps[0].outputs;
+    let install = &run.step("install").outputs;
     assert_eq!(install["source"], "release");
     assert_eq!(install["version"], version());
     let bin = PathBuf::from(&install["bin"]);
@@ -1261,14 +1267,32 @@ fn install_verifies_the_release_binary_and_caches_it() {
     // Again: from the tool cache, no download.
     let run = runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "cache");
+    assert_eq!(run.step("install").outputs["source"], "cache");
     assert_eq!(server.requests().len(), 1);
 
-    // A tampered cache entry is noticed and replaced.
+    // A tampered cache entry is noticed and replaced, also when the
+    // actions cache restores the tampered copy.
     std::fs::write(&bin, fake_gitops("tampered")).unwrap();
+    let mut poisoned = 0;
+    let mut dirs = vec![runner.cache.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.file_name().is_some_and(|n| n == "gitops") {
+                std::fs::write(&p, fake_gitops("tampered")).unwrap();
+                poisoned += 1;
+            }
+        }
+    }
+    assert_eq!(
+        poisoned, 1,
+        "the first run saved the binary in the actions cache"
+    );
     let run = runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "release");
+    assert_eq!(run.step("install").outputs["source"], "release");
     assert!(run.log().contains("fake gitops released"), "{}", run.log());
 }
 
@@ -1280,7 +1304,7 @@ fn install_refuses_a_binary_whose_checksum_differs() {
     for mode in ["", "release"] {
         let run = runner.run(&copy.root, &[("command", "status"), ("install", mode)]);
         assert!(!run.success, "{}", run.log());
-        assert_eq!(run.steps.len(), 1, "the command never runs");
+        assert!(!run.ran("run"), "the command never runs");
         let log = run.log();
         assert!(
             log.contains("::error title=gitops install::checksum mismatch for gitops-v"),
@@ -1305,7 +1329,7 @@ fn install_builds_from_source_when_there_is_no_release_asset() {
     let runner = copy.runner(&server, true);
     let run = runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "build");
+    assert_eq!(run.step("install").outputs["source"], "build");
     assert!(run.log().contains("HTTP 404"), "{}", run.log());
     assert!(
         run.log().contains("fake gitops built: status"),
@@ -1317,7 +1341,7 @@ fn install_builds_from_source_when_there_is_no_release_asset() {
         calls.starts_with("build --release --locked -p gitops-action --bin gitops --target-dir "),
         "{calls}"
     );
-    let bin = PathBuf::from(&run.steps[0].outputs["bin"]);
+    let bin = PathBuf::from(&run.step("install").outputs["bin"]);
     assert!(
         bin.starts_with(runner.tool_cache().join("gitops")),
         "{bin:?}"
@@ -1336,7 +1360,7 @@ fn install_builds_from_source_when_there_is_no_release_asset() {
     // The second time the build comes from the tool cache.
     let run = runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "cache");
+    assert_eq!(run.step("install").outputs["source"], "cache");
     assert_eq!(copy.cargo_calls().lines().count(), 1);
 
     // install: release never builds.
@@ -1374,7 +1398,7 @@ fn install_builds_when_the_version_has_no_committed_checksum() {
         .runner(&server, true)
         .run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "build");
+    assert_eq!(run.step("install").outputs["source"], "build");
     assert!(
         server.requests().is_empty(),
         "nothing to verify, so nothing downloaded"
@@ -1395,6 +1419,145 @@ fn install_path_uses_the_gitops_on_path() {
     let s = Stubbed::new();
     let run = s.runner.run(&copy.root, &[("command", "status")]);
     assert_ok(&run);
-    assert_eq!(run.steps[0].outputs["source"], "path");
+    assert_eq!(run.step("install").outputs["source"], "path");
     assert!(server.requests().is_empty());
+}
+
+/// Runners that share one actions cache: the jobs of a workflow, and later
+/// runs, on fresh machines (each with an empty tool cache, at the one path
+/// hosted runners use). `store` holds the cache and that path.
+fn jobs(copy: &ActionCopy, server: &FileServer, store: &Path) -> impl Fn() -> Runner {
+    let base = copy.runner(server, true);
+    let (path, env) = (base.path.clone(), base.env.clone());
+    let ws = base.workspace.clone();
+    let store = store.to_path_buf();
+    move || {
+        let mut r = Runner::new(&ws);
+        r.path = path.clone();
+        r.env = env.clone();
+        r.cache = store.join("actions-cache");
+        r.tool_cache_dir = store.join("hostedtoolcache");
+        let _ = std::fs::remove_dir_all(&r.tool_cache_dir);
+        std::fs::create_dir_all(&r.tool_cache_dir).unwrap();
+        std::fs::create_dir_all(&r.cache).unwrap();
+        r
+    }
+}
+
+#[test]
+fn a_later_job_restores_the_built_binary_from_the_actions_cache_without_building() {
+    // No release binary for this version: the first job builds.
+    let copy = ActionCopy::new(None, None);
+    let server = FileServer::start(&copy.server_root);
+    let store = tempfile::tempdir().unwrap();
+    let job = jobs(&copy, &server, store.path());
+
+    let first = job();
+    let run = first.run(&copy.root, &[("command", "status")]);
+    assert_ok(&run);
+    let key = run.step("cache-key").outputs["key"].clone();
+    let (os, arch) = asset_name("x")
+        .strip_prefix("gitops-vx-")
+        .unwrap()
+        .split_once('-')
+        .map(|(o, a)| (o.to_string(), a.to_string()))
+        .unwrap();
+    assert!(
+        key.starts_with(&format!("gitops-{os}-{arch}-v{}-", version())) && key.ends_with("-auto"),
+        "the key names the OS, the architecture, the version and a hash of the action: {key}"
+    );
+    assert_eq!(run.step("cache").outputs["cache-hit"], "false");
+    assert_eq!(run.step("install").outputs["source"], "build");
+    assert!(
+        run.step("cache-save")
+            .stdout
+            .contains(&format!("Cache saved with key: {key}")),
+        "{}",
+        run.log()
+    );
+    assert_eq!(copy.cargo_calls().lines().count(), 1);
+
+    // A later job on a fresh runner: restored, not built, not saved again.
+    let second = job();
+    assert!(!second.tool_cache().join("gitops").exists());
+    let run = second.run(&copy.root, &[("command", "status")]);
+    assert_ok(&run);
+    assert_eq!(run.step("cache").outputs["cache-hit"], "true");
+    assert_eq!(run.step("install").outputs["source"], "cache");
+    assert!(
+        run.log()
+            .contains("restored by actions/cache: no download, no build"),
+        "{}",
+        run.log()
+    );
+    assert!(!run.ran("cache-save"), "nothing new to save");
+    assert!(
+        run.log().contains("fake gitops built: status"),
+        "{}",
+        run.log()
+    );
+    assert_eq!(copy.cargo_calls().lines().count(), 1, "no second build");
+    assert!(server.requests().is_empty());
+
+    // Another version of the action (its sources changed) has its own key.
+    let lock = copy.root.join("Cargo.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, format!("{text}\n# changed\n")).unwrap();
+    let run = job().run(&copy.root, &[("command", "status")]);
+    assert_ok(&run);
+    assert_ne!(run.step("cache-key").outputs["key"], key);
+    assert_eq!(run.step("cache").outputs["cache-hit"], "false");
+    assert_eq!(run.step("install").outputs["source"], "build");
+    assert_eq!(copy.cargo_calls().lines().count(), 2);
+
+    // install: path caches nothing.
+    let run = job().run(&copy.root, &[("command", "status"), ("install", "path")]);
+    assert!(!run.ran("cache") && !run.ran("cache-save"), "{}", run.log());
+}
+
+#[test]
+fn a_later_job_restores_the_release_binary_from_the_actions_cache_without_downloading() {
+    let fake = fake_gitops("released");
+    let copy = ActionCopy::new(Some(&fake), Some(&fake));
+    let server = FileServer::start(&copy.server_root);
+    let store = tempfile::tempdir().unwrap();
+    let job = jobs(&copy, &server, store.path());
+    let run = job().run(&copy.root, &[("command", "status")]);
+    assert_ok(&run);
+    assert_eq!(run.step("install").outputs["source"], "release");
+    assert!(run.ran("cache-save"));
+    assert_eq!(server.requests().len(), 1);
+    for _ in 0..2 {
+        let run = job().run(&copy.root, &[("command", "status")]);
+        assert_ok(&run);
+        assert_eq!(run.step("cache").outputs["cache-hit"], "true");
+        assert_eq!(run.step("install").outputs["source"], "cache");
+        assert!(run.log().contains("fake gitops released: status"));
+    }
+    assert_eq!(server.requests().len(), 1, "downloaded once");
+    assert_eq!(copy.cargo_calls(), "", "never built");
+}
+
+#[test]
+fn a_build_with_an_old_rust_says_which_rust_it_needs() {
+    let copy = ActionCopy::new(None, None);
+    let server = FileServer::start(&copy.server_root);
+    let mut runner = copy.runner(&server, true);
+    runner.set_env("FAKE_RUSTC_VERSION", "1.80.0");
+    let run = runner.run(&copy.root, &[("command", "status"), ("install", "build")]);
+    assert!(!run.success);
+    let toml = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let min = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(
+        run.log().contains(&format!(
+            "building gitops from source needs Rust {min} or later, and this runner has rustc 1.80.0"
+        )),
+        "{}",
+        run.log()
+    );
+    assert_eq!(copy.cargo_calls(), "", "cargo never runs");
 }

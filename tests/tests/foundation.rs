@@ -102,6 +102,121 @@ fn every_mistake_is_reported_in_one_run() {
 }
 
 #[test]
+fn a_missing_template_is_one_problem_without_follow_ons() {
+    let case = root().join("tests/fixtures/missing-template");
+    let repo = case.join("repo");
+    let out = run(&["validate", "--repo", repo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("invalid:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(strip(&stdout(&out)), strip(&expected));
+
+    let out = run(&[
+        "validate",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = v["problems"].as_array().unwrap();
+    let messages: Vec<&str> = problems
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    // Exactly one problem per missing template file, at the line naming it.
+    for (template, line) in [("common/app.yaml", 5), ("common/pipeline.yaml", 7)] {
+        let about: Vec<&serde_json::Value> = problems
+            .iter()
+            .filter(|p| {
+                p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("template `{template}` does not exist"))
+            })
+            .collect();
+        assert_eq!(about.len(), 1, "{template}: {messages:#?}");
+        assert_eq!(about[0]["file"], "gitops.yaml");
+        assert_eq!(about[0]["line"], line, "{template}");
+    }
+    // The users are named: four environments use the stack template.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("environments using it: `dev`, `feature-x`, `qa`, `test`")),
+        "{messages:#?}"
+    );
+    // No follow-on problems: prod's parameter the missing pipeline template
+    // would declare, staging (whose file is broken) in promotion.order.
+    assert!(
+        !messages.iter().any(|m| m.contains("does not declare")),
+        "{messages:#?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("not an environment")),
+        "{messages:#?}"
+    );
+    assert_eq!(problems.len(), 3, "{messages:#?}");
+}
+
+/// `gitops <command> --help` for every command.
+fn help(command: &str) -> String {
+    let out = run(&[command, "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{command}");
+    stdout(&out)
+}
+
+#[test]
+fn long_help_keeps_its_lists_and_names_exit_codes() {
+    let text = help("deploy");
+    // Each bullet on its own line, not run into the paragraph.
+    for bullet in [
+        "* pipeline mode (`pipeline:` in gitops.yaml)",
+        "* direct mode:",
+        "* a removed environment's stacks are deleted",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(bullet)),
+            "`{bullet}` does not start a line:\n{text}"
+        );
+    }
+    assert!(!text.contains("; * "), "a list run together:\n{text}");
+    assert!(!text.contains(": * "), "a list run together:\n{text}");
+    // Paragraphs stay apart.
+    assert!(text.contains("\n\nThe tool only touches stacks"), "{text}");
+    let plan = help("plan");
+    assert!(
+        plan.lines()
+            .any(|l| l.trim_start().starts_with("* the unified diff")),
+        "{plan}"
+    );
+    // Every command's help lists its exit codes.
+    let top = stdout(&run(&["--help"]));
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 11, "{commands:?}\n{top}");
+    assert!(top.contains("Exit status"), "{top}");
+    for c in commands {
+        let text = help(c);
+        assert!(
+            text.contains("\nExit status"),
+            "`gitops {c} --help` has no \"Exit status\" part:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn github_annotations_are_printed_in_actions() {
     let case = root().join("tests/fixtures/many-mistakes/repo");
     let out = gitops()

@@ -1253,7 +1253,6 @@ struct Planned {
     plan: Result<EnvPlan, Failure>,
 }
 
-
 /// `f`, with the reason its change set could not be deleted, if so.
 fn with_cleanup(mut f: Failure, cleanup: Result<(), String>) -> Failure {
     if let Err(c) = cleanup {
