@@ -359,7 +359,11 @@ enum Command {
     /// every tag, `gitops:*` included). A pipeline's CloudFormation action
     /// reads both (`TemplatePath`, `TemplateConfiguration`), so pipeline mode
     /// deploys exactly what direct mode would. Nothing contacts AWS.
+    ///
+    /// Exit status: 0 success, 1 error (an invalid repository, an unknown
+    /// environment, a file that cannot be written), 2 usage error.
     #[command(
+        verbatim_doc_comment,
         after_help = "Examples:\n  gitops render --environment staging --commit \"$COMMIT\" --out render\n  gitops render -e prod --commit 0123abc --out /tmp/r --format json"
     )]
     Render(commands::render::Args),

@@ -830,6 +830,7 @@ fn join(a: &str, b: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

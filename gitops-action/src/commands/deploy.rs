@@ -297,7 +297,7 @@ fn render_text(r: &Report<'_>, color: bool) -> String {
     out.push_str(&format!(
         "{} environment(s) at {}: {}\n",
         r.environments.len(),
-        short_commit(&r.commit),
+        short_commit(r.commit),
         r.result
     ));
     out
@@ -307,7 +307,7 @@ fn render_markdown(r: &Report<'_>) -> String {
     let mut out = format!(
         "### gitops deploy{} at `{}`: {}\n\n",
         if r.dry_run { " (dry run)" } else { "" },
-        short_commit(&r.commit),
+        short_commit(r.commit),
         r.result
     );
     if r.environments.is_empty() {

@@ -381,6 +381,13 @@ impl Executor {
     /// Observes and plans one environment, read-only.
     async fn prepare(&self, desired: &Desired) -> Planned {
         let start = Instant::now();
+        if self.is_cancelled() {
+            return Planned {
+                start,
+                clients: None,
+                plan: Err(interrupted(TaskError::NotStarted.to_string(), None)),
+            };
+        }
         let clients = match self
             .factory
             .clients(
