@@ -628,11 +628,12 @@ impl CloudFormation for SdkCloudFormation {
                     .map_err(|e| aws_error(CFN, "ListChangeSets", e))?;
                 // moto ignores StackName here: keep only this stack's own,
                 // or a sweep of one stack deletes another's change set.
-                let own = |s: &&aws_sdk_cloudformation::types::ChangeSetSummary| {
-                    match (s.stack_name(), s.stack_id()) {
-                        (None, None) => true,
-                        (name, id) => name == Some(stack_name) || id == Some(stack_name),
-                    }
+                let own = |s: &&aws_sdk_cloudformation::types::ChangeSetSummary| match (
+                    s.stack_name(),
+                    s.stack_id(),
+                ) {
+                    (None, None) => true,
+                    (name, id) => name == Some(stack_name) || id == Some(stack_name),
                 };
                 all.extend(out.summaries().iter().filter(own).map(|s| {
                     ChangeSetSummary {
