@@ -280,7 +280,7 @@ impl Board {
         if let Some(at) = &self.generated_at {
             let _ = write!(out, " · generated {}", html(at));
         }
-        let _ = write!(out, " · by <code>{}</code></p>\n", self.kind.command());
+        let _ = writeln!(out, " · by <code>{}</code></p>", self.kind.command());
         let _ = write!(
             out,
             "<p class=\"totals\">{} environment{}: ",
