@@ -364,11 +364,7 @@ impl Board {
             health_badge(s.health)
         );
         if let Some(prev) = r.behind {
-            let _ = writeln!(
-                out,
-                "<p class=\"behind\"><span aria-hidden=\"true\">⏳ </span>behind {}</p>",
-                html(prev)
-            );
+            let _ = writeln!(out, "<p class=\"behind\">behind {}</p>", html(prev));
         }
         out.push_str("<dl>");
         // The version: what runs, and git's value where it differs.

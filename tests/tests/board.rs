@@ -111,7 +111,8 @@ fn the_board_renders_in_a_real_browser() {
     for link in dom.split("href=\"").skip(1) {
         let link = link.split('"').next().unwrap();
         assert!(
-            link.starts_with("https://github.com/acme/payments-gitops/")
+            link == "https://github.com/acme/payments-gitops"
+                || link.starts_with("https://github.com/acme/payments-gitops/")
                 || link.starts_with("https://eu-west-1.console.aws.amazon.com/")
                 || link.starts_with("https://us-east-1.console.aws.amazon.com/"),
             "{link}"
