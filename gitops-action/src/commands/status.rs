@@ -197,11 +197,15 @@ pub fn board_of(p: &Prepared, drifts: Vec<EnvDrift>, kind: BoardKind) -> Board {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    Board::new(p.model.id.clone(), p.head.clone(), drifts)
-        .with_kind(kind)
-        .with_order(p.model.config.promotion.order.clone())
-        .with_repository_url(p.web_url.clone())
-        .with_generated_at(board::utc_timestamp(now))
+    Board::new(
+        p.model.id.clone().unwrap_or_default(),
+        p.head.clone(),
+        drifts,
+    )
+    .with_kind(kind)
+    .with_order(p.model.config.promotion.order.clone())
+    .with_repository_url(p.web_url.clone())
+    .with_generated_at(board::utc_timestamp(now))
 }
 
 /// Writes the board's page to `path` and says where.
