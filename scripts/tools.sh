@@ -59,3 +59,23 @@ ensure_action_tools() {
   echo "==> installing ${ACTION_TOOLS[*]} into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${ACTION_TOOLS[@]}"
 }
+
+# Headless Chromium for the status board's browser test (tests/tests/board.rs),
+# from the distribution's packages: installed with apt-get when running as
+# root, otherwise the test is skipped locally (and fails under CI=true).
+ensure_chromium() {
+  local name
+  for name in chromium chromium-browser google-chrome google-chrome-stable; do
+    command -v "$name" >/dev/null 2>&1 && return 0
+  done
+  [ -n "${GITOPS_CHROMIUM:-}" ] && [ -x "$GITOPS_CHROMIUM" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (Debian package) for the browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "==> chromium is missing: the browser test will be skipped (and fails under CI=true)." >&2
+    echo "    Install it as root with \`apt-get install -y chromium\` (Debian), your distribution's" >&2
+    echo "    chromium package, or point GITOPS_CHROMIUM at a Chromium or Chrome binary." >&2
+  fi
+}

@@ -59,9 +59,10 @@ struct Cli {
     /// The GitOps repository: a folder at or below the one holding gitops.yaml.
     #[arg(long, global = true, value_name = "DIR", default_value = ".")]
     repo: PathBuf,
-    /// Output format. `markdown` is for reports such as plans and summaries.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    /// Output format. `markdown` is for reports such as plans and summaries;
+    /// `html` (status and drift) is the status board, one self-contained page.
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
     /// When to colour text output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -78,6 +79,20 @@ pub enum Format {
     Json,
     /// For pull-request comments and step summaries.
     Markdown,
+}
+
+/// `--format` as given: the output formats plus `html`, which only the
+/// commands that draw the status board accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// For people at a terminal.
+    Text,
+    /// For programs and workflow steps.
+    Json,
+    /// For pull-request comments and step summaries.
+    Markdown,
+    /// The status board: one self-contained HTML page (status and drift).
+    Html,
 }
 
 /// Colour choice.
@@ -393,6 +408,8 @@ impl Command {
 pub struct Globals {
     pub repo: PathBuf,
     pub format: Format,
+    /// `--format html`: print the status board (`format` is then text).
+    pub html: bool,
     pub color: bool,
 }
 
@@ -413,9 +430,19 @@ fn main() -> ExitCode {
             return ExitCode::from(if detect { 1 } else { 2 });
         }
     };
+    let html = cli.format == FormatArg::Html;
+    if html && !matches!(cli.command, Command::Status(_) | Command::Drift(_)) {
+        eprintln!("error: --format html is for `gitops status` and `gitops drift` (the status board); use text, json or markdown here");
+        return ExitCode::from(cli.command.error_exit_code());
+    }
     let globals = Globals {
         repo: cli.repo,
-        format: cli.format,
+        format: match cli.format {
+            FormatArg::Json => Format::Json,
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Text | FormatArg::Html => Format::Text,
+        },
+        html,
         color: output::use_color(cli.color),
     };
     let error_code = cli.command.error_exit_code();

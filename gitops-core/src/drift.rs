@@ -19,14 +19,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aws::{ExecutionSummary, ResourceDrift, Stack};
 use crate::deploy::{Desired, Observed, StackSpec, TAG_COMMIT, TAG_REMEDIATED};
 use crate::model::{Environment, PromotedKey};
 
 /// Whether AWS runs what git says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Sync {
     /// Everything compared equal.
@@ -48,7 +48,7 @@ impl std::fmt::Display for Sync {
 }
 
 /// Whether what runs works, from the stack's and the pipeline's states (see [`health`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Health {
     /// The last operation succeeded.
@@ -116,7 +116,7 @@ pub fn health(stack: Option<&Stack>, last_execution: Option<&ExecutionSummary>) 
 }
 
 /// What a [`Reason`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ReasonKind {
@@ -139,7 +139,7 @@ pub enum ReasonKind {
 /// `message` is what people read, such as
 /// `parameters.AppVersion expected 1.2.0, actual 1.3.0`; the other fields are
 /// the same, for programs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Reason {
     /// What it is about.
@@ -454,7 +454,7 @@ fn diff_paths(
 }
 
 /// The last execution of a pipeline, as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PipelineRun {
     /// The pipeline's name.
@@ -483,7 +483,7 @@ impl PipelineRun {
 }
 
 /// One row of `gitops status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EnvStatus {
     /// The environment.
@@ -512,7 +512,7 @@ pub struct EnvStatus {
 }
 
 /// One resource CloudFormation drift detection did not find in sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DriftedResource {
     /// The stack.
@@ -537,7 +537,7 @@ impl DriftedResource {
 }
 
 /// One property difference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Difference {
     /// The property path, such as `/Tags/0/Value`.
@@ -552,7 +552,7 @@ pub struct Difference {
 }
 
 /// What `--remediate` did for an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Remediation {
     /// `redeployed`, `skipped` or `failed`.
@@ -588,21 +588,26 @@ impl Remediation {
 }
 
 /// One environment's drift: its status row plus why it is out of sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EnvDrift {
     /// The status row.
     #[serde(flatten)]
     pub status: EnvStatus,
     /// Every difference found.
+    #[serde(default)]
     pub reasons: Vec<Reason>,
     /// Resources drift detection did not find in sync (drifted or not checked).
+    #[serde(default)]
     pub resource_drifts: Vec<DriftedResource>,
     /// Whether CloudFormation drift detection ran to completion on its stacks.
+    #[serde(default)]
     pub resource_drift_checked: bool,
     /// The commit `--remediate` last redeployed it to (tag `gitops:remediated-commit`).
+    #[serde(default)]
     pub remediated_commit: Option<String>,
     /// What `--remediate` did.
+    #[serde(default)]
     pub remediation: Option<Remediation>,
     /// Its check stopped unexpectedly (its task panicked): the command exits 1.
     #[serde(skip)]

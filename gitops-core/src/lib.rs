@@ -30,6 +30,7 @@
 //! ```
 
 pub mod aws;
+pub mod board;
 mod config;
 pub mod deploy;
 pub mod detect;

@@ -919,7 +919,8 @@ impl Plan {
     }
 }
 
-fn short(sha: Option<&str>) -> String {
+/// The first 12 characters of a commit id, `(none)` without one.
+pub(crate) fn short(sha: Option<&str>) -> String {
     match sha {
         Some(s) => crate::text::short_commit(s).to_string(),
         None => "(none)".into(),
@@ -987,14 +988,18 @@ fn show(v: Option<&str>) -> &str {
 // Markdown
 // ---------------------------------------------------------------------------
 
-fn html(s: &str) -> String {
+/// Escapes text for HTML, in content and in quoted attributes alike: the
+/// crate's one HTML escaper (markdown output and the status board).
+pub(crate) fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Inline code that survives a table cell.
-fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     let one_line = s.replace(['\n', '\r'], " ");
     let c = if one_line.contains('`') {
         format!("<code>{}</code>", html(&one_line))

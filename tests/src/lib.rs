@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bin;
+pub mod browser;
 pub mod git;
 pub mod github_stub;
 pub mod http;

@@ -496,3 +496,86 @@ fn remediate_redeploys_only_environments_that_opt_in() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(env(&v, "dev")["sync"], "Synced");
 }
+
+#[test]
+fn the_status_board_is_one_escaped_page_and_the_summary_a_flowchart() {
+    let Some(moto) = Moto::start() else { return };
+    let (repo, _) = repo_with(&[("dev", ""), ("prod", ""), ("sandbox", "")]);
+    repo.write(
+        "gitops.yaml",
+        "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\npromotion: {order: [dev, prod], keys: [parameters.AppVersion]}\n",
+    );
+    repo.commit("promotion order");
+    deploy(&repo, &moto, &["dev", "sandbox"]);
+    set_version(&moto, "dev-app", "<script>alert(1)</script>");
+    let xml = moto.query(&[
+        ("Action", "CreateStack"),
+        ("StackName", "old-app"),
+        ("TemplateBody", "Resources:\n  T: {Type: AWS::SNS::Topic}\n"),
+        ("Tags.member.1.Key", "gitops:managed-by"),
+        ("Tags.member.1.Value", "acme/e2e"),
+        ("Version", "2010-05-15"),
+    ]);
+    assert!(xml.contains("<StackId>"), "{xml}");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("board.html");
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "").unwrap();
+
+    // drift writes the page besides its usual output and summary
+    let out = run(
+        &repo,
+        &moto,
+        &[
+            "drift",
+            "--skip-resource-drift",
+            "--format",
+            "json",
+            "--html",
+            page.to_str().unwrap(),
+        ],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap().to_string())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(json_of(&out)["orphans"], json!(["old-app"]));
+    assert!(
+        text(&out).contains(&format!("wrote the status board to {}", page.display())),
+        "{}",
+        text(&out)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(!html.contains("<script>alert"), "unescaped: {html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("no {s} in {html}"));
+    assert!(at("<h3>dev</h3>") < at("<h3>prod</h3>"), "promotion order");
+    assert!(
+        at("id=\"outside\"") < at("<h3>sandbox</h3>"),
+        "outside the order"
+    );
+    assert!(html.contains("<code>old-app</code>"), "the orphan");
+    assert!(html.contains("</i> Missing</span>"), "prod has no stack");
+    assert!(html.contains("</i> OutOfSync</span>"));
+    assert!(html.contains("Environments of <span class=\"repo\">acme/e2e</span>"));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("```mermaid\nflowchart LR\n"), "{md}");
+    assert!(md.contains("e0 --> e1"), "{md}");
+    assert!(md.contains("#60;script#62;"), "escaped in the node: {md}");
+    let dev_row = md.find("| `dev`").unwrap();
+    let prod_row = md.find("| `prod`").unwrap();
+    let sandbox_row = md.find("| `sandbox` (outside the order)").unwrap();
+    assert!(dev_row < prod_row && prod_row < sandbox_row, "{md}");
+
+    // status --format html prints the page itself
+    let out = run(&repo, &moto, &["status", "--format", "html"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    assert!(html.contains("by <code>gitops status</code>"));
+    assert!(!html.contains("<script>alert"));
+
+    // other commands refuse it
+    let out = run(&repo, &moto, &["envs", "--format", "html"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--format html is for `gitops status` and `gitops drift`"));
+}

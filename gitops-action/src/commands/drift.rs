@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use gitops_core::board::{Board, BoardKind};
 use gitops_core::deploy::inspect::{find_orphans, remediate, InspectOptions};
 use gitops_core::deploy::{Executor, ExecutorOptions};
 use gitops_core::drift::{EnvDrift, Sync};
@@ -21,6 +22,9 @@ use crate::{github, Format, Globals};
 
 /// The label of drift issues.
 pub const LABEL: &str = "drift";
+
+/// The longest board an issue body carries (GitHub takes 65,536 characters).
+const BOARD_IN_ISSUE_MAX: usize = 40_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,6 +62,10 @@ pub struct Args {
     /// Seconds a remediation's deployment may take.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     timeout: u64,
+    /// Also write the status board, one self-contained HTML page, to FILE
+    /// (for a workflow artifact or GitHub Pages).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -193,13 +201,20 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         orphans: &orphan_list,
         orphans_error: orphans_error.as_deref(),
     };
-    let markdown = render_markdown(&report, &p);
+    let board = status::board_of(&p, drifts.clone(), BoardKind::Drift)
+        .with_orphans(orphan_list.clone(), orphans_error.clone())
+        .with_notes(unchecked_note(&report).into_iter().collect());
+    let markdown = render_markdown(&report, &p, &board);
     match g.format {
+        _ if g.html => print!("{}", board.render_html()),
         Format::Json => print_json(&report)?,
         Format::Markdown => print!("{markdown}"),
         Format::Text => print!("{}", render_text(&report, &p, g.color)),
     }
     github::append_summary(&markdown)?;
+    if let Some(path) = &args.html {
+        status::write_board(path, &board)?;
+    }
     if std::env::var_os("GITHUB_OUTPUT").is_some() {
         let drifted: Vec<&str> = drifts
             .iter()
@@ -213,7 +228,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     if args.open_issues {
-        if let Err(e) = sync_issues(&report) {
+        if let Err(e) = sync_issues(&report, &board) {
             crate::output::print_error(&e.context("keeping the drift issues"), g.color);
             failed = true;
         }
@@ -372,34 +387,10 @@ fn render_text(r: &Report<'_>, p: &Prepared, color: bool) -> String {
     out
 }
 
-fn render_markdown(r: &Report<'_>, p: &Prepared) -> String {
+fn render_markdown(r: &Report<'_>, p: &Prepared, board: &Board) -> String {
     let verdict = if r.in_sync { "in sync" } else { "drift found" };
     let mut out = format!("### gitops drift at `{}`: {verdict}\n\n", short(r.commit));
-    if !r.environments.is_empty() {
-        out.push_str("| Environment | Sync | Health | Git | Deployed | Reasons |\n|---|---|---|---|---|---|\n");
-        for d in r.environments {
-            let reasons = match (&d.status.error, d.reasons.len()) {
-                (Some(e), 0) => e.clone(),
-                (_, n) => d
-                    .reasons
-                    .iter()
-                    .take(5)
-                    .map(|x| x.message.clone())
-                    .chain((n > 5).then(|| format!("and {} more", n - 5)))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
-            };
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                cell(&d.status.name),
-                d.status.sync,
-                d.status.health,
-                cell(&version_cell(&d.status.git_version)),
-                cell(&version_cell(&d.status.deployed_version)),
-                cell(&reasons)
-            ));
-        }
-    }
+    out.push_str(&board.render_markdown());
     for d in r.environments.iter().filter(|d| d.remediation.is_some()) {
         if let Some(line) = remediation_line(d) {
             out.push_str(&format!("\n**{}**: {}\n", d.status.name, cell(&line)));
@@ -461,7 +452,7 @@ fn issue_title(env: &str) -> String {
     format!("Drift: environment `{env}` is out of sync with git")
 }
 
-fn issue_body(d: &EnvDrift, r: &Report<'_>) -> String {
+fn issue_body(d: &EnvDrift, r: &Report<'_>, board: &Board) -> String {
     let s = &d.status;
     let mut body = format!(
         "{}\n**{}** is **{}** with git at commit `{}` (stack `{}`, {}, health {}).\n\n",
@@ -486,6 +477,11 @@ fn issue_body(d: &EnvDrift, r: &Report<'_>) -> String {
         "\nRedeploy what git says with `gitops deploy --environment {}`, or change git to match what runs. `gitops drift --open-issues` updates this issue on each run and closes it once the environment is back in sync.\n",
         s.name
     ));
+    // Every environment, compact; left out where it would make the body too long.
+    let all = board.render_markdown();
+    if all.len() <= BOARD_IN_ISSUE_MAX {
+        body.push_str(&format!("\n#### All environments\n\n{all}"));
+    }
     if let (Ok(server), Ok(repo), Ok(run)) = (
         std::env::var("GITHUB_SERVER_URL"),
         std::env::var("GITHUB_REPOSITORY"),
@@ -502,7 +498,7 @@ fn issue_body(d: &EnvDrift, r: &Report<'_>) -> String {
 /// issues labelled `drift`, updated when its body changed, created when
 /// missing; closed with a comment once the environment is Synced. Unknown
 /// environments' issues are left as they are.
-fn sync_issues(r: &Report<'_>) -> anyhow::Result<()> {
+fn sync_issues(r: &Report<'_>, board: &Board) -> anyhow::Result<()> {
     let gh = GitHub::from_env()?;
     let open = gh.open_issues_with_label(LABEL)?;
     let mut errors = Vec::new();
@@ -511,7 +507,7 @@ fn sync_issues(r: &Report<'_>) -> anyhow::Result<()> {
         let existing = open.iter().find(|i| i.body.contains(&m));
         let result = match (d.status.sync, existing) {
             (Sync::OutOfSync, Some(i)) => {
-                let body = issue_body(d, r);
+                let body = issue_body(d, r, board);
                 if i.body.trim() == body.trim() {
                     eprintln!(
                         "drift issue #{} for `{}` is up to date",
@@ -525,7 +521,11 @@ fn sync_issues(r: &Report<'_>) -> anyhow::Result<()> {
                 }
             }
             (Sync::OutOfSync, None) => gh
-                .create_issue(&issue_title(&d.status.name), &issue_body(d, r), &[LABEL])
+                .create_issue(
+                    &issue_title(&d.status.name),
+                    &issue_body(d, r, board),
+                    &[LABEL],
+                )
                 .map(|i| {
                     eprintln!(
                         "opened drift issue #{} for `{}` {}",

@@ -3,11 +3,13 @@
 //! sync and health. Fast: no drift detection; every environment is queried
 //! at once. Also the preparation `gitops drift` shares.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use gitops_core::board::{self, Board, BoardKind};
 use gitops_core::deploy::inspect::{inspect_all, InspectOptions};
 use gitops_core::deploy::{self, Desired};
 use gitops_core::detect::{Change, EnvChange};
@@ -25,6 +27,9 @@ use crate::{github, Format, Globals};
 pub struct Args {
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// Also write the status board, one self-contained HTML page, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -55,6 +60,8 @@ pub struct Prepared {
     pub failed: Vec<EnvDrift>,
     /// `promotion.keys`: what "version" means.
     pub keys: Vec<PromotedKey>,
+    /// The repository's web address, for the board's commit links.
+    pub web_url: Option<String>,
 }
 
 /// Reads the repository at `scope.rev` (git is the source of truth, so the
@@ -90,12 +97,14 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
             Err(e) => failed.push(EnvDrift::unknown(env, &keys, e.to_string())),
         }
     }
+    let web_url = web_url(&selected.repo);
     Ok(Prepared {
         model,
         head,
         desired,
         failed,
         keys,
+        web_url,
     })
 }
 
@@ -160,13 +169,18 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         commit: &p.head,
         environments: drifts.iter().map(|d| &d.status).collect(),
     };
-    let markdown = render_markdown(&report);
+    let board = board_of(&p, drifts.clone(), BoardKind::Status);
+    let markdown = render_markdown(&report, &board);
     match g.format {
+        _ if g.html => print!("{}", board.render_html()),
         Format::Json => print_json(&report)?,
         Format::Markdown => print!("{markdown}"),
         Format::Text => print!("{}", render_text(&report, g.color)),
     }
     github::append_summary(&markdown)?;
+    if let Some(path) = &args.html {
+        write_board(path, &board)?;
+    }
     // A task that failed, or nothing could be read (no credentials, no
     // network): that is a failure.
     let none_read = !drifts.is_empty() && drifts.iter().all(|d| d.status.sync == Sync::Unknown);
@@ -177,43 +191,54 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The status board of the inspected environments, drawn now.
+pub fn board_of(p: &Prepared, drifts: Vec<EnvDrift>, kind: BoardKind) -> Board {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    Board::new(
+        p.model.id.clone().unwrap_or_default(),
+        p.head.clone(),
+        drifts,
+    )
+    .with_kind(kind)
+    .with_order(p.model.config.promotion.order.clone())
+    .with_repository_url(p.web_url.clone())
+    .with_generated_at(board::utc_timestamp(now))
+}
+
+/// Writes the board's page to `path` and says where.
+pub fn write_board(path: &Path, board: &Board) -> anyhow::Result<()> {
+    std::fs::write(path, board.render_html())
+        .with_context(|| format!("cannot write the status board to {}", path.display()))?;
+    eprintln!("wrote the status board to {}", path.display());
+    Ok(())
+}
+
+/// The repository's web address: the GitHub run's repository, else the
+/// `origin` remote's (without credentials).
+fn web_url(repo: &gix::Repository) -> Option<String> {
+    if let (Ok(server), Ok(name)) = (
+        std::env::var("GITHUB_SERVER_URL"),
+        std::env::var("GITHUB_REPOSITORY"),
+    ) {
+        if !server.is_empty() && !name.is_empty() {
+            return board::web_url_of_remote(&format!("{server}/{name}"));
+        }
+    }
+    let remote = repo.config_snapshot().string("remote.origin.url")?;
+    board::web_url_of_remote(&remote.to_string())
+}
+
 /// A version map as one cell: the value alone for one key, `name=value` pairs otherwise.
 pub fn version_cell(v: &std::collections::BTreeMap<String, Option<String>>) -> String {
-    if v.is_empty() {
-        return "-".into();
-    }
-    if v.len() == 1 {
-        return v
-            .values()
-            .next()
-            .cloned()
-            .flatten()
-            .unwrap_or_else(|| "-".into());
-    }
-    v.iter()
-        .map(|(k, v)| {
-            let short = k.split_once('.').map(|(_, n)| n).unwrap_or(k);
-            format!("{short}={}", v.as_deref().unwrap_or("-"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    board::version_text(v)
 }
 
 /// The pipeline's last run as one cell.
 pub fn pipeline_cell(s: &EnvStatus) -> String {
-    match &s.pipeline {
-        None => "-".into(),
-        Some(p) => {
-            let mut out = p.status.clone();
-            if let Some(t) = &p.time {
-                out.push_str(&format!(" {t}"));
-            }
-            if let Some(r) = &p.source_revision {
-                out.push_str(&format!(" @{}", short_commit(r)));
-            }
-            out
-        }
-    }
+    board::pipeline_text(s)
 }
 
 /// `sync` in colour.
@@ -300,26 +325,11 @@ pub fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn render_markdown(r: &Report<'_>) -> String {
+/// The step summary: the board's compact view (a flowchart of the promotion
+/// path, a table in promotion order) and the errors.
+fn render_markdown(r: &Report<'_>, board: &Board) -> String {
     let mut out = format!("### gitops status at `{}`\n\n", short_commit(r.commit));
-    if r.environments.is_empty() {
-        out.push_str("No environments.\n");
-        return out;
-    }
-    out.push_str("| Environment | Git | Deployed | Commit | Stack status | Pipeline | Sync | Health |\n|---|---|---|---|---|---|---|---|\n");
-    for s in &r.environments {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            cell(&s.name),
-            cell(&version_cell(&s.git_version)),
-            cell(&version_cell(&s.deployed_version)),
-            short(&s.commit),
-            s.stack_status.as_deref().unwrap_or("-"),
-            cell(&pipeline_cell(s)),
-            s.sync,
-            s.health
-        ));
-    }
+    out.push_str(&board.render_markdown());
     for s in r.environments.iter().filter(|s| s.error.is_some()) {
         out.push_str(&format!(
             "\n**{}**: {}\n",
