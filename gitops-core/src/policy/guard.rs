@@ -614,7 +614,15 @@ Resources:
             shown.push_str("--\n");
         }
         // Each odd input has a defined outcome: a problem or none, never a panic.
-        expect_test::expect![[r#""#]].assert_eq(&shown);
+        expect_test::expect![[r#"
+            t.yaml:2:31: error: guard rule `r` (r.guard) fails for resource `B` (AWS::S3::Bucket): `A.B.C[*].D` is missing
+            --
+            --
+            t.yaml:1:1: error: guard rule `r` (r.guard) fails for the template: `that[*]` is missing
+            --
+            r.guard:1:9: error: cfn-guard cannot parse this rule file: `Parsing Error Error parsing file r.guard at line 1 at column 9, when handling , fragment } rule b when a { Resources exists }`
+            --
+        "#]].assert_eq(&shown);
     }
 
     #[test]
