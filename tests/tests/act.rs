@@ -344,7 +344,7 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
     for env in ["dev", "staging"] {
         let n = deploys
             .iter()
-            .filter(|l| l.contains(&format!("--environment {env} ")) && l.contains("--from-detect"))
+            .filter(|l| l.contains(&format!("--environment={env} ")) && l.contains("--from-detect"))
             .count();
         assert_eq!(n, 1, "{env} deployed once: {calls}");
     }
