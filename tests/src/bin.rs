@@ -4,10 +4,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The path of `target/debug/gitops`, building it once if it is missing.
+/// The path of `target/debug/gitops`, building it once if it is missing, or
+/// of `$GITOPS_BIN` when that is set.
 pub fn gitops_path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
+        // `GITOPS_BIN` runs the suites against another build, e.g. an older
+        // commit's binary, to check that a test fails before its fix.
+        if let Some(bin) = std::env::var_os("GITOPS_BIN") {
+            let bin = PathBuf::from(bin);
+            assert!(bin.is_file(), "GITOPS_BIN={} is not a file", bin.display());
+            return bin;
+        }
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
