@@ -37,6 +37,7 @@ pub mod detect;
 pub mod drift;
 pub mod edit;
 mod error;
+pub mod event;
 pub mod fanout;
 pub mod git;
 mod glob;
