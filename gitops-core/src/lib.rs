@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+pub mod actions;
 pub mod aws;
 pub mod board;
 mod config;
@@ -42,12 +43,14 @@ pub mod fanout;
 pub mod git;
 mod glob;
 pub mod history;
+pub mod markdown;
 mod model;
 pub mod plan;
 pub mod policy;
 mod problem;
 pub mod promote;
 mod reader;
+pub mod render;
 pub mod source;
 mod template;
 pub mod text;
@@ -60,8 +63,8 @@ pub use config::{
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{
-    check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Protection,
-    Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
+    check_pipeline_name, check_stack_name, load_template, Checks, Environment, PromotedKey,
+    Protection, Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
 };
 pub use problem::{Problem, ProblemSource, Severity};
 pub use source::{GitTree, Memory, Source, WorkTree};

@@ -216,6 +216,16 @@ fn too_large(file: &str, size: usize) -> Option<Problem> {
     })
 }
 
+/// What [`Repository::load_checked`] checks before it accepts a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Checks {
+    /// The loading problems: `gitops.yaml` and the environment files.
+    Model,
+    /// Those and the template checks of [`Repository::validate`].
+    Full,
+}
+
 impl Repository {
     /// Loads the repository from `source`.
     ///
@@ -286,6 +296,26 @@ impl Repository {
     /// The problems found while loading (without template checks; see [`Repository::validate`]).
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// [`Repository::load`], refused with [`Error::Invalid`] when the
+    /// repository has errors, so that nothing acts on an invalid repository.
+    /// [`Checks::Full`] counts every problem of [`Repository::validate`]
+    /// (what commands that act on AWS need); [`Checks::Model`] only the
+    /// loading problems (enough to list environments).
+    pub fn load_checked(source: &dyn Source, checks: Checks) -> Result<Self> {
+        let repo = Repository::load(source)?;
+        let problems = match checks {
+            Checks::Full => repo.validate(source),
+            Checks::Model => repo.problems.clone(),
+        };
+        if problems.iter().any(Problem::is_error) {
+            return Err(Error::Invalid(match checks {
+                Checks::Full => problems,
+                Checks::Model => problems.into_iter().filter(Problem::is_error).collect(),
+            }));
+        }
+        Ok(repo)
     }
 
     /// The id to tag stacks with and to recognise this repository's stacks

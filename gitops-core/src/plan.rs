@@ -32,6 +32,7 @@ use crate::deploy::{
     TAG_MANAGED_BY,
 };
 use crate::detect::Change;
+use crate::markdown::{code, html};
 use crate::model::{Environment, Repository};
 use crate::source::{Entry, Source};
 use crate::yaml::{Node, NodeKind, Seg};
@@ -920,11 +921,8 @@ impl Plan {
 }
 
 /// The first 12 characters of a commit id, `(none)` without one.
-pub(crate) fn short(sha: Option<&str>) -> String {
-    match sha {
-        Some(s) => crate::text::short_commit(s).to_string(),
-        None => "(none)".into(),
-    }
+fn short(sha: Option<&str>) -> &str {
+    crate::text::short_commit_or(sha, "(none)")
 }
 
 /// One line per action, as a reviewer reads it.
@@ -987,27 +985,6 @@ fn show(v: Option<&str>) -> &str {
 // ---------------------------------------------------------------------------
 // Markdown
 // ---------------------------------------------------------------------------
-
-/// Escapes text for HTML, in content and in quoted attributes alike: the
-/// crate's one HTML escaper (markdown output and the status board).
-pub(crate) fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Inline code that survives a table cell.
-pub(crate) fn code(s: &str) -> String {
-    let one_line = s.replace(['\n', '\r'], " ");
-    let c = if one_line.contains('`') {
-        format!("<code>{}</code>", html(&one_line))
-    } else {
-        format!("`{one_line}`")
-    };
-    c.replace('|', "\\|")
-}
 
 fn cell_value(v: Option<&str>) -> String {
     match v {

@@ -41,6 +41,11 @@ pub fn short_commit(commit: &str) -> &str {
     truncate(commit, SHORT_COMMIT_LEN)
 }
 
+/// [`short_commit`] of `commit`, or `fallback` without one.
+pub fn short_commit_or<'a>(commit: Option<&'a str>, fallback: &'a str) -> &'a str {
+    commit.map_or(fallback, short_commit)
+}
+
 /// [`short_commit`] of a full 40- or 64-digit hexadecimal id; any other
 /// revision (a branch, a tag, `HEAD~2`) unchanged.
 pub fn short_rev(rev: &str) -> &str {

@@ -188,11 +188,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Polls fast against a local emulator, politely against AWS.
 pub(crate) fn poll_interval(aws: &AwsArgs) -> Duration {
-    let local = aws
-        .endpoint_url
-        .as_deref()
-        .is_some_and(|u| u.contains("://127.") || u.contains("://localhost"));
-    if local {
+    if aws.is_local() {
         Duration::from_millis(200)
     } else {
         Duration::from_secs(5)

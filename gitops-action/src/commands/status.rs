@@ -138,9 +138,7 @@ pub async fn inspect(
 
 /// Whether the endpoint is a local emulator (poll fast there).
 pub fn is_local(aws: &AwsArgs) -> bool {
-    aws.endpoint_url
-        .as_deref()
-        .is_some_and(|u| u.contains("://127.") || u.contains("://localhost"))
+    aws.is_local()
 }
 
 #[derive(Serialize)]
