@@ -29,6 +29,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod actions;
 pub mod aws;
 pub mod board;
