@@ -444,7 +444,7 @@ impl Board {
             let _ = writeln!(
                 out,
                 "<p class=\"quiet\">remediation {}: {}</p>",
-                html(&rem.action),
+                rem.action,
                 html(&rem.message)
             );
         }

@@ -53,6 +53,7 @@ mod problem;
 pub mod promote;
 mod reader;
 pub mod render;
+pub mod report;
 pub mod source;
 mod template;
 pub mod text;

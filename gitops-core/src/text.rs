@@ -56,6 +56,14 @@ pub fn short_rev(rev: &str) -> &str {
     }
 }
 
+/// The host (and port) of a URL, without credentials, path or query: what
+/// may be shown of a URL that is a secret.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or_default()
+}
+
 /// What replaces a secret in [`redact`].
 pub const REDACTED: &str = "<redacted>";
 
@@ -136,5 +144,9 @@ mod tests {
         );
         assert_eq!(redact("a b c", &["", "b"]), "a b c");
         assert_eq!(redact::<&str>("x", &[]), "x");
+        assert_eq!(
+            url_host("https://user:pw@hooks.example:8443/a?b"),
+            "hooks.example:8443"
+        );
     }
 }
