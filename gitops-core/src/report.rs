@@ -1,4 +1,5 @@
-//! The reports of `gitops status` and `gitops drift` as data, with their
+//! The reports of `gitops status`, `gitops drift` and `gitops deploy`
+//! ([`RunReport`]) as data, with their
 //! exit codes, renderers (text, markdown, JSON through `Serialize`), the
 //! chat notification and the drift-issue rules. The CLI only gathers the
 //! rows, prints and carries the [`IssueAction`]s out over HTTP.
@@ -16,6 +17,7 @@
 
 use serde::Serialize;
 
+use crate::deploy::{EnvOutcome, Outcome};
 use crate::drift::{EnvDrift, EnvStatus, Health, RemediationAction, Sync};
 use crate::markdown::cell;
 use crate::render::{paint, table};
@@ -463,6 +465,250 @@ impl DriftReport {
         }
         out
     }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::NoOp => "no-op",
+            Outcome::Planned => "planned",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// How a whole `gitops deploy` run ended (the step output `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RunResult {
+    /// Changes were made and every environment succeeded.
+    Success,
+    /// Nothing needed changing.
+    NoOp,
+    /// Only planned (`--dry-run`).
+    Planned,
+    /// An environment failed or was refused.
+    Failure,
+    /// The run was interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+impl std::fmt::Display for RunResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunResult::Success => "success",
+            RunResult::NoOp => "no-op",
+            RunResult::Planned => "planned",
+            RunResult::Failure => "failure",
+            RunResult::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// The report of `gitops deploy`: every environment's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The head commit deployed.
+    pub commit: String,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// How the run ended.
+    pub result: RunResult,
+    /// Each environment's outcome, in order.
+    pub environments: Vec<EnvOutcome>,
+}
+
+/// One row of the deploy step output `summary`.
+#[derive(Debug, Serialize)]
+pub struct RunSummaryRow<'a> {
+    environment: &'a str,
+    action: String,
+    result: Outcome,
+    duration_ms: u64,
+    stack_status: Option<&'a str>,
+    execution_id: Option<&'a str>,
+}
+
+impl RunReport {
+    /// The report of `outcomes`; `interrupted` when the run was.
+    pub fn new(
+        commit: impl Into<String>,
+        dry_run: bool,
+        interrupted: bool,
+        environments: Vec<EnvOutcome>,
+    ) -> Self {
+        let result = if interrupted {
+            RunResult::Interrupted
+        } else if environments.iter().any(|o| o.outcome.is_failure()) {
+            RunResult::Failure
+        } else if environments
+            .iter()
+            .all(|o| matches!(o.outcome, Outcome::NoOp | Outcome::Planned))
+        {
+            if dry_run {
+                RunResult::Planned
+            } else {
+                RunResult::NoOp
+            }
+        } else {
+            RunResult::Success
+        };
+        Self {
+            commit: commit.into(),
+            dry_run,
+            result,
+            environments,
+        }
+    }
+
+    /// 1 when any environment failed or was refused, else 0 (an
+    /// interruption's 130/143 is the caller's).
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.environments.iter().any(|o| o.outcome.is_failure()))
+    }
+
+    /// The rows of the step output `summary`.
+    pub fn summary(&self) -> Vec<RunSummaryRow<'_>> {
+        self.environments
+            .iter()
+            .map(|o| RunSummaryRow {
+                environment: &o.environment,
+                action: actions(o),
+                result: o.outcome,
+                duration_ms: o.duration_ms,
+                stack_status: o.stack_status.as_deref(),
+                execution_id: o.execution_id.as_deref(),
+            })
+            .collect()
+    }
+
+    /// The text report.
+    pub fn render_text(&self, color: bool) -> String {
+        let rows: Vec<[String; 5]> = self
+            .environments
+            .iter()
+            .map(|o| {
+                let word = o.outcome.to_string();
+                let word = match o.outcome {
+                    Outcome::Failed | Outcome::Refused | Outcome::Interrupted => {
+                        paint(&word, "1;31", color)
+                    }
+                    Outcome::Succeeded => paint(&word, "32", color),
+                    _ => word,
+                };
+                [
+                    o.environment.clone(),
+                    actions(o),
+                    word,
+                    duration(o.duration_ms),
+                    status_or_execution(o),
+                ]
+            })
+            .collect();
+        let mut out = String::new();
+        if !rows.is_empty() {
+            out.push_str(&table(
+                &[
+                    "ENVIRONMENT",
+                    "ACTION",
+                    "RESULT",
+                    "DURATION",
+                    "STATUS / EXECUTION",
+                ],
+                &rows,
+            ));
+        }
+        for o in &self.environments {
+            if o.outcome.is_failure() || self.dry_run {
+                out.push_str(&format!("{}: {}\n", o.environment, o.message));
+                for f in &o.failures {
+                    out.push_str(&format!("  {f}\n"));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "{} environment(s) at {}: {}\n",
+            self.environments.len(),
+            short_commit(&self.commit),
+            self.result
+        ));
+        out
+    }
+
+    /// The markdown report (step summary).
+    pub fn render_markdown(&self) -> String {
+        let mut out = format!(
+            "### gitops deploy{} at `{}`: {}\n\n",
+            if self.dry_run { " (dry run)" } else { "" },
+            short_commit(&self.commit),
+            self.result
+        );
+        if self.environments.is_empty() {
+            out.push_str("Nothing to deploy.\n");
+            return out;
+        }
+        let rows: Vec<[String; 5]> = self
+            .environments
+            .iter()
+            .map(|o| {
+                [
+                    cell(&o.environment),
+                    cell(&actions(o)),
+                    o.outcome.to_string(),
+                    duration(o.duration_ms),
+                    cell(&status_or_execution(o)),
+                ]
+            })
+            .collect();
+        out.push_str(&crate::render::markdown_table(
+            &[
+                "Environment",
+                "Action",
+                "Result",
+                "Duration",
+                "Stack status / execution",
+            ],
+            &rows,
+        ));
+        for o in self.environments.iter().filter(|o| o.outcome.is_failure()) {
+            out.push_str(&format!(
+                "\n**{}**: {}\n",
+                cell(&o.environment),
+                cell(&o.message)
+            ));
+            for f in &o.failures {
+                out.push_str(&format!("- {}\n", cell(f)));
+            }
+        }
+        out
+    }
+}
+
+fn actions(o: &EnvOutcome) -> String {
+    match &o.plan {
+        Some(p) => p
+            .actions
+            .iter()
+            .map(|a| a.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "-".into(),
+    }
+}
+
+fn status_or_execution(o: &EnvOutcome) -> String {
+    o.execution_id
+        .clone()
+        .or_else(|| o.stack_status.clone())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn duration(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 /// The label of drift issues.
