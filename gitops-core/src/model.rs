@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
+pub use crate::config::PromotedKey;
 use crate::config::{self, Config, CONFIG_FILE};
 use crate::error::{Error, Result};
 use crate::problem::{did_you_mean, Problem, ProblemSource};
@@ -136,40 +137,6 @@ impl Environment {
             PromotedKey::Tag(n) => self.tags.get(n),
         }
         .map(String::as_str)
-    }
-}
-
-/// A key that promotion copies between environments.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum PromotedKey {
-    /// `parameters.<Name>`.
-    Parameter(String),
-    /// `tags.<Key>`.
-    Tag(String),
-}
-
-impl PromotedKey {
-    /// Parses `parameters.X` or `tags.X`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let (map, name) = s.split_once('.')?;
-        if name.is_empty() {
-            return None;
-        }
-        match map {
-            "parameters" => Some(Self::Parameter(name.into())),
-            "tags" => Some(Self::Tag(name.into())),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for PromotedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Parameter(n) => write!(f, "parameters.{n}"),
-            Self::Tag(n) => write!(f, "tags.{n}"),
-        }
     }
 }
 

@@ -485,7 +485,7 @@ fn change_table(changes: &[KeyChange], env: &str, new_header: &str) -> String {
             code(&c.key.to_string()),
             c.old
                 .as_deref()
-                .map(|v| code(v))
+                .map(code)
                 .unwrap_or_else(|| "(unset)".into()),
             code(&c.new)
         ));

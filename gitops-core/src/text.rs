@@ -64,6 +64,9 @@ pub fn url_host(url: &str) -> &str {
     authority.rsplit('@').next().unwrap_or_default()
 }
 
+/// What a `NoEcho` parameter value is shown as.
+pub const MASK: &str = "****";
+
 /// What replaces a secret in [`redact`].
 pub const REDACTED: &str = "<redacted>";
 
