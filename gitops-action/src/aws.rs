@@ -2,6 +2,7 @@
 //! retries, timeouts, endpoint and region overrides, role chaining) lives in
 //! `gitops_core::aws::sdk`.
 
+pub use gitops_core::aws::sdk::credentials_present;
 use gitops_core::aws::sdk::SdkFactory;
 
 /// Flags shared by every command that talks to AWS.
@@ -17,27 +18,15 @@ pub struct AwsArgs {
     pub region: Option<String>,
 }
 
+impl AwsArgs {
+    /// Whether the endpoint is a local emulator (poll fast there).
+    pub fn is_local(&self) -> bool {
+        gitops_core::aws::sdk::is_local_endpoint(self.endpoint_url.as_deref())
+    }
+}
+
 /// The per-environment client factory over the standard credential chain,
 /// with standard retries with backoff and a timeout on every call.
 pub async fn factory(args: &AwsArgs) -> SdkFactory {
     SdkFactory::from_env(args.endpoint_url.as_deref(), args.region.as_deref()).await
-}
-
-/// Whether AWS credentials are visible in the environment: an access key,
-/// a profile, a web identity token (GitHub OIDC) or container credentials.
-/// Their values are never printed.
-pub fn credentials_present() -> bool {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
-    [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_PROFILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ]
-    .iter()
-    .any(|v| set(v))
-        || std::env::vars_os().any(|(k, v)| {
-            k.to_string_lossy()
-                .starts_with("AWS_CONTAINER_CREDENTIALS_")
-                && !v.is_empty()
-        })
 }

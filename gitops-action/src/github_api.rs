@@ -624,12 +624,7 @@ fn error_message(v: &Value) -> String {
     msg
 }
 
-/// The host (and port) of a URL, without credentials or path: what may be shown.
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority.rsplit('@').next().unwrap_or_default()
-}
+use gitops_core::text::url_host as host_of;
 
 /// `scheme://host:port` of a URL, lower case.
 fn origin(url: &str) -> Option<String> {
@@ -735,10 +730,6 @@ mod tests {
         assert_eq!(resolve("https://h/a", "//other/x"), "https://other/x");
         assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
         assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(
-            host_of("https://user:pw@hooks.example:8443/a?b"),
-            "hooks.example:8443"
-        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::{EnvDrift, EnvStatus, Health, ReasonKind, Sync};
-use crate::plan::{code, html, short};
+use crate::markdown::{code, html};
+use crate::text::short_commit;
 
 /// The most reasons (and resource drifts) shown per environment; the rest are counted.
 const MAX_LISTED: usize = 25;
@@ -301,7 +302,7 @@ impl Board {
     }
 
     fn html_commit(&self, out: &mut String, commit: &str) {
-        let shown = html(&short(Some(commit)));
+        let shown = html(short_commit(commit));
         match self.commit_url(commit) {
             Some(u) => {
                 let _ = write!(out, "<a href=\"{}\"><code>{shown}</code></a>", html(&u));
@@ -443,7 +444,7 @@ impl Board {
             let _ = writeln!(
                 out,
                 "<p class=\"quiet\">remediation {}: {}</p>",
-                html(&rem.action),
+                rem.action,
                 html(&rem.message)
             );
         }
@@ -654,7 +655,7 @@ impl Board {
                 code(&version_text(&s.deployed_version)),
                 s.commit
                     .as_deref()
-                    .map(|c| code(&short(Some(c))))
+                    .map(|c| code(short_commit(c)))
                     .unwrap_or_else(|| "-".into()),
                 s.stack_status.as_deref().map_or_else(|| "-".into(), code),
                 s.pipeline
@@ -786,7 +787,7 @@ pub fn pipeline_text(s: &EnvStatus) -> String {
                 let _ = write!(out, " {t}");
             }
             if let Some(r) = &p.source_revision {
-                let _ = write!(out, " @{}", short(Some(r)));
+                let _ = write!(out, " @{}", short_commit(r));
             }
             out
         }

@@ -326,7 +326,7 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
         }
         if let Some(v) = r.get::<Vec<String>>(m, &["promotion"], "keys") {
             for k in &v {
-                if crate::model::PromotedKey::parse(k).is_none() {
+                if PromotedKey::parse(k).is_none() {
                     r.error(
                         &["promotion", "keys"],
                         format!("promotion key `{k}` must be `parameters.<Name>` or `tags.<Key>`"),
@@ -471,4 +471,38 @@ fn regex_lite_region(s: &str) -> bool {
         && parts
             .last()
             .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A key that promotion copies between environments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PromotedKey {
+    /// `parameters.<Name>`.
+    Parameter(String),
+    /// `tags.<Key>`.
+    Tag(String),
+}
+
+impl PromotedKey {
+    /// Parses `parameters.X` or `tags.X`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (map, name) = s.split_once('.')?;
+        if name.is_empty() {
+            return None;
+        }
+        match map {
+            "parameters" => Some(Self::Parameter(name.into())),
+            "tags" => Some(Self::Tag(name.into())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PromotedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Parameter(n) => write!(f, "parameters.{n}"),
+            Self::Tag(n) => write!(f, "tags.{n}"),
+        }
+    }
 }

@@ -551,12 +551,35 @@ pub struct Difference {
     pub kind: String,
 }
 
+/// What `--remediate` did (`redeployed`, `skipped` or `failed` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RemediationAction {
+    /// The environment was redeployed.
+    Redeployed,
+    /// It was not attempted; the message says why.
+    Skipped,
+    /// The redeployment failed.
+    Failed,
+}
+
+impl std::fmt::Display for RemediationAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemediationAction::Redeployed => "redeployed",
+            RemediationAction::Skipped => "skipped",
+            RemediationAction::Failed => "failed",
+        })
+    }
+}
+
 /// What `--remediate` did for an environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Remediation {
-    /// `redeployed`, `skipped` or `failed`.
-    pub action: String,
+    /// What was done.
+    pub action: RemediationAction,
     /// Why, or what happened.
     pub message: String,
 }
@@ -565,7 +588,7 @@ impl Remediation {
     /// A remediation not attempted, and why.
     pub fn skipped(why: impl Into<String>) -> Self {
         Self {
-            action: "skipped".into(),
+            action: RemediationAction::Skipped,
             message: why.into(),
         }
     }
@@ -573,7 +596,7 @@ impl Remediation {
     /// A redeployment that succeeded.
     pub fn redeployed(message: impl Into<String>) -> Self {
         Self {
-            action: "redeployed".into(),
+            action: RemediationAction::Redeployed,
             message: message.into(),
         }
     }
@@ -581,7 +604,7 @@ impl Remediation {
     /// A redeployment that failed.
     pub fn failed(message: impl Into<String>) -> Self {
         Self {
-            action: "failed".into(),
+            action: RemediationAction::Failed,
             message: message.into(),
         }
     }
@@ -846,7 +869,11 @@ pub fn orphans<'a>(
 /// and not have been remediated at `head` already (tag
 /// `gitops:remediated-commit`), so that a deploy that does not fix the drift
 /// never loops.
-pub fn may_remediate(drift: &EnvDrift, auto_remediate: bool, head: &str) -> Result<(), String> {
+pub(crate) fn may_remediate(
+    drift: &EnvDrift,
+    auto_remediate: bool,
+    head: &str,
+) -> Result<(), String> {
     if drift.status.sync != Sync::OutOfSync {
         return Err(format!("it is {}", drift.status.sync));
     }

@@ -248,17 +248,8 @@ impl Source for OnlyEnvs<'_> {
 
 /// Loads the model at `commit`, refusing one with errors.
 pub fn load_at(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Repository> {
-    let model = Repository::load(&GitTree::new(repo.clone(), commit, prefix)?)?;
-    let errors: Vec<_> = model
-        .problems()
-        .iter()
-        .filter(|p| p.is_error())
-        .cloned()
-        .collect();
-    if !errors.is_empty() {
-        return Err(Error::Invalid(errors));
-    }
-    Ok(model)
+    let tree = GitTree::new(repo.clone(), commit, prefix)?;
+    Repository::load_checked(&tree, crate::Checks::Model)
 }
 
 #[cfg(test)]

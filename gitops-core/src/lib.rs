@@ -29,6 +29,9 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod actions;
 pub mod aws;
 pub mod board;
 mod config;
@@ -37,16 +40,20 @@ pub mod detect;
 pub mod drift;
 pub mod edit;
 mod error;
+pub mod event;
 pub mod fanout;
 pub mod git;
 mod glob;
 pub mod history;
+pub mod markdown;
 mod model;
 pub mod plan;
 pub mod policy;
 mod problem;
 pub mod promote;
 mod reader;
+pub mod render;
+pub mod report;
 pub mod source;
 mod template;
 pub mod text;
@@ -59,8 +66,8 @@ pub use config::{
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{
-    check_pipeline_name, check_stack_name, load_template, Environment, PromotedKey, Protection,
-    Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
+    check_pipeline_name, check_stack_name, load_template, Checks, Environment, PromotedKey,
+    Protection, Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
 };
 pub use problem::{Problem, ProblemSource, Severity};
 pub use source::{GitTree, Memory, Source, WorkTree};

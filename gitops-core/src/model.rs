@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
+pub use crate::config::PromotedKey;
 use crate::config::{self, Config, CONFIG_FILE};
 use crate::error::{Error, Result};
 use crate::problem::{did_you_mean, Problem, ProblemSource};
@@ -139,40 +140,6 @@ impl Environment {
     }
 }
 
-/// A key that promotion copies between environments.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum PromotedKey {
-    /// `parameters.<Name>`.
-    Parameter(String),
-    /// `tags.<Key>`.
-    Tag(String),
-}
-
-impl PromotedKey {
-    /// Parses `parameters.X` or `tags.X`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let (map, name) = s.split_once('.')?;
-        if name.is_empty() {
-            return None;
-        }
-        match map {
-            "parameters" => Some(Self::Parameter(name.into())),
-            "tags" => Some(Self::Tag(name.into())),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for PromotedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Parameter(n) => write!(f, "parameters.{n}"),
-            Self::Tag(n) => write!(f, "tags.{n}"),
-        }
-    }
-}
-
 /// A loaded GitOps repository.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -214,6 +181,16 @@ fn too_large(file: &str, size: usize) -> Option<Problem> {
             ),
         )
     })
+}
+
+/// What [`Repository::load_checked`] checks before it accepts a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Checks {
+    /// The loading problems: `gitops.yaml` and the environment files.
+    Model,
+    /// Those and the template checks of [`Repository::validate`].
+    Full,
 }
 
 impl Repository {
@@ -286,6 +263,26 @@ impl Repository {
     /// The problems found while loading (without template checks; see [`Repository::validate`]).
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// [`Repository::load`], refused with [`Error::Invalid`] when the
+    /// repository has errors, so that nothing acts on an invalid repository.
+    /// [`Checks::Full`] counts every problem of [`Repository::validate`]
+    /// (what commands that act on AWS need); [`Checks::Model`] only the
+    /// loading problems (enough to list environments).
+    pub fn load_checked(source: &dyn Source, checks: Checks) -> Result<Self> {
+        let repo = Repository::load(source)?;
+        let problems = match checks {
+            Checks::Full => repo.validate(source),
+            Checks::Model => repo.problems.clone(),
+        };
+        if problems.iter().any(Problem::is_error) {
+            return Err(Error::Invalid(match checks {
+                Checks::Full => problems,
+                Checks::Model => problems.into_iter().filter(Problem::is_error).collect(),
+            }));
+        }
+        Ok(repo)
     }
 
     /// The id to tag stacks with and to recognise this repository's stacks

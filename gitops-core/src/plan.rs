@@ -32,6 +32,7 @@ use crate::deploy::{
     TAG_MANAGED_BY,
 };
 use crate::detect::Change;
+use crate::markdown::{code, html};
 use crate::model::{Environment, Repository};
 use crate::source::{Entry, Source};
 use crate::yaml::{Node, NodeKind, Seg};
@@ -40,8 +41,7 @@ use crate::yaml::{Node, NodeKind, Seg};
 pub const MARKER: &str = "<!-- gitops-plan -->";
 /// GitHub's limit on a comment body, in characters.
 pub const COMMENT_LIMIT: usize = 65_536;
-/// What a `NoEcho` parameter value is shown as.
-pub const MASK: &str = "****";
+pub use crate::text::MASK;
 
 /// One parameter or tag that differs between base and head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -337,60 +337,7 @@ fn mask_range(text: &str, a: usize, b: usize) -> String {
         .join("\n")
 }
 
-/// One resource a change-set preview would change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct ResourceChange {
-    /// The stack the change set was made for.
-    pub stack: String,
-    /// `Add`, `Modify`, `Remove`, `Import` or `Dynamic`.
-    pub action: String,
-    /// The resource's logical id.
-    pub logical_id: String,
-    /// Its type, such as `AWS::SNS::Topic`.
-    pub resource_type: String,
-    /// For `Modify`: `True`, `Conditional` or `False`, where AWS reports it.
-    pub replacement: Option<String>,
-    /// The resource's physical id, if it exists.
-    pub physical_id: Option<String>,
-}
-
-impl ResourceChange {
-    /// From the AWS layer's change of stack `stack`.
-    pub fn from_aws(stack: &str, c: &crate::aws::ResourceChange) -> Self {
-        Self {
-            stack: stack.to_string(),
-            action: c.action.clone(),
-            logical_id: c.logical_id.clone(),
-            resource_type: c.resource_type.clone(),
-            replacement: c.replacement.clone(),
-            physical_id: c.physical_id.clone(),
-        }
-    }
-
-    /// A change with the given action, logical id and type.
-    pub fn new(
-        stack: impl Into<String>,
-        action: impl Into<String>,
-        logical_id: impl Into<String>,
-        resource_type: impl Into<String>,
-    ) -> Self {
-        Self {
-            stack: stack.into(),
-            action: action.into(),
-            logical_id: logical_id.into(),
-            resource_type: resource_type.into(),
-            replacement: None,
-            physical_id: None,
-        }
-    }
-
-    /// Sets the replacement (`True`, `Conditional`, `False`).
-    pub fn with_replacement(mut self, replacement: impl Into<String>) -> Self {
-        self.replacement = Some(replacement.into());
-        self
-    }
-}
+pub use crate::deploy::ResourceChange;
 
 /// What reviewers must not miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -919,14 +866,6 @@ impl Plan {
     }
 }
 
-/// The first 12 characters of a commit id, `(none)` without one.
-pub(crate) fn short(sha: Option<&str>) -> String {
-    match sha {
-        Some(s) => crate::text::short_commit(s).to_string(),
-        None => "(none)".into(),
-    }
-}
-
 /// One line per action, as a reviewer reads it.
 pub fn describe_action(a: &Action) -> String {
     match a {
@@ -988,27 +927,6 @@ fn show(v: Option<&str>) -> &str {
 // Markdown
 // ---------------------------------------------------------------------------
 
-/// Escapes text for HTML, in content and in quoted attributes alike: the
-/// crate's one HTML escaper (markdown output and the status board).
-pub(crate) fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Inline code that survives a table cell.
-pub(crate) fn code(s: &str) -> String {
-    let one_line = s.replace(['\n', '\r'], " ");
-    let c = if one_line.contains('`') {
-        format!("<code>{}</code>", html(&one_line))
-    } else {
-        format!("`{one_line}`")
-    };
-    c.replace('|', "\\|")
-}
-
 fn cell_value(v: Option<&str>) -> String {
     match v {
         Some(v) => code(v),
@@ -1061,8 +979,8 @@ pub fn render_markdown(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "`{}` → `{}` · {} environment{}: {}\n",
-        short(plan.base.as_deref()),
-        short(plan.head.as_deref()),
+        crate::text::short_commit_or(plan.base.as_deref(), "(none)"),
+        crate::text::short_commit_or(plan.head.as_deref(), "(none)"),
         plan.environments.len(),
         if plan.environments.len() == 1 {
             ""
@@ -1206,13 +1124,7 @@ pub fn truncate_markdown_linked(body: &str, limit: usize, summary_url: Option<&s
 // Text
 // ---------------------------------------------------------------------------
 
-fn paint(s: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{s}\x1b[0m")
-    } else {
-        s.to_string()
-    }
-}
+use crate::render::paint;
 
 fn action_color(a: &Action) -> &'static str {
     match a {
@@ -1230,8 +1142,8 @@ fn action_color(a: &Action) -> &'static str {
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let mut out = format!(
         "Plan {} -> {}: {} environment(s): {}\n",
-        short(plan.base.as_deref()),
-        short(plan.head.as_deref()),
+        crate::text::short_commit_or(plan.base.as_deref(), "(none)"),
+        crate::text::short_commit_or(plan.head.as_deref(), "(none)"),
         plan.environments.len(),
         plan.counts_line(false)
     );
@@ -1315,24 +1227,8 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "  {note}");
         }
         for d in &e.diffs {
-            for line in d.diff.lines() {
-                let code = if line.starts_with("+++") || line.starts_with("---") {
-                    "1"
-                } else if line.starts_with('+') {
-                    "32"
-                } else if line.starts_with('-') {
-                    "31"
-                } else if line.starts_with("@@") {
-                    "36"
-                } else {
-                    ""
-                };
-                let shown = if code.is_empty() {
-                    line.to_string()
-                } else {
-                    paint(line, code, color)
-                };
-                let _ = writeln!(out, "  {shown}");
+            for line in crate::render::color_diff(&d.diff, color).lines() {
+                let _ = writeln!(out, "  {line}");
             }
         }
     }

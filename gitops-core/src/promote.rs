@@ -39,6 +39,13 @@ use crate::edit::{set_values, EditError};
 use crate::model::{Environment, PromotedKey, Repository};
 use crate::problem::did_you_mean;
 
+mod report;
+
+pub use report::{
+    branch_safe, promotion_branch, rollback_branch, Applied, Gate, HistoryReport, PrAction,
+    PrOutcome, PromotionReport, RollbackReport,
+};
+
 /// The values of the promoted keys in one environment (absent keys are left out).
 pub type Values = BTreeMap<PromotedKey, String>;
 
@@ -470,7 +477,7 @@ fn change_lines(changes: &[KeyChange]) -> String {
 }
 
 fn change_table(changes: &[KeyChange], env: &str, new_header: &str) -> String {
-    let code = |s: &str| format!("`{}`", s.replace('`', "'").replace('|', "\\|"));
+    use crate::markdown::code;
     let mut out = format!("| key | {env} now | {new_header} |\n|---|---|---|\n");
     for c in changes {
         out.push_str(&format!(
@@ -539,14 +546,15 @@ pub struct DeployedStack<'a> {
 
 /// The verification gate: `env`'s stack (`stack`, `None` when it does not
 /// exist) must be in a `*_COMPLETE` state other than a rollback and carry
-/// `values` as its deployed parameters or tags. The error says what is wrong.
+/// `values` as its deployed parameters or tags. [`Gate::Failed`] says what
+/// is wrong and the next step.
 pub fn verify_upstream(
     env: &Environment,
     stack: Option<DeployedStack<'_>>,
     values: &[(PromotedKey, String)],
-) -> Result<(), String> {
+) -> Gate {
     let Some(stack) = stack else {
-        return Err(format!(
+        return Gate::Failed(format!(
             "stack `{}` of `{}` does not exist in {}; deploy {} first (or pass --skip-verify)",
             env.stack, env.name, env.region, env.name
         ));
@@ -555,7 +563,7 @@ pub fn verify_upstream(
         && !stack.status.contains("ROLLBACK")
         && stack.status != "DELETE_COMPLETE";
     if !ok {
-        return Err(format!(
+        return Gate::Failed(format!(
             "stack `{}` of `{}` is {}, not successfully deployed; wait for it to finish or fix it before promoting what it runs (or pass --skip-verify)",
             stack.name, env.name, stack.status
         ));
@@ -579,9 +587,12 @@ pub fn verify_upstream(
         }
     }
     if wrong.is_empty() {
-        return Ok(());
+        return Gate::Passed(format!(
+            "stack `{}` is {} and runs these values",
+            env.stack, stack.status
+        ));
     }
-    Err(format!(
+    Gate::Failed(format!(
         "stack `{}` of `{}` is not running what would be promoted: {}; deploy {} first, then promote (or pass --skip-verify)",
         stack.name,
         env.name,
@@ -951,18 +962,23 @@ mod tests {
                 staging,
                 Some(stack("UPDATE_COMPLETE", &params, &tags)),
                 &values
-            ),
-            Ok(())
+            )
+            .verified(),
+            Some(true)
         );
         assert_eq!(
             verify_upstream(
                 staging,
                 Some(stack("CREATE_COMPLETE", &params, &tags)),
                 &values
-            ),
-            Ok(())
+            )
+            .verified(),
+            Some(true)
         );
-        let no = |s: Option<DeployedStack<'_>>| verify_upstream(staging, s, &values).unwrap_err();
+        let no = |s: Option<DeployedStack<'_>>| match verify_upstream(staging, s, &values) {
+            Gate::Failed(why) => why,
+            other => panic!("{other:?}"),
+        };
         expect!["stack `staging-app` of `staging` does not exist in us-east-1; deploy staging first (or pass --skip-verify)"]
             .assert_eq(&no(None));
         for status in [

@@ -171,9 +171,9 @@ impl TemplateParameter {
             if !self.no_echo {
                 return e;
             }
-            let mut e = e.replace(value, crate::plan::MASK);
+            let mut e = e.replace(value, crate::text::MASK);
             for piece in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                e = e.replace(piece, crate::plan::MASK);
+                e = e.replace(piece, crate::text::MASK);
             }
             e
         })

@@ -41,6 +41,11 @@ pub fn short_commit(commit: &str) -> &str {
     truncate(commit, SHORT_COMMIT_LEN)
 }
 
+/// [`short_commit`] of `commit`, or `fallback` without one.
+pub fn short_commit_or<'a>(commit: Option<&'a str>, fallback: &'a str) -> &'a str {
+    commit.map_or(fallback, short_commit)
+}
+
 /// [`short_commit`] of a full 40- or 64-digit hexadecimal id; any other
 /// revision (a branch, a tag, `HEAD~2`) unchanged.
 pub fn short_rev(rev: &str) -> &str {
@@ -50,6 +55,17 @@ pub fn short_rev(rev: &str) -> &str {
         rev
     }
 }
+
+/// The host (and port) of a URL, without credentials, path or query: what
+/// may be shown of a URL that is a secret.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or_default()
+}
+
+/// What a `NoEcho` parameter value is shown as.
+pub const MASK: &str = "****";
 
 /// What replaces a secret in [`redact`].
 pub const REDACTED: &str = "<redacted>";
@@ -131,5 +147,9 @@ mod tests {
         );
         assert_eq!(redact("a b c", &["", "b"]), "a b c");
         assert_eq!(redact::<&str>("x", &[]), "x");
+        assert_eq!(
+            url_host("https://user:pw@hooks.example:8443/a?b"),
+            "hooks.example:8443"
+        );
     }
 }

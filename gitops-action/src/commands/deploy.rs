@@ -5,12 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gitops_core::deploy::{
-    self, Desired, EnvOutcome, Executor, ExecutorOptions, Outcome, PlanOptions,
-};
-use gitops_core::text::short_commit;
+use gitops_core::deploy::{self, Desired, Executor, ExecutorOptions, PlanOptions};
+use gitops_core::report::RunReport;
 use gitops_core::GitTree;
-use serde::Serialize;
 
 use super::select::{self, SelectArgs};
 use crate::aws::AwsArgs;
@@ -61,14 +58,6 @@ pub struct Args {
     wait: bool,
     #[command(flatten)]
     aws: AwsArgs,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    commit: &'a str,
-    dry_run: bool,
-    result: &'static str,
-    environments: &'a [EnvOutcome],
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -131,212 +120,31 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         (outcomes, interrupt)
     });
     let interrupted = interrupt.exit_code();
-    let failed = outcomes.iter().filter(|o| o.outcome.is_failure()).count();
-    let result = if interrupted.is_some() {
-        "interrupted"
-    } else if failed > 0 {
-        "failure"
-    } else if outcomes
-        .iter()
-        .all(|o| matches!(o.outcome, Outcome::NoOp | Outcome::Planned))
-    {
-        if args.dry_run {
-            "planned"
-        } else {
-            "no-op"
-        }
-    } else {
-        "success"
-    };
-    let report = Report {
-        commit: &head,
-        dry_run: args.dry_run,
-        result,
-        environments: &outcomes,
-    };
-    let markdown = render_markdown(&report);
+    let report = RunReport::new(head, args.dry_run, interrupted.is_some(), outcomes);
+    let markdown = report.render_markdown();
     match g.format {
         Format::Json => print_json(&report)?,
         Format::Markdown => print!("{markdown}"),
-        Format::Text => print!("{}", render_text(&report, g.color)),
+        Format::Text => print!("{}", report.render_text(g.color)),
     }
     if std::env::var_os("GITHUB_OUTPUT").is_some() {
         github::write_outputs(&[
-            ("result", result.to_string()),
-            (
-                "summary",
-                serde_json::to_string(
-                    &report
-                        .environments
-                        .iter()
-                        .map(summary_row)
-                        .collect::<Vec<_>>(),
-                )?,
-            ),
+            ("result", report.result.to_string()),
+            ("summary", serde_json::to_string(&report.summary())?),
         ])?;
     }
     github::append_summary(&markdown)?;
     if let Some(code) = interrupted {
         return Ok(code);
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 /// Polls fast against a local emulator, politely against AWS.
 pub(crate) fn poll_interval(aws: &AwsArgs) -> Duration {
-    let local = aws
-        .endpoint_url
-        .as_deref()
-        .is_some_and(|u| u.contains("://127.") || u.contains("://localhost"));
-    if local {
+    if aws.is_local() {
         Duration::from_millis(200)
     } else {
         Duration::from_secs(5)
     }
-}
-
-#[derive(Serialize)]
-struct SummaryRow<'a> {
-    environment: &'a str,
-    action: String,
-    result: Outcome,
-    duration_ms: u64,
-    stack_status: Option<&'a str>,
-    execution_id: Option<&'a str>,
-}
-
-fn summary_row(o: &EnvOutcome) -> SummaryRow<'_> {
-    SummaryRow {
-        environment: &o.environment,
-        action: actions(o),
-        result: o.outcome,
-        duration_ms: o.duration_ms,
-        stack_status: o.stack_status.as_deref(),
-        execution_id: o.execution_id.as_deref(),
-    }
-}
-
-fn actions(o: &EnvOutcome) -> String {
-    match &o.plan {
-        Some(p) => p
-            .actions
-            .iter()
-            .map(|a| a.label())
-            .collect::<Vec<_>>()
-            .join(", "),
-        None => "-".into(),
-    }
-}
-
-fn result_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Succeeded => "succeeded",
-        Outcome::NoOp => "no-op",
-        Outcome::Planned => "planned",
-        Outcome::Refused => "refused",
-        Outcome::Failed => "failed",
-        Outcome::Interrupted => "interrupted",
-        _ => "unknown",
-    }
-}
-
-fn duration(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
-}
-
-fn render_text(r: &Report<'_>, color: bool) -> String {
-    let rows: Vec<[String; 5]> = r
-        .environments
-        .iter()
-        .map(|o| {
-            let word = result_word(o.outcome);
-            let word = match o.outcome {
-                Outcome::Failed | Outcome::Refused | Outcome::Interrupted => {
-                    paint(word, "1;31", color)
-                }
-                Outcome::Succeeded => paint(word, "32", color),
-                _ => word.to_string(),
-            };
-            [
-                o.environment.clone(),
-                actions(o),
-                word,
-                duration(o.duration_ms),
-                o.execution_id
-                    .clone()
-                    .or_else(|| o.stack_status.clone())
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    let mut out = String::new();
-    if !rows.is_empty() {
-        out.push_str(&crate::output::table(
-            &[
-                "ENVIRONMENT",
-                "ACTION",
-                "RESULT",
-                "DURATION",
-                "STATUS / EXECUTION",
-            ],
-            &rows,
-        ));
-    }
-    for o in r.environments {
-        if o.outcome.is_failure() || r.dry_run {
-            out.push_str(&format!("{}: {}\n", o.environment, o.message));
-            for f in &o.failures {
-                out.push_str(&format!("  {f}\n"));
-            }
-        }
-    }
-    out.push_str(&format!(
-        "{} environment(s) at {}: {}\n",
-        r.environments.len(),
-        short_commit(r.commit),
-        r.result
-    ));
-    out
-}
-
-fn render_markdown(r: &Report<'_>) -> String {
-    let mut out = format!(
-        "### gitops deploy{} at `{}`: {}\n\n",
-        if r.dry_run { " (dry run)" } else { "" },
-        short_commit(r.commit),
-        r.result
-    );
-    if r.environments.is_empty() {
-        out.push_str("Nothing to deploy.\n");
-        return out;
-    }
-    out.push_str("| Environment | Action | Result | Duration | Stack status / execution |\n|---|---|---|---|---|\n");
-    for o in r.environments {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            o.environment,
-            actions(o),
-            result_word(o.outcome),
-            duration(o.duration_ms),
-            o.execution_id
-                .clone()
-                .or_else(|| o.stack_status.clone())
-                .unwrap_or_else(|| "-".into())
-        ));
-    }
-    for o in r.environments.iter().filter(|o| o.outcome.is_failure()) {
-        out.push_str(&format!(
-            "\n**{}**: {}\n",
-            o.environment,
-            o.message.replace('|', "\\|")
-        ));
-        for f in &o.failures {
-            out.push_str(&format!("- {f}\n"));
-        }
-    }
-    out
 }

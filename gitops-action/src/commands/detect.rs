@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use gitops_core::detect::{Detection, Matrix, MAX_MATRIX_JOBS};
+use gitops_core::text::short_commit_or;
 use serde::Serialize;
 
 use super::select::{self, SelectArgs};
@@ -78,13 +79,6 @@ fn outputs(r: &Report<'_>) -> anyhow::Result<Vec<(&'static str, String)>> {
     ])
 }
 
-fn short(sha: &Option<String>) -> String {
-    match sha {
-        Some(s) => gitops_core::text::short_commit(s).to_string(),
-        None => "(none)".into(),
-    }
-}
-
 /// The first reason and how many more, such as `common/app.yaml (template) +2 more`.
 fn why(e: &gitops_core::EnvChange) -> String {
     match e.reasons.split_first() {
@@ -106,7 +100,11 @@ fn summary_line(d: &Detection) -> String {
 
 fn render_text(r: &Report<'_>) -> String {
     let d = r.detection;
-    let mut out = format!("base {} -> head {}\n", short(&r.base), short(&r.head));
+    let mut out = format!(
+        "base {} -> head {}\n",
+        short_commit_or(r.base.as_deref(), "(none)"),
+        short_commit_or(r.head.as_deref(), "(none)")
+    );
     let rows: Vec<[String; 5]> = d
         .affected()
         .map(|e| {
@@ -136,8 +134,8 @@ fn render_markdown(r: &Report<'_>) -> String {
     let d = r.detection;
     let mut out = format!(
         "### Changed environments\n\n`{}` → `{}`: {}\n\n",
-        short(&r.base),
-        short(&r.head),
+        short_commit_or(r.base.as_deref(), "(none)"),
+        short_commit_or(r.head.as_deref(), "(none)"),
         summary_line(d)
     );
     if !d.has_changes() {
@@ -150,7 +148,7 @@ fn render_markdown(r: &Report<'_>) -> String {
             .reasons
             .iter()
             .take(5)
-            .map(|r| format!("`{}` ({})", r.path.replace('|', "\\|"), r.why))
+            .map(|r| format!("{} ({})", gitops_core::markdown::code(&r.path), r.why))
             .collect();
         let more = e.reasons.len().saturating_sub(5);
         let mut why = reasons.join("<br>");

@@ -8,23 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gitops_core::board::{Board, BoardKind};
+use gitops_core::board::BoardKind;
 use gitops_core::deploy::inspect::{find_orphans, remediate, InspectOptions};
 use gitops_core::deploy::{Executor, ExecutorOptions};
-use gitops_core::drift::{EnvDrift, Sync};
-use serde::Serialize;
+use gitops_core::drift::Sync;
+use gitops_core::report::{issue_actions, DriftReport, IssueAction, OpenIssue, ISSUE_LABEL};
 
-use super::status::{self, cell, health_word, sync_word, version_cell, Prepared, ScopeArgs};
+use super::status::{self, Prepared, ScopeArgs};
 use crate::aws::AwsArgs;
 use crate::github_api::GitHub;
 use crate::output::{paint, print_json};
 use crate::{github, Format, Globals};
-
-/// The label of drift issues.
-pub const LABEL: &str = "drift";
-
-/// The longest board an issue body carries (GitHub takes 65,536 characters).
-const BOARD_IN_ISSUE_MAX: usize = 40_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,28 +64,6 @@ pub struct Args {
     aws: AwsArgs,
 }
 
-#[derive(Serialize)]
-struct Report<'a> {
-    commit: &'a str,
-    in_sync: bool,
-    /// Whether drift detection ran to completion on every existing stack.
-    resource_drift_checked: bool,
-    #[serde(skip)]
-    skipped_resource_drift: bool,
-    environments: &'a [EnvDrift],
-    orphans: &'a [String],
-    orphans_error: Option<&'a str>,
-}
-
-impl Report<'_> {
-    fn count(&self, s: Sync) -> usize {
-        self.environments
-            .iter()
-            .filter(|e| e.status.sync == s)
-            .count()
-    }
-}
-
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let notify = match args.notify.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -117,7 +89,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         .with_ignore(p.model.config.drift.ignore.clone());
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let color = g.color;
-    let (mut drifts, orphans, interrupt) = rt.block_on(async {
+    let (drifts, orphans, interrupt) = rt.block_on(async {
         let interrupt = args.remediate.then(|| {
             crate::interrupt::Interrupt::watch(
                 "remediating nothing new, deleting the change sets not executed; stack operations already executing go on in AWS",
@@ -181,89 +153,50 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
         (drifts, orphans, interrupt)
     });
-    drifts.sort_by(|a, b| a.status.name.cmp(&b.status.name));
-    let (orphan_list, orphans_error) = match orphans {
-        Ok(o) => (o, None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
-    let in_sync = orphans_error.is_none()
-        && orphan_list.is_empty()
-        && drifts.iter().all(|d| d.status.sync == Sync::Synced);
-    let report = Report {
-        commit: &p.head,
-        in_sync,
-        resource_drift_checked: !args.skip_resource_drift
-            && drifts
-                .iter()
-                .all(|d| d.resource_drift_checked || d.status.stack_status.is_none()),
-        skipped_resource_drift: args.skip_resource_drift,
-        environments: &drifts,
-        orphans: &orphan_list,
-        orphans_error: orphans_error.as_deref(),
-    };
-    let board = status::board_of(&p, drifts.clone(), BoardKind::Drift)
-        .with_orphans(orphan_list.clone(), orphans_error.clone())
-        .with_notes(unchecked_note(&report).into_iter().collect());
-    let markdown = render_markdown(&report, &p, &board);
+    let report = DriftReport::new(p.head.clone(), p.model.id.clone(), drifts)
+        .with_orphans(orphans)
+        .with_skipped_resource_drift(args.skip_resource_drift);
+    let board = status::board_of(&p, report.environments.clone(), BoardKind::Drift)
+        .with_orphans(report.orphans.clone(), report.orphans_error.clone())
+        .with_notes(report.unchecked_note().into_iter().collect());
+    let board_md = board.render_markdown();
+    let markdown = report.render_markdown(&board_md);
     match g.format {
         _ if g.html => print!("{}", board.render_html()),
         Format::Json => print_json(&report)?,
         Format::Markdown => print!("{markdown}"),
-        Format::Text => print!("{}", render_text(&report, &p, g.color)),
+        Format::Text => print!("{}", report.render_text(g.color)),
     }
     github::append_summary(&markdown)?;
     if let Some(path) = &args.html {
         status::write_board(path, &board)?;
     }
     if std::env::var_os("GITHUB_OUTPUT").is_some() {
-        let drifted: Vec<&str> = drifts
-            .iter()
-            .filter(|d| d.status.sync == Sync::OutOfSync)
-            .map(|d| d.status.name.as_str())
-            .collect();
         github::write_outputs(&[
-            ("in-sync", in_sync.to_string()),
-            ("drifted", serde_json::to_string(&drifted)?),
+            ("in-sync", report.in_sync().to_string()),
+            ("drifted", serde_json::to_string(&report.drifted())?),
         ])?;
     }
     let mut failed = false;
     if args.open_issues {
-        if let Err(e) = sync_issues(&report, &board) {
+        if let Err(e) = sync_issues(&report, &board_md) {
             crate::output::print_error(&e.context("keeping the drift issues"), g.color);
             failed = true;
         }
     }
-    if let Some(url) = &notify {
-        let worth = report.count(Sync::OutOfSync) + report.count(Sync::Unknown) > 0
-            || !orphan_list.is_empty()
-            || orphans_error.is_some();
-        if worth {
-            match post_webhook(url, &notify_text(&report, &p)) {
-                Ok(host) => eprintln!("notified the webhook at {host}"),
-                Err(e) => {
-                    crate::output::print_error(&anyhow::anyhow!(e), g.color);
-                    failed = true;
-                }
+    if let (Some(url), true) = (&notify, report.should_notify()) {
+        match post_webhook(url, &report.notify_text()) {
+            Ok(host) => eprintln!("notified the webhook at {host}"),
+            Err(e) => {
+                crate::output::print_error(&anyhow::anyhow!(e), g.color);
+                failed = true;
             }
         }
     }
     if let Some(code) = interrupt.as_ref().and_then(|i| i.exit_code()) {
         return Ok(code);
     }
-    let errors = failed
-        || report.orphans_error.is_some()
-        || drifts.iter().any(|d| {
-            d.status.sync == Sync::Unknown
-                || d.remediation.as_ref().is_some_and(|r| r.action == "failed")
-        });
-    let drifted = !in_sync;
-    Ok(ExitCode::from(if errors {
-        1
-    } else if drifted {
-        2
-    } else {
-        0
-    }))
+    Ok(ExitCode::from(if failed { 1 } else { report.exit_code() }))
 }
 
 /// Orphans in every region (and role) the repository's environments use.
@@ -291,262 +224,63 @@ async fn orphan_check(
         .map_err(|e| format!("looking for orphan stacks: {e}"))
 }
 
-fn short(s: &str) -> &str {
-    gitops_core::text::short_commit(s)
-}
-
-fn remediation_line(d: &EnvDrift) -> Option<String> {
-    d.remediation
-        .as_ref()
-        .map(|r| format!("remediation {}: {}", r.action, r.message))
-}
-
-fn render_text(r: &Report<'_>, p: &Prepared, color: bool) -> String {
-    let mut out = String::new();
-    let rows: Vec<[String; 6]> = r
-        .environments
-        .iter()
-        .map(|d| {
-            [
-                d.status.name.clone(),
-                sync_word(d.status.sync, color),
-                health_word(d.status.health, color),
-                version_cell(&d.status.git_version),
-                version_cell(&d.status.deployed_version),
-                d.status.stack_status.clone().unwrap_or_else(|| "-".into()),
-            ]
+/// Carries out the drift-issue rules (`gitops_core::report::issue_actions`)
+/// over the GitHub API.
+fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
+    let gh = GitHub::from_env()?;
+    let open: Vec<OpenIssue> = gh
+        .open_issues_with_label(ISSUE_LABEL)?
+        .into_iter()
+        .map(|i| OpenIssue {
+            number: i.number,
+            body: i.body,
         })
         .collect();
-    if !rows.is_empty() {
-        out.push_str(&crate::output::table(
-            &[
-                "ENVIRONMENT",
-                "SYNC",
-                "HEALTH",
-                "GIT",
-                "DEPLOYED",
-                "STACK STATUS",
-            ],
-            &rows,
-        ));
-    }
-    for d in r.environments {
-        let interesting = d.status.sync != Sync::Synced
-            || d.remediation.is_some()
-            || d.resource_drifts.iter().any(|x| !x.is_drift());
-        if !interesting {
-            continue;
-        }
-        out.push_str(&format!(
-            "\n{}: {}",
-            d.status.name,
-            sync_word(d.status.sync, color)
-        ));
-        if let Some(e) = &d.status.error {
-            out.push_str(&format!(": {e}"));
-        }
-        out.push('\n');
-        for reason in &d.reasons {
-            out.push_str(&format!("  {reason}\n"));
-        }
-        for x in d.resource_drifts.iter().filter(|x| !x.is_drift()) {
-            out.push_str(&format!(
-                "  not checked: {} ({}) {}\n",
-                x.logical_id, x.resource_type, x.status
-            ));
-        }
-        if let Some(line) = remediation_line(d) {
-            out.push_str(&format!("  {line}\n"));
-        }
-    }
-    if !r.orphans.is_empty() {
-        out.push_str(&format!(
-            "\norphan stacks (tagged gitops:managed-by={}, declared by no environment):\n",
-            p.model.id.as_deref().unwrap_or_default()
-        ));
-        for o in r.orphans {
-            out.push_str(&format!("  {o}\n"));
-        }
-    }
-    if let Some(e) = r.orphans_error {
-        out.push_str(&format!("\n{e}\n"));
-    }
-    out.push('\n');
-    if let Some(note) = unchecked_note(r) {
-        out.push_str(&format!("{note}\n"));
-    }
-    out.push_str(&format!(
-        "{} environment(s) at {}: {} in sync, {} out of sync, {} unknown; {} orphan stack(s)\n",
-        r.environments.len(),
-        short(r.commit),
-        r.count(Sync::Synced),
-        r.count(Sync::OutOfSync),
-        r.count(Sync::Unknown),
-        r.orphans.len()
-    ));
-    out
-}
-
-fn render_markdown(r: &Report<'_>, p: &Prepared, board: &Board) -> String {
-    let verdict = if r.in_sync { "in sync" } else { "drift found" };
-    let mut out = format!("### gitops drift at `{}`: {verdict}\n\n", short(r.commit));
-    out.push_str(&board.render_markdown());
-    for d in r.environments.iter().filter(|d| d.remediation.is_some()) {
-        if let Some(line) = remediation_line(d) {
-            out.push_str(&format!("\n**{}**: {}\n", d.status.name, cell(&line)));
-        }
-    }
-    if !r.orphans.is_empty() {
-        out.push_str(&format!(
-            "\nOrphan stacks (tagged `gitops:managed-by={}`, declared by no environment): {}\n",
-            p.model.id.as_deref().unwrap_or_default(),
-            r.orphans
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if let Some(e) = r.orphans_error {
-        out.push_str(&format!("\n{}\n", cell(e)));
-    }
-    if let Some(note) = unchecked_note(r) {
-        out.push_str(&format!("\n{}.\n", capitalise(&note)));
-    }
-    out
-}
-
-/// Says where resource drift was not checked, if anywhere.
-fn unchecked_note(r: &Report<'_>) -> Option<String> {
-    if r.skipped_resource_drift {
-        return Some("resource drift was not checked (--skip-resource-drift)".into());
-    }
-    let unchecked: Vec<&str> = r
-        .environments
-        .iter()
-        .filter(|d| !d.resource_drift_checked && d.status.stack_status.is_some())
-        .map(|d| d.status.name.as_str())
-        .collect();
-    (!unchecked.is_empty()).then(|| {
-        format!(
-            "resource drift was not checked in {} (a busy stack, or an error above)",
-            unchecked.join(", ")
-        )
-    })
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-/// The hidden marker that identifies an environment's drift issue.
-pub fn marker(env: &str) -> String {
-    format!("<!-- gitops-drift:{env} -->")
-}
-
-fn issue_title(env: &str) -> String {
-    format!("Drift: environment `{env}` is out of sync with git")
-}
-
-fn issue_body(d: &EnvDrift, r: &Report<'_>, board: &Board) -> String {
-    let s = &d.status;
-    let mut body = format!(
-        "{}\n**{}** is **{}** with git at commit `{}` (stack `{}`, {}, health {}).\n\n",
-        marker(&s.name),
-        s.name,
-        s.sync,
-        short(r.commit),
-        s.stack,
-        s.region,
-        s.health
-    );
-    for reason in &d.reasons {
-        body.push_str(&format!("- {}\n", reason.message));
-    }
-    if let Some(e) = &s.error {
-        body.push_str(&format!("\nThe check was incomplete: {e}\n"));
-    }
-    if !d.resource_drift_checked {
-        body.push_str("\nResource drift was not checked.\n");
-    }
-    body.push_str(&format!(
-        "\nRedeploy what git says with `gitops deploy --environment {}`, or change git to match what runs. `gitops drift --open-issues` updates this issue on each run and closes it once the environment is back in sync.\n",
-        s.name
-    ));
-    // Every environment, compact; left out where it would make the body too long.
-    let all = board.render_markdown();
-    if all.len() <= BOARD_IN_ISSUE_MAX {
-        body.push_str(&format!("\n#### All environments\n\n{all}"));
-    }
-    if let (Ok(server), Ok(repo), Ok(run)) = (
+    let footer = match (
         std::env::var("GITHUB_SERVER_URL"),
         std::env::var("GITHUB_REPOSITORY"),
         std::env::var("GITHUB_RUN_ID"),
     ) {
-        body.push_str(&format!(
-            "\nLast checked by [this run]({server}/{repo}/actions/runs/{run}).\n"
-        ));
-    }
-    body
-}
-
-/// One issue per OutOfSync environment: found by its marker among the open
-/// issues labelled `drift`, updated when its body changed, created when
-/// missing; closed with a comment once the environment is Synced. Unknown
-/// environments' issues are left as they are.
-fn sync_issues(r: &Report<'_>, board: &Board) -> anyhow::Result<()> {
-    let gh = GitHub::from_env()?;
-    let open = gh.open_issues_with_label(LABEL)?;
+        (Ok(server), Ok(repo), Ok(run)) => {
+            format!("\nLast checked by [this run]({server}/{repo}/actions/runs/{run}).\n")
+        }
+        _ => String::new(),
+    };
     let mut errors = Vec::new();
-    for d in r.environments {
-        let m = marker(&d.status.name);
-        let existing = open.iter().find(|i| i.body.contains(&m));
-        let result = match (d.status.sync, existing) {
-            (Sync::OutOfSync, Some(i)) => {
-                let body = issue_body(d, r, board);
-                if i.body.trim() == body.trim() {
-                    eprintln!(
-                        "drift issue #{} for `{}` is up to date",
-                        i.number, d.status.name
-                    );
-                    Ok(())
-                } else {
-                    gh.update_issue_body(i.number, &body).map(|()| {
-                        eprintln!("updated drift issue #{} for `{}`", i.number, d.status.name)
-                    })
-                }
+    for action in issue_actions(r, &open, board, &footer) {
+        let result = match &action {
+            IssueAction::UpToDate { env, number } => {
+                eprintln!("drift issue #{number} for `{env}` is up to date");
+                Ok(())
             }
-            (Sync::OutOfSync, None) => gh
-                .create_issue(
-                    &issue_title(&d.status.name),
-                    &issue_body(d, r, board),
-                    &[LABEL],
-                )
-                .map(|i| {
-                    eprintln!(
-                        "opened drift issue #{} for `{}` {}",
-                        i.number, d.status.name, i.url
-                    )
-                }),
-            (Sync::Synced, Some(i)) => gh
+            IssueAction::Update { env, number, body } => gh
+                .update_issue_body(*number, body)
+                .map(|()| eprintln!("updated drift issue #{number} for `{env}`")),
+            IssueAction::Create { env, title, body } => gh
+                .create_issue(title, body, &[ISSUE_LABEL])
+                .map(|i| eprintln!("opened drift issue #{} for `{env}` {}", i.number, i.url)),
+            IssueAction::Close {
+                env,
+                number,
+                comment,
+            } => gh
                 .post(
-                    &format!("/repos/{}/issues/{}/comments", gh.repo(), i.number),
-                    &serde_json::json!({"body": format!(
-                        "`{}` is back in sync with git at commit `{}`. Closing.",
-                        d.status.name,
-                        short(r.commit)
-                    )}),
+                    &format!("/repos/{}/issues/{number}/comments", gh.repo()),
+                    &serde_json::json!({ "body": comment }),
                 )
-                .and_then(|_| gh.close_issue(i.number))
-                .map(|()| eprintln!("closed drift issue #{} for `{}`", i.number, d.status.name)),
+                .and_then(|_| gh.close_issue(*number))
+                .map(|()| eprintln!("closed drift issue #{number} for `{env}`")),
             _ => Ok(()),
         };
         if let Err(e) = result {
-            errors.push(format!("{}: {e}", d.status.name));
+            let env = match &action {
+                IssueAction::Create { env, .. }
+                | IssueAction::Update { env, .. }
+                | IssueAction::Close { env, .. }
+                | IssueAction::UpToDate { env, .. } => env.as_str(),
+                _ => "?",
+            };
+            errors.push(format!("{env}: {e}"));
         }
     }
     if !errors.is_empty() {
@@ -555,71 +289,14 @@ fn sync_issues(r: &Report<'_>, board: &Board) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The chat message: one line per environment that is not in sync.
-fn notify_text(r: &Report<'_>, p: &Prepared) -> String {
-    let mut out = format!(
-        "gitops drift ({} at {}): {} out of sync, {} unknown, {} in sync",
-        p.model.id.as_deref().unwrap_or("no id"),
-        short(r.commit),
-        r.count(Sync::OutOfSync),
-        r.count(Sync::Unknown),
-        r.count(Sync::Synced)
-    );
-    if !r.orphans.is_empty() {
-        out.push_str(&format!(", {} orphan stack(s)", r.orphans.len()));
-    }
-    out.push('\n');
-    for d in r
-        .environments
-        .iter()
-        .filter(|d| d.status.sync != Sync::Synced)
-    {
-        let detail = match (&d.status.error, d.reasons.as_slice()) {
-            (Some(e), []) => e.clone(),
-            (_, reasons) => {
-                let mut s = reasons
-                    .iter()
-                    .take(3)
-                    .map(|x| x.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if reasons.len() > 3 {
-                    s.push_str(&format!("; and {} more", reasons.len() - 3));
-                }
-                s
-            }
-        };
-        out.push_str(&format!(
-            "• {}: {} — {detail}\n",
-            d.status.name, d.status.sync
-        ));
-    }
-    if !r.orphans.is_empty() {
-        out.push_str(&format!("• orphan stacks: {}\n", r.orphans.join(", ")));
-    }
-    if let Some(e) = r.orphans_error {
-        out.push_str(&format!("• {e}\n"));
-    }
-    out
-}
-
-/// The host of a URL, without credentials, port or path: what may be shown.
-pub fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    host.split(':').next().unwrap_or_default().to_string()
-}
-
-/// Removes every trace of `url` (whole, or its path and query) from `text`.
-pub fn redact(text: &str, url: &str) -> String {
-    gitops_core::text::redact(text, &[url])
-}
-
 /// Posts `{"text": text}` to an incoming webhook (Slack and Microsoft Teams
 /// both read `text`). Returns the host; errors never contain the URL.
 fn post_webhook(url: &str, text: &str) -> Result<String, String> {
-    let host = host_of(url);
+    let host = gitops_core::text::url_host(url)
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(15)))
@@ -637,29 +314,7 @@ fn post_webhook(url: &str, text: &str) -> Result<String, String> {
         )),
         Err(e) => Err(format!(
             "the webhook at {host} could not be reached: {}",
-            redact(&e.to_string(), url)
+            gitops_core::text::redact(&e.to_string(), &[url])
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_urls_are_never_shown() {
-        let url = "https://hooks.slack.com/services/T000/B000/secretpart";
-        assert_eq!(host_of(url), "hooks.slack.com");
-        assert_eq!(host_of("http://user:pw@127.0.0.1:8080/x?y"), "127.0.0.1");
-        let msg = format!("io: failed to connect to {url}");
-        assert_eq!(redact(&msg, url), "io: failed to connect to <redacted>");
-        let msg = "GET /services/T000/B000/secretpart failed";
-        assert!(!redact(msg, url).contains("secretpart"));
-    }
-
-    #[test]
-    fn markers_are_exact() {
-        assert_eq!(marker("dev"), "<!-- gitops-drift:dev -->");
-        assert!(!marker("dev2").contains(&marker("dev")));
     }
 }

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use gitops_core::{Environment, GitTree, Repository, Source};
+use gitops_core::render::{markdown_table, table};
+use gitops_core::{Checks, Environment, GitTree, Repository};
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -24,10 +25,10 @@ struct Report<'a> {
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let work = super::worktree(&g.repo)?;
     let repo = match &args.rev {
-        None => load_checked(&work)?,
+        None => Repository::load_checked(&work, Checks::Model)?,
         Some(rev) => {
             let tree = GitTree::at_revision(work.root(), rev)?;
-            load_checked(&tree)?
+            Repository::load_checked(&tree, Checks::Model)?
         }
     };
     match g.format {
@@ -37,20 +38,6 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Text | Format::Markdown => print_table(&repo, g.format == Format::Markdown),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_checked(source: &dyn Source) -> anyhow::Result<Repository> {
-    let repo = Repository::load(source)?;
-    let errors: Vec<_> = repo
-        .problems()
-        .iter()
-        .filter(|p| p.is_error())
-        .cloned()
-        .collect();
-    if !errors.is_empty() {
-        return Err(gitops_core::Error::Invalid(errors).into());
-    }
-    Ok(repo)
 }
 
 fn print_table(repo: &Repository, markdown: bool) {
@@ -83,14 +70,14 @@ fn print_table(repo: &Repository, markdown: bool) {
         })
         .collect();
     if markdown {
-        println!("| {} |", header.join(" | "));
-        println!("|{}", "---|".repeat(header.len()));
-        for r in &rows {
-            println!("| {} |", r.join(" | "));
-        }
+        let rows: Vec<[String; 7]> = rows
+            .iter()
+            .map(|r| r.clone().map(|c| gitops_core::markdown::cell(&c)))
+            .collect();
+        print!("{}", markdown_table(&header, &rows));
         return;
     }
-    print!("{}", crate::output::table(&header, &rows));
+    print!("{}", table(&header, &rows));
     match &repo.id {
         Some(id) => println!("{} environment(s), repository id `{id}`", rows.len()),
         None => println!(

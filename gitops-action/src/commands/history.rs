@@ -3,12 +3,11 @@
 use std::process::ExitCode;
 
 use gitops_core::history::{commit_states, ValueReader};
-use gitops_core::promote::{key_history, HistoryEntry, PromoteError};
+use gitops_core::promote::{key_history, HistoryReport, PromoteError};
 use gitops_core::source::{open_repo, prefix_of, resolve};
-use serde::Serialize;
 
 use super::promote::{load, refuse};
-use crate::output::{print_json, table};
+use crate::output::print_json;
 use crate::{Format, Globals};
 
 #[derive(Debug, clap::Args)]
@@ -22,13 +21,6 @@ pub struct Args {
     /// Look at no more than this many commits.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_count: usize,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    environment: &'a str,
-    keys: Vec<String>,
-    changes: &'a [HistoryEntry],
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -54,51 +46,15 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let changes = key_history(&keys, &states);
+    let report = HistoryReport {
+        environment: name.to_string(),
+        keys,
+        changes,
+    };
     match g.format {
-        Format::Json => print_json(&Report {
-            environment: name,
-            keys: keys.iter().map(ToString::to_string).collect(),
-            changes: &changes,
-        })?,
-        Format::Markdown => {
-            println!("| commit | date | author | key | change |");
-            println!("|---|---|---|---|---|");
-            for c in &changes {
-                let [commit, date, author, key, change] = row(c);
-                println!("| `{commit}` | {date} | {author} | `{key}` | {change} |");
-            }
-        }
-        Format::Text => {
-            if changes.is_empty() {
-                println!(
-                    "no changes of {} in `{name}`",
-                    keys.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            } else {
-                let rows: Vec<[String; 5]> = changes.iter().map(row).collect();
-                print!(
-                    "{}",
-                    table(&["COMMIT", "DATE", "AUTHOR", "KEY", "CHANGE"], &rows)
-                );
-            }
-        }
+        Format::Json => print_json(&report)?,
+        Format::Markdown => print!("{}", report.render_markdown()),
+        Format::Text => print!("{}", report.render_text()),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn row(c: &HistoryEntry) -> [String; 5] {
-    [
-        gitops_core::text::short_commit(&c.commit.commit).to_string(),
-        c.commit.date.clone(),
-        c.commit.author.clone(),
-        c.key.to_string(),
-        format!(
-            "{} → {}",
-            c.old.as_deref().unwrap_or("(unset)"),
-            c.new.as_deref().unwrap_or("(unset)")
-        ),
-    ]
 }

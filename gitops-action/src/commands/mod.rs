@@ -17,7 +17,7 @@ pub mod whoami;
 
 use std::path::Path;
 
-use gitops_core::{Repository, Source, WorkTree};
+use gitops_core::{Checks, Repository, Source, WorkTree};
 
 /// Finds the GitOps root at or above `dir`.
 pub fn worktree(dir: &Path) -> anyhow::Result<WorkTree> {
@@ -27,10 +27,5 @@ pub fn worktree(dir: &Path) -> anyhow::Result<WorkTree> {
 /// Loads the model from `source` and refuses to go on when it has errors,
 /// so that nothing is changed in AWS from an invalid repository.
 pub fn load_valid(source: &dyn Source) -> anyhow::Result<Repository> {
-    let repo = Repository::load(source)?;
-    let problems = repo.validate(source);
-    if problems.iter().any(|p| p.is_error()) {
-        return Err(gitops_core::Error::Invalid(problems).into());
-    }
-    Ok(repo)
+    Ok(Repository::load_checked(source, Checks::Full)?)
 }

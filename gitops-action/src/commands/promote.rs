@@ -6,10 +6,10 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use gitops_core::promote::{
-    plan_promotion, resolve_target, values_of, verify_upstream, DeployedStack, FileEdit, Target,
+    plan_promotion, promotion_branch, resolve_target, values_of, verify_upstream, Applied,
+    DeployedStack, FileEdit, Gate, PrAction, PrOutcome, PromotionReport, Target,
 };
-use gitops_core::{Environment, PromotedKey, Repository, WorkTree};
-use serde::Serialize;
+use gitops_core::{Checks, Environment, PromotedKey, Repository, WorkTree};
 
 use crate::aws::AwsArgs;
 use crate::github_api::{GitHub, PullRequest};
@@ -60,75 +60,15 @@ pub struct PrArgs {
     pub base: Option<String>,
 }
 
-/// The outcome of the verification gate.
-#[derive(Debug, Clone)]
-pub enum Gate {
-    /// It ran and passed.
-    Passed(String),
-    /// It ran and refused.
-    Failed(String),
-    /// It did not run.
-    Skipped(String),
-}
-
-impl Gate {
-    fn verified(&self) -> Option<bool> {
-        match self {
-            Gate::Passed(_) => Some(true),
-            Gate::Failed(_) => Some(false),
-            Gate::Skipped(_) => None,
-        }
-    }
-
-    fn note(&self) -> String {
-        match self {
-            Gate::Passed(m) => format!("passed: {m}"),
-            Gate::Failed(m) => format!("failed: {m}"),
-            Gate::Skipped(m) => format!("skipped: {m}"),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Report<'a, P: Serialize> {
-    #[serde(flatten)]
-    plan: &'a P,
-    written: bool,
-    verified: Option<bool>,
-    verification: String,
-    pull_request: Option<PrOutcome>,
-}
-
-/// What `--open-pr` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct PrOutcome {
-    /// `created` or `updated`.
-    pub action: &'static str,
-    /// The pull request's number.
-    pub number: u64,
-    /// Its web page.
-    pub url: String,
-    /// The branch it comes from.
-    pub branch: String,
-    /// The branch it goes into.
-    pub base: String,
-}
-
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (work, repo) = load(&g.repo)?;
     let target = match resolve_target(&repo, &args.from, &Target::parse(&args.to)) {
         Ok(t) => t,
         Err(e) => return refuse(g, &e.to_string()),
     };
-    let to_env = env(&repo, &target)?;
-    let text = read_file(&work, to_env)?;
-    let plan = match plan_promotion(
-        &repo,
-        &args.from,
-        &Target::Env(target.clone()),
-        args.force,
-        &text,
-    ) {
+    let text = read_file(&work, env(&repo, &target)?)?;
+    let target = Target::Env(target);
+    let plan = match plan_promotion(&repo, &args.from, &target, args.force, &text) {
         Ok(p) => p,
         Err(e) => return refuse(g, &e.to_string()),
     };
@@ -137,95 +77,40 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Gate::Skipped("nothing to promote".into())
     } else if args.skip_verify {
         Gate::Skipped("--skip-verify".into())
-    } else if args.verify || credentials_available() {
+    } else if args.verify || crate::aws::credentials_present() {
         run_gate(&args.aws, source, &repo.promoted_keys())?
     } else {
         Gate::Skipped(
             "no AWS credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity or container credentials); pass --verify to check anyway".into(),
         )
     };
-    if let Gate::Failed(why) = &gate {
+    let mut report = PromotionReport::new(plan, gate);
+    let plan = &report.plan;
+    if let Gate::Failed(why) = &report.gate {
         if g.format == Format::Json {
-            print_json(&Report {
-                plan: &plan,
-                written: false,
-                verified: Some(false),
-                verification: gate.note(),
-                pull_request: None,
-            })?;
+            print_json(&report.to_json())?;
         }
         return refuse(
             g,
             &format!("not promoting {} to {}: {why}", plan.from, plan.to),
         );
     }
-    let branch = format!(
-        "gitops/promote-{}-to-{}",
-        branch_safe(&plan.from),
-        branch_safe(&plan.to)
-    );
-    let mut pr_body = plan.pr_body.clone();
-    if let Gate::Passed(m) = &gate {
-        pr_body.push_str(&format!("\nVerified: {m}.\n"));
-    }
     let finish = Finish {
         work: &work,
         edit: &plan.edit,
         commit_message: &plan.commit_message,
         pr_title: &plan.pr_title,
-        pr_body: &pr_body,
-        branch: &branch,
+        pr_body: &report.pr_body,
+        branch: &promotion_branch(&plan.from, &plan.to),
     };
-    let (written, pr) = finish.apply(args.write, &args.pr)?;
+    report.applied = finish.apply(args.write, &args.pr)?;
     match g.format {
-        Format::Json => print_json(&Report {
-            plan: &plan,
-            written,
-            verified: gate.verified(),
-            verification: gate.note(),
-            pull_request: pr.clone(),
-        })?,
-        Format::Markdown => print!("{pr_body}"),
-        Format::Text => {
-            let mut heading = format!("Promote {} → {}", plan.from, plan.to);
-            if plan.forced {
-                heading.push_str(&format!(
-                    " {}",
-                    paint("(forced: out of promotion.order)", "1;33", g.color)
-                ));
-            }
-            print_text(
-                g,
-                &heading,
-                &plan.edit,
-                Some(&gate),
-                &plan.commit_message,
-                &plan.pr_title,
-                &pr_body,
-                written,
-                pr.as_ref(),
-            );
-        }
+        Format::Json => print_json(&report.to_json())?,
+        Format::Markdown => print!("{}", report.pr_body),
+        Format::Text => print!("{}", report.render_text(g.color)),
     }
-    crate::github::write_outputs(&outputs(&plan.edit, written, pr.as_ref()))?;
+    crate::github::write_outputs(&report.applied.outputs(&report.plan.edit))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Step outputs for GitHub Actions.
-pub fn outputs(
-    edit: &FileEdit,
-    written: bool,
-    pr: Option<&PrOutcome>,
-) -> Vec<(&'static str, String)> {
-    vec![
-        ("changed", (!edit.changes.is_empty()).to_string()),
-        ("written", written.to_string()),
-        (
-            "pr-number",
-            pr.map(|p| p.number.to_string()).unwrap_or_default(),
-        ),
-        ("pr-url", pr.map(|p| p.url.clone()).unwrap_or_default()),
-    ]
 }
 
 /// Prints a refusal and returns exit status 1.
@@ -237,7 +122,7 @@ pub fn refuse(g: &Globals, message: &str) -> anyhow::Result<ExitCode> {
 /// The working tree and its model, refused when it has errors (see `load_valid`).
 pub fn load(dir: &Path) -> anyhow::Result<(WorkTree, Repository)> {
     let work = super::worktree(dir)?;
-    let repo = super::load_valid(&work)?;
+    let repo = Repository::load_checked(&work, Checks::Full)?;
     Ok((work, repo))
 }
 
@@ -251,23 +136,6 @@ pub fn env<'a>(repo: &'a Repository, name: &str) -> anyhow::Result<&'a Environme
 pub fn read_file(work: &WorkTree, env: &Environment) -> anyhow::Result<String> {
     let path = work.root().join(&env.file);
     std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Whether AWS credentials are visible in the environment.
-fn credentials_available() -> bool {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
-    [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_PROFILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ]
-    .iter()
-    .any(|v| set(v))
-        || std::env::vars_os().any(|(k, v)| {
-            k.to_string_lossy()
-                .starts_with("AWS_CONTAINER_CREDENTIALS_")
-                && !v.is_empty()
-        })
 }
 
 /// The gate: `source`'s stack must be deployed successfully and run the promoted values.
@@ -297,14 +165,7 @@ fn run_gate(aws: &AwsArgs, source: &Environment, keys: &[PromotedKey]) -> anyhow
         parameters: &s.parameters,
         tags: &s.tags,
     });
-    Ok(match verify_upstream(source, deployed, &values) {
-        Ok(()) => Gate::Passed(format!(
-            "stack `{}` is {} and runs these values",
-            source.stack,
-            stack.as_ref().map(|s| s.status.as_str()).unwrap_or("?")
-        )),
-        Err(why) => Gate::Failed(why),
-    })
+    Ok(verify_upstream(source, deployed, &values))
 }
 
 /// What happens to a planned edit: written, or committed and proposed.
@@ -321,19 +182,19 @@ impl Finish<'_> {
     /// Writes the file (`write`) and opens the pull request (`pr.open_pr`).
     /// Returns whether the file in the working tree was changed, and the
     /// pull request.
-    pub fn apply(&self, write: bool, pr: &PrArgs) -> anyhow::Result<(bool, Option<PrOutcome>)> {
+    pub fn apply(&self, write: bool, pr: &PrArgs) -> anyhow::Result<Applied> {
+        let mut applied = Applied {
+            written: false,
+            pull_request: None,
+        };
         if self.edit.changes.is_empty() {
-            return Ok((false, None));
-        }
-        if pr.open_pr {
-            let outcome = self.open_pr(pr.base.as_deref())?;
-            return Ok((false, Some(outcome)));
-        }
-        if write {
+        } else if pr.open_pr {
+            applied.pull_request = Some(self.open_pr(pr.base.as_deref())?);
+        } else if write {
             self.write()?;
-            return Ok((true, None));
+            applied.written = true;
         }
-        Ok((false, None))
+        Ok(applied)
     }
 
     fn path(&self) -> std::path::PathBuf {
@@ -408,11 +269,11 @@ impl Finish<'_> {
         let head = self.branch;
         let (action, pr) = match gh.find_open_pr(head)? {
             Some(existing) => (
-                "updated",
+                PrAction::Updated,
                 gh.update_pr(existing.number, self.pr_title, self.pr_body)?,
             ),
             None => (
-                "created",
+                PrAction::Created,
                 gh.create_pr(head, &base, self.pr_title, self.pr_body)?,
             ),
         };
@@ -464,126 +325,4 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A name made safe for a branch: letters, digits, `.`, `_` and `-`.
-pub fn branch_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// The text report of a promotion or rollback.
-#[allow(clippy::too_many_arguments)]
-pub fn print_text(
-    g: &Globals,
-    heading: &str,
-    edit: &FileEdit,
-    gate: Option<&Gate>,
-    commit_message: &str,
-    pr_title: &str,
-    pr_body: &str,
-    written: bool,
-    pr: Option<&PrOutcome>,
-) {
-    println!("{} ({})", paint(heading, "1", g.color), edit.file);
-    if edit.changes.is_empty() {
-        println!(
-            "{} already has these values; nothing to change",
-            edit.environment
-        );
-        return;
-    }
-    for c in &edit.changes {
-        println!(
-            "  {}  {} → {}",
-            c.key,
-            c.old.as_deref().unwrap_or("(unset)"),
-            paint(&c.new, "1", g.color)
-        );
-    }
-    if let Some(gate) = gate {
-        let code = match gate {
-            Gate::Passed(_) => "32",
-            Gate::Failed(_) => "31",
-            Gate::Skipped(_) => "33",
-        };
-        println!("verification {}", paint(&gate.note(), code, g.color));
-    }
-    println!();
-    print!("{}", color_diff(&edit.diff, g.color));
-    println!();
-    println!("{}", paint("Commit message:", "1", g.color));
-    for line in commit_message.lines() {
-        println!("  {line}");
-    }
-    println!();
-    println!("{} {pr_title}", paint("PR title:", "1", g.color));
-    println!("{}", paint("PR body:", "1", g.color));
-    for line in pr_body.lines() {
-        println!("  {line}");
-    }
-    println!();
-    match (written, pr) {
-        (_, Some(pr)) => println!(
-            "{} pull request #{} ({}): {}",
-            paint(pr.action, "1;32", g.color),
-            pr.number,
-            pr.branch,
-            pr.url
-        ),
-        (true, None) => println!("{} {}", paint("wrote", "1;32", g.color), edit.file),
-        (false, None) => println!(
-            "dry run: pass --write to change {}, or --open-pr to propose it",
-            edit.file
-        ),
-    }
-}
-
-/// A unified diff with `+` lines green, `-` lines red and hunk headers cyan.
-pub fn color_diff(diff: &str, color: bool) -> String {
-    if !color {
-        return diff.to_string();
-    }
-    diff.split_inclusive('\n')
-        .map(|line| {
-            let (body, nl) = match line.strip_suffix('\n') {
-                Some(b) => (b, "\n"),
-                None => (line, ""),
-            };
-            let code = if body.starts_with("+++") || body.starts_with("---") {
-                "1"
-            } else if body.starts_with('+') {
-                "32"
-            } else if body.starts_with('-') {
-                "31"
-            } else if body.starts_with("@@") {
-                "36"
-            } else {
-                return line.to_string();
-            };
-            format!("{}{nl}", paint(body, code, true))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branch_names_and_colours() {
-        assert_eq!(branch_safe("feature/x y"), "feature-x-y");
-        assert_eq!(
-            color_diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n z", true),
-            "\x1b[1m--- a\x1b[0m\n\x1b[1m+++ b\x1b[0m\n\x1b[36m@@ -1 +1 @@\x1b[0m\n\x1b[31m-x\x1b[0m\n\x1b[32m+y\x1b[0m\n z"
-        );
-        assert_eq!(color_diff("-x\n", false), "-x\n");
-    }
 }

@@ -5,14 +5,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use gitops_core::history::{first_parent_snapshots, ValueReader};
 use gitops_core::promote::{
-    default_rollback_revision, plan_rollback, values_of, PromoteError, Snapshot,
+    default_rollback_revision, plan_rollback, rollback_branch, values_of, PromoteError,
+    RollbackReport, Snapshot,
 };
 use gitops_core::source::{open_repo, prefix_of};
-use serde::Serialize;
 
-use super::promote::{
-    env, load, outputs, print_text, read_file, refuse, Finish, PrArgs, PrOutcome,
-};
+use super::promote::{env, load, read_file, refuse, Finish, PrArgs};
 use crate::output::print_json;
 use crate::{Format, Globals};
 
@@ -34,14 +32,6 @@ pub struct Args {
     write: bool,
     #[command(flatten)]
     pr: PrArgs,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    #[serde(flatten)]
-    plan: &'a gitops_core::promote::Rollback,
-    written: bool,
-    pull_request: Option<PrOutcome>,
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -101,39 +91,21 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return refuse(g, &e.to_string()),
     };
-    let branch = format!("gitops/rollback-{}", super::promote::branch_safe(name));
     let finish = Finish {
         work: &work,
         edit: &plan.edit,
         commit_message: &plan.commit_message,
         pr_title: &plan.pr_title,
         pr_body: &plan.pr_body,
-        branch: &branch,
+        branch: &rollback_branch(name),
     };
-    let (written, pr) = finish.apply(args.write, &args.pr)?;
+    let applied = finish.apply(args.write, &args.pr)?;
+    let report = RollbackReport { plan, applied };
     match g.format {
-        Format::Json => print_json(&Report {
-            plan: &plan,
-            written,
-            pull_request: pr.clone(),
-        })?,
-        Format::Markdown => print!("{}", plan.pr_body),
-        Format::Text => print_text(
-            g,
-            &format!("Roll back {name} to {}", short(&plan.to_revision)),
-            &plan.edit,
-            None,
-            &plan.commit_message,
-            &plan.pr_title,
-            &plan.pr_body,
-            written,
-            pr.as_ref(),
-        ),
+        Format::Json => print_json(&report.to_json())?,
+        Format::Markdown => print!("{}", report.plan.pr_body),
+        Format::Text => print!("{}", report.render_text(g.color)),
     }
-    crate::github::write_outputs(&outputs(&plan.edit, written, pr.as_ref()))?;
+    crate::github::write_outputs(&report.applied.outputs(&report.plan.edit))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn short(rev: &str) -> &str {
-    gitops_core::text::short_commit(rev)
 }

@@ -1,11 +1,10 @@
 //! Which environments a command acts on: from two revisions, from a GitHub
 //! event, or from a detect run's JSON. Shared by `detect`, `deploy` and `plan`.
 //!
-//! The decision of what to compare (from flags or a GitHub event) is in
-//! [`event`]; the classification is `gitops_core::git::detect_between`.
-//! Only the fetching of missing commits in shallow clones runs `git`.
-
-pub mod event;
+//! The decision of what to compare (from flags or a GitHub event) is
+//! `gitops_core::event`; the classification is
+//! `gitops_core::git::detect_between`. Only the fetching of missing commits
+//! in shallow clones runs `git`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +16,8 @@ use gitops_core::source::{open_repo, prefix_of, resolve};
 use gitops_core::text::short_commit;
 use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
-use self::event::{decide, fetch_advice, Decision};
 use crate::Globals;
+use gitops_core::event::{self, decide, fetch_advice, Decision, EventError};
 
 /// The flags that choose what to compare.
 #[derive(Debug, Clone, clap::Args)]
@@ -116,6 +115,7 @@ pub fn select(g: &Globals, args: &SelectArgs) -> anyhow::Result<Selected> {
             (None, Some(h), gitops_core::detect::all_updated(&model))
         }
         Decision::Deleted { before, .. } => (Some(before.clone()), None, Detection::default()),
+        other => bail!("cannot act on {other:?}"),
     };
     let head = match (&decision, head_id) {
         (Decision::Deleted { after, .. }, _) => Some(after.clone()),
@@ -378,14 +378,14 @@ impl Checkout {
 }
 
 impl event::Git for Checkout {
-    fn fetch_commit(&mut self, sha: &str) -> Result<(), String> {
-        self.ensure(sha)
+    fn fetch_commit(&mut self, sha: &str) -> Result<(), EventError> {
+        self.ensure(sha).map_err(|why| fetch_advice(sha, why))
     }
 
-    fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+    fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>, EventError> {
         let (ia, ib) = (
-            Self::id(a).map_err(|e| anyhow!(e))?,
-            Self::id(b).map_err(|e| anyhow!(e))?,
+            Self::id(a).map_err(|e| fetch_advice(a, e))?,
+            Self::id(b).map_err(|e| fetch_advice(b, e))?,
         );
         let mut depth = 32;
         loop {
@@ -396,15 +396,15 @@ impl event::Git for Checkout {
                 return Ok(None);
             }
             if depth > MAX_DEPTH {
-                bail!(
-                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone; set `fetch-depth: 0` on actions/checkout so the history is there"
-                );
+                return Err(EventError::Shallow(format!(
+                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone"
+                )));
             }
             self.fetch(&[format!("--depth={depth}")], &[a, b])
                 .map_err(|why| {
-                    anyhow!(
-                        "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why}); set `fetch-depth: 0` on actions/checkout so the history is there"
-                    )
+                    EventError::Shallow(format!(
+                        "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why})"
+                    ))
                 })?;
             depth *= 2;
         }

@@ -13,14 +13,14 @@ use gitops_core::board::{self, Board, BoardKind};
 use gitops_core::deploy::inspect::{inspect_all, InspectOptions};
 use gitops_core::deploy::{self, Desired};
 use gitops_core::detect::{Change, EnvChange};
-use gitops_core::drift::{EnvDrift, EnvStatus, Health, Sync};
+use gitops_core::drift::EnvDrift;
+use gitops_core::report::StatusReport;
 use gitops_core::text::short_commit;
 use gitops_core::{GitTree, PromotedKey, Repository};
-use serde::Serialize;
 
 use super::select;
 use crate::aws::AwsArgs;
-use crate::output::{paint, print_json};
+use crate::output::print_json;
 use crate::{github, Format, Globals};
 
 #[derive(Debug, clap::Args)]
@@ -138,15 +138,7 @@ pub async fn inspect(
 
 /// Whether the endpoint is a local emulator (poll fast there).
 pub fn is_local(aws: &AwsArgs) -> bool {
-    aws.endpoint_url
-        .as_deref()
-        .is_some_and(|u| u.contains("://127.") || u.contains("://localhost"))
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    commit: &'a str,
-    environments: Vec<&'a EnvStatus>,
+    aws.is_local()
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -165,30 +157,23 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         )
         .await
     });
-    let report = Report {
-        commit: &p.head,
-        environments: drifts.iter().map(|d| &d.status).collect(),
+    let report = StatusReport {
+        commit: p.head.clone(),
+        environments: drifts,
     };
-    let board = board_of(&p, drifts.clone(), BoardKind::Status);
-    let markdown = render_markdown(&report, &board);
+    let board = board_of(&p, report.environments.clone(), BoardKind::Status);
+    let markdown = report.render_markdown(&board.render_markdown());
     match g.format {
         _ if g.html => print!("{}", board.render_html()),
         Format::Json => print_json(&report)?,
         Format::Markdown => print!("{markdown}"),
-        Format::Text => print!("{}", render_text(&report, g.color)),
+        Format::Text => print!("{}", report.render_text(g.color)),
     }
     github::append_summary(&markdown)?;
     if let Some(path) = &args.html {
         write_board(path, &board)?;
     }
-    // A task that failed, or nothing could be read (no credentials, no
-    // network): that is a failure.
-    let none_read = !drifts.is_empty() && drifts.iter().all(|d| d.status.sync == Sync::Unknown);
-    Ok(if none_read || drifts.iter().any(|d| d.failed) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 /// The status board of the inspected environments, drawn now.
@@ -229,115 +214,6 @@ fn web_url(repo: &gix::Repository) -> Option<String> {
     }
     let remote = repo.config_snapshot().string("remote.origin.url")?;
     board::web_url_of_remote(&remote.to_string())
-}
-
-/// A version map as one cell: the value alone for one key, `name=value` pairs otherwise.
-pub fn version_cell(v: &std::collections::BTreeMap<String, Option<String>>) -> String {
-    board::version_text(v)
-}
-
-/// The pipeline's last run as one cell.
-pub fn pipeline_cell(s: &EnvStatus) -> String {
-    board::pipeline_text(s)
-}
-
-/// `sync` in colour.
-pub fn sync_word(s: Sync, color: bool) -> String {
-    let code = match s {
-        Sync::Synced => "32",
-        Sync::OutOfSync => "1;33",
-        _ => "1;31",
-    };
-    paint(&s.to_string(), code, color)
-}
-
-/// `health` in colour.
-pub fn health_word(h: Health, color: bool) -> String {
-    let code = match h {
-        Health::Healthy => "32",
-        Health::Progressing => "36",
-        Health::Missing => "33",
-        _ => "1;31",
-    };
-    paint(&h.to_string(), code, color)
-}
-
-fn short(c: &Option<String>) -> String {
-    c.as_deref()
-        .map(|c| short_commit(c).to_string())
-        .unwrap_or_else(|| "-".into())
-}
-
-fn render_text(r: &Report<'_>, color: bool) -> String {
-    let rows: Vec<[String; 8]> = r
-        .environments
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                version_cell(&s.git_version),
-                version_cell(&s.deployed_version),
-                short(&s.commit),
-                s.stack_status.clone().unwrap_or_else(|| "-".into()),
-                pipeline_cell(s),
-                sync_word(s.sync, color),
-                health_word(s.health, color),
-            ]
-        })
-        .collect();
-    let mut out = String::new();
-    if rows.is_empty() {
-        out.push_str("no environments\n");
-        return out;
-    }
-    out.push_str(&crate::output::table(
-        &[
-            "ENVIRONMENT",
-            "GIT",
-            "DEPLOYED",
-            "COMMIT",
-            "STACK STATUS",
-            "PIPELINE",
-            "SYNC",
-            "HEALTH",
-        ],
-        &rows,
-    ));
-    for s in &r.environments {
-        if let Some(e) = &s.error {
-            out.push_str(&format!("{}: {e}\n", s.name));
-        }
-    }
-    let count = |want: Sync| r.environments.iter().filter(|s| s.sync == want).count();
-    out.push_str(&format!(
-        "{} environment(s) at {}: {} synced, {} out of sync, {} unknown\n",
-        r.environments.len(),
-        short_commit(r.commit),
-        count(Sync::Synced),
-        count(Sync::OutOfSync),
-        count(Sync::Unknown),
-    ));
-    out
-}
-
-/// Escapes a table cell.
-pub fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// The step summary: the board's compact view (a flowchart of the promotion
-/// path, a table in promotion order) and the errors.
-fn render_markdown(r: &Report<'_>, board: &Board) -> String {
-    let mut out = format!("### gitops status at `{}`\n\n", short_commit(r.commit));
-    out.push_str(&board.render_markdown());
-    for s in r.environments.iter().filter(|s| s.error.is_some()) {
-        out.push_str(&format!(
-            "\n**{}**: {}\n",
-            s.name,
-            cell(s.error.as_deref().unwrap_or_default())
-        ));
-    }
-    out
 }
 
 /// Poll delays for drift detection: fast against a local emulator.

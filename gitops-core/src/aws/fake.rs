@@ -54,20 +54,30 @@ impl Default for DriftScript {
     }
 }
 
+/// Everything the fake holds; read or change it through [`Fake::state`].
 #[derive(Debug, Default)]
 pub struct State {
+    /// The stacks, by name.
     pub stacks: BTreeMap<String, Stack>,
+    /// Each stack's template body, by stack name.
     pub templates: BTreeMap<String, String>,
+    /// Change sets by (stack, name): the request and the computed change set.
     pub change_sets: BTreeMap<(String, String), (ChangeSetRequest, ChangeSet)>,
+    /// Stack events, newest first, by stack.
     pub events: BTreeMap<String, Vec<StackEvent>>,
+    /// Scripted fates, by stack.
     pub scripts: BTreeMap<String, Script>,
+    /// Pipelines, by name.
     pub pipelines: BTreeMap<String, Pipeline>,
+    /// Every StartPipelineExecution, in order.
     pub executions: Vec<StartExecution>,
+    /// The statuses GetPipelineExecution answers, one per call, in order.
     pub execution_statuses: Vec<String>,
     /// What ListPipelineExecutions returns, by pipeline (newest first).
     pub listed_executions: BTreeMap<String, Vec<ExecutionSummary>>,
     /// Scripted drift detection, by stack.
     pub drift: BTreeMap<String, DriftScript>,
+    /// The account GetCallerIdentity answers.
     pub account: String,
     /// Every call, as `Operation stack`.
     pub calls: Vec<String>,
@@ -80,6 +90,7 @@ pub struct State {
 /// The fake; clone it to share state.
 #[derive(Debug, Clone, Default)]
 pub struct Fake {
+    /// The shared state.
     pub state: Arc<Mutex<State>>,
 }
 
@@ -94,12 +105,15 @@ const MUTATING: &[&str] = &[
 ];
 
 impl Fake {
+    /// An empty AWS whose account is 123456789012.
     pub fn new() -> Self {
         let f = Self::default();
         f.state.lock().unwrap().account = "123456789012".into();
         f
     }
 
+    /// Clients for every service, all backed by this fake (an
+    /// [`AwsClients`] is also a [`ClientFactory`]).
     pub fn clients(&self) -> AwsClients {
         AwsClients {
             cloudformation: Arc::new(self.clone()),
@@ -110,6 +124,7 @@ impl Fake {
         }
     }
 
+    /// The fake with `stack` deployed from `template`.
     pub fn with_stack(self, stack: Stack, template: &str) -> Self {
         {
             let mut s = self.state.lock().unwrap();
@@ -119,6 +134,7 @@ impl Fake {
         self
     }
 
+    /// Scripts the fate of `stack`'s next operations.
     pub fn script(&self, stack: &str, script: Script) {
         self.state
             .lock()
@@ -127,6 +143,7 @@ impl Fake {
             .insert(stack.into(), script);
     }
 
+    /// Scripts drift detection of `stack`.
     pub fn script_drift(&self, stack: &str, script: DriftScript) {
         self.state
             .lock()
@@ -135,6 +152,7 @@ impl Fake {
             .insert(stack.into(), script);
     }
 
+    /// What ListPipelineExecutions answers for `pipeline` (newest first).
     pub fn list_executions_answer(&self, pipeline: &str, executions: Vec<ExecutionSummary>) {
         self.state
             .lock()
@@ -150,10 +168,12 @@ impl Fake {
         }
     }
 
+    /// Every call so far, as `Operation stack`.
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// The calls so far that change something.
     pub fn mutating_calls(&self) -> Vec<String> {
         self.calls()
             .into_iter()
@@ -161,6 +181,7 @@ impl Fake {
             .collect()
     }
 
+    /// Stack `name` as it is now.
     pub fn stack(&self, name: &str) -> Option<Stack> {
         self.state.lock().unwrap().stacks.get(name).cloned()
     }

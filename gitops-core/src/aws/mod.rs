@@ -31,8 +31,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-#[cfg(test)]
-pub(crate) mod fake;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
 pub mod sdk;
 
 /// A boxed, `Send` future: what every trait method here returns.

@@ -219,6 +219,32 @@ fn opt(s: Option<&str>) -> Option<String> {
 // Factory
 // ---------------------------------------------------------------------------
 
+/// Whether AWS credentials are visible in the process environment: an
+/// access key, a profile, a web identity token (GitHub OIDC) or container
+/// credentials. Their values are never read beyond "set and not empty".
+/// Commands whose AWS checks are optional run them only then.
+pub fn credentials_present() -> bool {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ]
+    .iter()
+    .any(|v| set(v))
+        || std::env::vars_os().any(|(k, v)| {
+            k.to_string_lossy()
+                .starts_with("AWS_CONTAINER_CREDENTIALS_")
+                && !v.is_empty()
+        })
+}
+
+/// Whether `endpoint_url` is a local emulator (a loopback address): polls
+/// are fast there, and what emulators lack is left out.
+pub fn is_local_endpoint(endpoint_url: Option<&str>) -> bool {
+    endpoint_url.is_some_and(|u| u.contains("://127.") || u.contains("://localhost"))
+}
+
 /// Builds per-environment clients from a base configuration, memoised per
 /// (region, role).
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use crate::template::Template;
 mod preview;
 mod wait;
 
-pub use preview::{Preview, PreviewError};
+pub use preview::{Preview, PreviewError, ResourceChange};
 
 /// Receives progress lines while the executor works.
 pub trait Progress: Send + Sync {
@@ -787,7 +787,7 @@ impl Executor {
             }
         }
         let template = self.template_source(clients, env, spec).await?;
-        let cs_name = change_set_name(&spec.tags);
+        let cs_name = change_set_name(CHANGE_SET_PREFIX, &spec.tags);
         let request = ChangeSetRequest::new(&spec.name, &cs_name, kind, template)
             .with_parameters(spec.parameters.clone())
             .with_tags(spec.tags.clone())
@@ -1305,7 +1305,12 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn change_set_name(tags: &std::collections::BTreeMap<String, String>) -> String {
+/// A unique change-set name: `prefix`, the commit's first characters, the
+/// time and a counter.
+pub(super) fn change_set_name(
+    prefix: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> String {
     let commit = tags
         .get(super::TAG_COMMIT)
         .map(String::as_str)
@@ -1313,10 +1318,10 @@ fn change_set_name(tags: &std::collections::BTreeMap<String, String>) -> String 
     let short: String = commit
         .chars()
         .filter(char::is_ascii_alphanumeric)
-        .take(12)
+        .take(crate::text::SHORT_COMMIT_LEN)
         .collect();
     format!(
-        "{CHANGE_SET_PREFIX}{short}-{}-{}",
+        "{prefix}{short}-{}-{}",
         unix_millis(),
         CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed)
     )

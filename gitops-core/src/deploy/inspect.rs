@@ -404,7 +404,7 @@ pub async fn find_orphans(
 }
 
 /// Self-healing: redeploys an OutOfSync environment with the executor when
-/// [`may_remediate`] allows it — in direct mode its stack is updated (or
+/// `may_remediate` (the rules of `drift`) allows it — in direct mode its stack is updated (or
 /// created), in pipeline mode its pipeline is started — recording `head` in
 /// the tag `gitops:remediated-commit` of the stack the tool deploys (the
 /// environment stack, or the pipeline stack). Never deletes anything.

@@ -27,8 +27,8 @@ use crate::template::Template;
 pub use secrets::GitSecretHistory;
 
 pub use execute::{
-    EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress, SecretHistory,
-    CHANGE_SET_PREFIX, PREVIEW_CHANGE_SET_PREFIX,
+    EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress,
+    ResourceChange, SecretHistory, CHANGE_SET_PREFIX, PREVIEW_CHANGE_SET_PREFIX,
 };
 pub use safety::{
     check_deletion, deletion_limit, limit_deletions, BaseDeclaration, Claim, Removal,
@@ -531,7 +531,7 @@ impl EnvPlan {
             };
             for (k, v) in values.iter_mut() {
                 if secrets.contains(k) {
-                    *v = crate::plan::MASK.to_string();
+                    *v = crate::text::MASK.to_string();
                 }
             }
         }

@@ -713,7 +713,7 @@ async fn remediation_runs_once_per_commit() {
     let e = inspect(&fake.clients(), &d, &keys(), &status).await;
     assert_eq!(e.status.sync, Sync::OutOfSync);
     let r = remediate(&exec, &d, &e, "c1").await;
-    assert_eq!(r.action, "redeployed", "{r:?}");
+    assert_eq!(r.action.to_string(), "redeployed", "{r:?}");
     let s = fake.stack("dev-app").unwrap();
     assert_eq!(s.parameters["AppVersion"], "1.0");
     assert_eq!(s.tags[TAG_REMEDIATED], "c1");
@@ -728,14 +728,14 @@ async fn remediation_runs_once_per_commit() {
     assert_eq!(e.remediated_commit.as_deref(), Some("c1"));
     let before = fake.mutating_calls().len();
     let r = remediate(&exec, &d, &e, "c1").await;
-    assert_eq!(r.action, "skipped");
+    assert_eq!(r.action.to_string(), "skipped");
     assert!(r.message.contains("already remediated at c1"), "{r:?}");
     assert_eq!(fake.mutating_calls().len(), before);
 
     // a new commit may remediate again
     let (_, d2) = desired_for(false, "auto-remediate: true\n", "c2");
     let r = remediate(&exec, &d2, &e, "c2").await;
-    assert_eq!(r.action, "redeployed", "{r:?}");
+    assert_eq!(r.action.to_string(), "redeployed", "{r:?}");
     assert_eq!(fake.stack("dev-app").unwrap().tags[TAG_REMEDIATED], "c2");
 
     // a failing redeploy leaves the stack rolled back: Degraded, so never looped
@@ -752,12 +752,12 @@ async fn remediation_runs_once_per_commit() {
     let (_, d3) = desired_for(false, "auto-remediate: true\n", "c3");
     let e = inspect(&fake.clients(), &d3, &keys(), &status).await;
     let r = remediate(&exec, &d3, &e, "c3").await;
-    assert_eq!(r.action, "failed", "{r:?}");
+    assert_eq!(r.action.to_string(), "failed", "{r:?}");
     let e = inspect(&fake.clients(), &d3, &keys(), &status).await;
     assert_eq!(e.status.health, Health::Degraded);
     let before = fake.mutating_calls().len();
     let r = remediate(&exec, &d3, &e, "c3").await;
-    assert_eq!(r.action, "skipped");
+    assert_eq!(r.action.to_string(), "skipped");
     assert_eq!(fake.mutating_calls().len(), before, "no second attempt");
     assert!(!fake.calls().iter().any(|c| c.starts_with("DeleteStack")));
 }
@@ -790,7 +790,7 @@ async fn remediation_in_pipeline_mode_starts_the_pipeline_and_tags_its_stack() {
     let e = inspect(&fake.clients(), &d, &keys(), &InspectOptions::new()).await;
     assert_eq!(e.status.sync, Sync::OutOfSync);
     let r = remediate(&exec, &d, &e, "c1").await;
-    assert_eq!(r.action, "redeployed", "{r:?}");
+    assert_eq!(r.action.to_string(), "redeployed", "{r:?}");
     assert_eq!(fake.state.lock().unwrap().executions.len(), 1);
     assert_eq!(
         fake.stack("dev-pipeline").unwrap().tags[TAG_REMEDIATED],
@@ -798,7 +798,10 @@ async fn remediation_in_pipeline_mode_starts_the_pipeline_and_tags_its_stack() {
     );
     let e = inspect(&fake.clients(), &d, &keys(), &InspectOptions::new()).await;
     assert_eq!(e.remediated_commit.as_deref(), Some("c1"));
-    assert_eq!(remediate(&exec, &d, &e, "c1").await.action, "skipped");
+    assert_eq!(
+        remediate(&exec, &d, &e, "c1").await.action.to_string(),
+        "skipped"
+    );
     assert_eq!(fake.state.lock().unwrap().executions.len(), 1);
 }
 

@@ -13,7 +13,6 @@ use std::sync::{Mutex, PoisonError};
 
 use super::*;
 use crate::aws::AwsClients;
-use crate::plan::ResourceChange;
 
 /// What a preview found for one environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,20 +87,7 @@ impl Pending {
 }
 
 fn preview_change_set_name(tags: &BTreeMap<String, String>) -> String {
-    let commit = tags
-        .get(crate::deploy::TAG_COMMIT)
-        .map(String::as_str)
-        .unwrap_or("0");
-    let short: String = commit
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(12)
-        .collect();
-    format!(
-        "{PREVIEW_CHANGE_SET_PREFIX}{short}-{}-{}",
-        unix_millis(),
-        CHANGE_SET_COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    super::change_set_name(PREVIEW_CHANGE_SET_PREFIX, tags)
 }
 
 impl Executor {
@@ -452,6 +438,61 @@ impl Executor {
     /// How many preview change sets are not deleted yet.
     pub fn pending_previews(&self) -> usize {
         self.pending.lock().len()
+    }
+}
+
+/// One resource a change-set preview would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ResourceChange {
+    /// The stack the change set was made for.
+    pub stack: String,
+    /// `Add`, `Modify`, `Remove`, `Import` or `Dynamic`.
+    pub action: String,
+    /// The resource's logical id.
+    pub logical_id: String,
+    /// Its type, such as `AWS::SNS::Topic`.
+    pub resource_type: String,
+    /// For `Modify`: `True`, `Conditional` or `False`, where AWS reports it.
+    pub replacement: Option<String>,
+    /// The resource's physical id, if it exists.
+    pub physical_id: Option<String>,
+}
+
+impl ResourceChange {
+    /// From the AWS layer's change of stack `stack`.
+    pub fn from_aws(stack: &str, c: &crate::aws::ResourceChange) -> Self {
+        Self {
+            stack: stack.to_string(),
+            action: c.action.clone(),
+            logical_id: c.logical_id.clone(),
+            resource_type: c.resource_type.clone(),
+            replacement: c.replacement.clone(),
+            physical_id: c.physical_id.clone(),
+        }
+    }
+
+    /// A change with the given action, logical id and type.
+    pub fn new(
+        stack: impl Into<String>,
+        action: impl Into<String>,
+        logical_id: impl Into<String>,
+        resource_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            stack: stack.into(),
+            action: action.into(),
+            logical_id: logical_id.into(),
+            resource_type: resource_type.into(),
+            replacement: None,
+            physical_id: None,
+        }
+    }
+
+    /// Sets the replacement (`True`, `Conditional`, `False`).
+    pub fn with_replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
     }
 }
 

@@ -1,19 +1,67 @@
-//! Which commits to compare for a GitHub event: the payload decides, the
-//! clone (through [`Git`], so tests can fake it) answers ancestry questions
-//! and fetches what a shallow checkout lacks.
+//! GitHub event resolution: which commits to compare for a GitHub Actions
+//! event. The payload decides; the clone (through [`Git`], so tests and
+//! embedders can fake it) answers ancestry questions and fetches what a
+//! shallow checkout lacks.
+//!
+//! ```
+//! use gitops_core::event::{decide, Decision, EventError, Git};
+//!
+//! /// A clone that has every commit, on one line of history.
+//! struct Linear;
+//! impl Git for Linear {
+//!     fn fetch_commit(&mut self, _: &str) -> Result<(), EventError> { Ok(()) }
+//!     fn merge_base(&mut self, a: &str, _: &str) -> Result<Option<String>, EventError> {
+//!         Ok(Some(a.to_string()))
+//!     }
+//!     fn is_ancestor(&mut self, _: &str, _: &str) -> Option<bool> { Some(true) }
+//!     fn branch(&mut self, _: &str) -> Option<String> { None }
+//! }
+//!
+//! let payload = serde_json::json!({"before": "a1", "after": "b2"});
+//! let d = decide("push", &payload, None, &mut Linear, &mut Vec::new()).unwrap();
+//! assert_eq!(d, Decision::Compare { base: "a1".into(), head: "b2".into() });
+//! ```
 
-use anyhow::{anyhow, bail};
 use serde_json::Value;
+
+/// Why an event could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// A commit the event names is not in the clone and cannot be fetched.
+    #[error("commit {commit} is not in this clone and fetching it failed ({why}); set `fetch-depth: 0` on actions/checkout so the history is there")]
+    Fetch {
+        /// The commit.
+        commit: String,
+        /// Why it cannot be had.
+        why: String,
+    },
+    /// A shallow clone could not be deepened enough to find a merge base.
+    #[error("{0}; set `fetch-depth: 0` on actions/checkout so the history is there")]
+    Shallow(String),
+    /// An event `--github` does not handle.
+    #[error("--github does not handle `{0}` events (only push, pull_request, pull_request_target, workflow_dispatch and schedule); pass --base REV and --head REV instead")]
+    Unsupported(String),
+    /// The payload lacks a field the event needs.
+    #[error("the event payload has no `{0}`")]
+    MissingField(String),
+    /// Reading the clone failed.
+    #[error(transparent)]
+    Git(#[from] crate::Error),
+}
+
+/// `Result` of this module.
+pub type Result<T, E = EventError> = std::result::Result<T, E>;
 
 /// What [`decide`] needs from the clone.
 pub trait Git {
     /// Makes sure commit `sha` is in the clone, fetching it if needed.
-    /// `Err` says why it cannot be had.
-    fn fetch_commit(&mut self, sha: &str) -> Result<(), String>;
+    /// `Err` ([`EventError::Fetch`]) says why it cannot be had.
+    fn fetch_commit(&mut self, sha: &str) -> Result<()>;
     /// The merge base of `a` and `b` (both present), deepening a shallow
     /// clone as needed. `Ok(None)`: the histories are unrelated. `Err`: a
     /// shallow clone could not be deepened enough.
-    fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>>;
+    fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>>;
     /// Whether `a` is an ancestor of `b`, without fetching; `None` when a
     /// shallow clone cannot tell.
     fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool>;
@@ -23,6 +71,7 @@ pub trait Git {
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// Compare the trees of `base` and `head`.
     Compare {
@@ -50,11 +99,12 @@ pub enum Decision {
     },
 }
 
-/// The advice when a commit cannot be had.
-pub fn fetch_advice(sha: &str, why: &str) -> anyhow::Error {
-    anyhow!(
-        "commit {sha} is not in this clone and fetching it failed ({why}); set `fetch-depth: 0` on actions/checkout so the history is there"
-    )
+/// The error when commit `sha` cannot be had, and `why`.
+pub fn fetch_advice(sha: &str, why: impl Into<String>) -> EventError {
+    EventError::Fetch {
+        commit: sha.to_string(),
+        why: why.into(),
+    }
 }
 
 fn is_zero(sha: &str) -> bool {
@@ -65,11 +115,11 @@ fn field<'a>(payload: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(payload, |v, k| v.get(k))
 }
 
-fn string(payload: &Value, path: &[&str]) -> anyhow::Result<String> {
+fn string(payload: &Value, path: &[&str]) -> Result<String> {
     field(payload, path)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("the event payload has no `{}`", path.join(".")))
+        .ok_or_else(|| EventError::MissingField(path.join(".")))
 }
 
 fn flag(payload: &Value, key: &str) -> bool {
@@ -85,14 +135,14 @@ pub fn decide(
     sha: Option<&str>,
     git: &mut dyn Git,
     notes: &mut Vec<String>,
-) -> anyhow::Result<Decision> {
+) -> Result<Decision> {
     match event {
         "push" => push(payload, git, notes),
         "pull_request" | "pull_request_target" => {
             let base = string(payload, &["pull_request", "base", "sha"])?;
             let head = string(payload, &["pull_request", "head", "sha"])?;
             for c in [&base, &head] {
-                git.fetch_commit(c).map_err(|why| fetch_advice(c, &why))?;
+                git.fetch_commit(c)?;
             }
             match git.merge_base(&base, &head)? {
                 Some(m) => Ok(Decision::Compare { base: m, head }),
@@ -107,32 +157,33 @@ pub fn decide(
         "workflow_dispatch" | "schedule" => Ok(Decision::AllUpdated {
             head: sha.unwrap_or("HEAD").to_string(),
         }),
-        other => bail!(
-            "--github does not handle `{other}` events (only push, pull_request, pull_request_target, workflow_dispatch and schedule); pass --base REV and --head REV instead"
-        ),
+        other => Err(EventError::Unsupported(other.to_string())),
     }
 }
 
-fn push(payload: &Value, git: &mut dyn Git, notes: &mut Vec<String>) -> anyhow::Result<Decision> {
+fn push(payload: &Value, git: &mut dyn Git, notes: &mut Vec<String>) -> Result<Decision> {
     let before = string(payload, &["before"])?;
     let after = string(payload, &["after"])?;
     if flag(payload, "deleted") || is_zero(&after) {
         return Ok(Decision::Deleted { before, after });
     }
-    git.fetch_commit(&after)
-        .map_err(|why| fetch_advice(&after, &why))?;
+    git.fetch_commit(&after)?;
     if flag(payload, "created") || is_zero(&before) {
         return from_default_branch(payload, after, git, notes);
     }
     let forced = flag(payload, "forced");
-    if let Err(why) = git.fetch_commit(&before) {
+    if let Err(e) = git.fetch_commit(&before) {
+        let why = match &e {
+            EventError::Fetch { why, .. } => why.clone(),
+            other => other.to_string(),
+        };
         if forced {
             notes.push(format!(
                 "the commit before the forced push ({before}) cannot be fetched ({why}); comparing with the default branch instead"
             ));
             return from_default_branch(payload, after, git, notes);
         }
-        return Err(fetch_advice(&before, &why));
+        return Err(e);
     }
     if forced || git.is_ancestor(&before, &after) == Some(false) {
         return match git.merge_base(&before, &after)? {
@@ -163,7 +214,7 @@ fn from_default_branch(
     head: String,
     git: &mut dyn Git,
     notes: &mut Vec<String>,
-) -> anyhow::Result<Decision> {
+) -> Result<Decision> {
     let Ok(branch) = string(payload, &["repository", "default_branch"]) else {
         notes.push(
             "the payload names no default branch; every environment counts as created".into(),
@@ -231,7 +282,7 @@ mod tests {
     }
 
     impl Git for Fake {
-        fn fetch_commit(&mut self, sha: &str) -> Result<(), String> {
+        fn fetch_commit(&mut self, sha: &str) -> Result<()> {
             if self.present.contains(sha) {
                 return Ok(());
             }
@@ -240,11 +291,11 @@ mod tests {
                 self.present.insert(sha.to_string());
                 return Ok(());
             }
-            Err("not our ref".into())
+            Err(fetch_advice(sha, "not our ref"))
         }
-        fn merge_base(&mut self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+        fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>> {
             if self.deepen_fails {
-                bail!("deepening failed; set `fetch-depth: 0`");
+                return Err(EventError::Shallow("deepening failed".into()));
             }
             let (pa, pb) = (self.ancestors(a), self.ancestors(b));
             // The common ancestor that no other common ancestor descends from.
@@ -286,7 +337,7 @@ mod tests {
 
     const ZERO: &str = "0000000000000000000000000000000000000000";
 
-    fn run(event: &str, payload: Value, git: &mut Fake) -> anyhow::Result<Decision> {
+    fn run(event: &str, payload: Value, git: &mut Fake) -> Result<Decision> {
         decide(event, &payload, Some("sha-from-env"), git, &mut Vec::new())
     }
 
