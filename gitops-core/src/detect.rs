@@ -178,6 +178,15 @@ pub enum Why {
     Shared,
     /// The environment's resolved configuration differs (a `gitops.yaml` edit).
     Config,
+    /// `--base deployed`: the environment has no stack yet.
+    NotDeployed,
+    /// `--base deployed`: its deployed commit is not in this clone's history.
+    NotInHistory,
+    /// `--base deployed`: its stack is in a failed state that a deployment retries.
+    FailedState,
+    /// `--base deployed`: its stack is managed by this repository, and head
+    /// declares no such environment.
+    NotDeclared,
 }
 
 impl Why {
@@ -188,6 +197,10 @@ impl Why {
             Self::Template => "template",
             Self::Shared => "shared",
             Self::Config => "config",
+            Self::NotDeployed => "not-deployed",
+            Self::NotInHistory => "not-in-history",
+            Self::FailedState => "failed-state",
+            Self::NotDeclared => "not-declared",
         }
     }
 }
@@ -205,6 +218,27 @@ pub struct Reason {
     pub path: String,
     /// Why it touches the environment.
     pub why: Why,
+    /// `--base deployed`: the deployed commit this reason is relative to
+    /// (the commit the path changed since, or the one not in history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+impl Reason {
+    /// A reason with no deployed commit.
+    pub fn new(path: impl Into<String>, why: Why) -> Self {
+        Self {
+            path: path.into(),
+            why,
+            since: None,
+        }
+    }
+
+    /// The reason, relative to the deployed commit `commit`.
+    pub fn with_since(mut self, commit: Option<String>) -> Self {
+        self.since = commit;
+        self
+    }
 }
 
 /// The verdict for one environment.
@@ -223,6 +257,18 @@ pub struct EnvChange {
     pub region: String,
     /// The changed paths that touched it, sorted by path.
     pub reasons: Vec<Reason>,
+    /// `--base deployed` only: the commit it was last deployed from (`null`
+    /// when it has no stack, or its stack names no commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Option<String>>,
+    /// `--base deployed` only: its stack's status, when that is a failed one
+    /// (`UPDATE_ROLLBACK_COMPLETE`, `UPDATE_ROLLBACK_FAILED`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_status: Option<String>,
+    /// `--base deployed`, for a deleted environment: how it was declared at
+    /// its stack's deployed commit, which the deletion rules judge.
+    #[serde(skip)]
+    pub declaration: Option<crate::deploy::BaseDeclaration>,
     /// The resolved environment: at head, or at base for a deleted one.
     #[serde(skip)]
     pub environment: Environment,
@@ -302,7 +348,7 @@ impl Detection {
         }
     }
 
-    fn from_changes(environments: Vec<EnvChange>) -> Self {
+    pub(crate) fn from_changes(environments: Vec<EnvChange>) -> Self {
         let mut d = Detection::default();
         for e in &environments {
             let list = match e.change {
@@ -326,6 +372,9 @@ fn env_change(env: &Environment, change: Change, reasons: Vec<Reason>) -> EnvCha
         pipeline: env.pipeline.clone(),
         region: env.region.clone(),
         reasons,
+        base: None,
+        stack_status: None,
+        declaration: None,
         environment: env.clone(),
     }
 }
@@ -472,7 +521,7 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
         };
         let reasons = reasons
             .into_iter()
-            .map(|(path, why)| Reason { path, why })
+            .map(|(path, why)| Reason::new(path, why))
             .collect();
         out.push(env_change(env, change, reasons));
     }
@@ -735,10 +784,7 @@ mod tests {
         assert_eq!(d.updated, ["dev", "prod", "staging"]);
         assert_eq!(
             d.environments[0].reasons,
-            [Reason {
-                path: "tpl/pipeline.yaml".into(),
-                why: Why::Template
-            }]
+            [Reason::new("tpl/pipeline.yaml", Why::Template)]
         );
         assert_eq!(d.environments[0].pipeline.as_deref(), Some("dev-deploy"));
     }

@@ -509,6 +509,10 @@ pub struct EnvStatus {
     /// The error that prevented the check (then `sync` is `Unknown`, unless
     /// differences were found before it).
     pub error: Option<String>,
+    /// Whether head has changes not yet deployed: what `--base deployed`
+    /// would act on (its verdict against the deployed commit is created or
+    /// updated). `None` when that could not be read.
+    pub pending: Option<bool>,
 }
 
 /// One resource CloudFormation drift detection did not find in sync.
@@ -656,6 +660,7 @@ impl EnvDrift {
                 sync: Sync::Unknown,
                 health: Health::Unknown,
                 error: Some(error.into()),
+                pending: None,
             },
             reasons: Vec::new(),
             resource_drifts: Vec::new(),

@@ -8,9 +8,11 @@
 
 use gix::ObjectId;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::CONFIG_FILE;
+use crate::deploy::BaseDeclaration;
+use crate::deployed::{classify, AtCommit, BaseDetection, Deployed};
 use crate::detect::{detect, env_folder, ChangedPath, Detection};
 use crate::error::{Error, Result};
 use crate::model::Repository;
@@ -162,6 +164,17 @@ pub fn detect_between(
     let Some(base) = base else {
         return Ok(detect(None, &head_model, &[]));
     };
+    detect_against(repo, base, head, prefix, &head_model)
+}
+
+/// [`detect_between`] with the model at `head` already loaded.
+fn detect_against(
+    repo: &gix::Repository,
+    base: ObjectId,
+    head: ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+) -> Result<Detection> {
     let changes = changed_paths(repo, base, head, prefix)?;
     let base_tree = GitTree::new(repo.clone(), base, prefix)?;
     let config_changed = changes
@@ -186,9 +199,102 @@ pub fn detect_between(
             Err(e) => return Err(e),
         }
     } else {
-        Some(load_touched(&base_tree, &head_model, &changes)?)
+        Some(load_touched(&base_tree, head_model, &changes)?)
     };
-    Ok(detect(base_model.as_ref(), &head_model, &changes))
+    Ok(detect(base_model.as_ref(), head_model, &changes))
+}
+
+/// `--base deployed`: classifies every environment against the commit it
+/// was last deployed from ([`crate::deployed::classify`]). One tree diff
+/// per distinct deployed commit that this clone has (a missing one counts
+/// as not in history); each undeclared environment's declaration is read
+/// at its own deployed commit (one model load per distinct commit).
+pub fn detect_deployed(
+    repo: &gix::Repository,
+    head: ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+    deployed: &Deployed,
+) -> Result<Detection> {
+    let mut bases = BTreeMap::new();
+    for c in deployed.commits() {
+        let Some(id) = known_commit(repo, c) else {
+            continue;
+        };
+        let d = match detect_against(repo, id, head, prefix, head_model) {
+            Ok(d) => BaseDetection::Compared(d),
+            Err(Error::Message(m)) => BaseDetection::Unusable(m),
+            Err(e) => return Err(e),
+        };
+        bases.insert(c.to_string(), d);
+    }
+    let mut models = Models::default();
+    let mut declarations = BTreeMap::new();
+    for s in &deployed.undeclared {
+        if !declarations.contains_key(&s.environment) {
+            let d = models.declaration(repo, prefix, s.commit.as_deref(), &s.environment);
+            declarations.insert(s.environment.clone(), d);
+        }
+    }
+    Ok(classify(head_model, deployed, &bases, &declarations))
+}
+
+/// The commit `c` names, when this clone has it.
+pub fn known_commit(repo: &gix::Repository, c: &str) -> Option<ObjectId> {
+    ObjectId::from_hex(c.as_bytes())
+        .ok()
+        .filter(|id| commit_exists(repo, *id))
+}
+
+/// Models loaded at deployed commits, once each.
+#[derive(Debug, Default)]
+pub struct Models {
+    at: BTreeMap<String, std::result::Result<Repository, String>>,
+}
+
+impl Models {
+    /// How environment `name` was declared at `commit`, with its
+    /// configuration there ([`AtCommit::unknown`] for a missing commit or a
+    /// repository that cannot be read there).
+    pub fn declaration(
+        &mut self,
+        repo: &gix::Repository,
+        prefix: &str,
+        commit: Option<&str>,
+        name: &str,
+    ) -> AtCommit {
+        let Some(c) = commit else {
+            return AtCommit::unknown("its stack names no deployed commit");
+        };
+        let model = self
+            .at
+            .entry(c.to_string())
+            .or_insert_with(|| match known_commit(repo, c) {
+                None => Err(format!(
+                    "its deployed commit {c} is not in this clone's history"
+                )),
+                Some(id) => GitTree::new(repo.clone(), id, prefix)
+                    .and_then(|t| Repository::load(&t))
+                    .map_err(|e| {
+                        format!("the repository at its deployed commit {c} cannot be read: {e}")
+                    }),
+            });
+        match model {
+            Ok(m) => AtCommit {
+                environment: m.environment(name).cloned(),
+                declaration: BaseDeclaration::in_repository(m, name),
+            },
+            Err(why) => AtCommit::unknown(why.clone()),
+        }
+    }
+}
+
+/// Whether `id` is a commit in the object database.
+fn commit_exists(repo: &gix::Repository, id: ObjectId) -> bool {
+    repo.has_object(id)
+        && repo
+            .find_object(id)
+            .is_ok_and(|o| o.kind == gix::object::Kind::Commit)
 }
 
 /// The model at base when gitops.yaml did not change: environments whose
@@ -374,5 +480,126 @@ mod tests {
         assert_eq!(d, detect(Some(&full_base), &head_model, &changes));
         let d = detect_between(&repo, None, second, "ops").unwrap();
         assert_eq!(d.created, ["a", "d", "e"]);
+    }
+
+    #[test]
+    fn detect_deployed_compares_each_environment_with_its_own_commit() {
+        use crate::deployed::{DeployedEnv, ManagedStack};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        write(
+            dir,
+            "gitops.yaml",
+            "version: 1\nid: acme/x\nstack: { template: common/app.yaml }\n",
+        );
+        write(dir, "common/app.yaml", "Resources: {}\n");
+        for env in ["a", "b", "c", "gone"] {
+            write(
+                dir,
+                &format!("environments/{env}/environment.yaml"),
+                "parameters: {}\n",
+            );
+        }
+        write(
+            dir,
+            "environments/kept/environment.yaml",
+            "protected: true\nparameters: {}\n",
+        );
+        let c1 = commit(dir);
+        write(
+            dir,
+            "environments/a/environment.yaml",
+            "parameters: { X: \"1\" }\n",
+        );
+        let c2 = commit(dir);
+        write(
+            dir,
+            "environments/b/environment.yaml",
+            "parameters: { X: \"2\" }\n",
+        );
+        std::fs::remove_dir_all(dir.join("environments/gone")).unwrap();
+        std::fs::remove_dir_all(dir.join("environments/kept")).unwrap();
+        write(dir, "environments/new/environment.yaml", "parameters: {}\n");
+        let c3 = commit(dir);
+
+        let repo = crate::source::open_repo(dir).unwrap();
+        let head = load_at(&repo, c3, "").unwrap();
+        let unknown = "0123456789012345678901234567890123456789";
+        let mut deployed = Deployed::new();
+        for (env, c) in [
+            ("a", c1.to_string()),
+            ("b", c2.to_string()),
+            ("c", unknown.to_string()),
+        ] {
+            deployed
+                .environments
+                .insert(env.into(), DeployedEnv::new(Some(c), "UPDATE_COMPLETE"));
+        }
+        deployed.undeclared.push(ManagedStack {
+            name: "gone-app".into(),
+            environment: "gone".into(),
+            region: "us-east-1".into(),
+            role_arn: None,
+            commit: Some(c1.to_string()),
+            status: "UPDATE_COMPLETE".into(),
+        });
+        // Removed at C3 too, but `protected: true` at C1, where its stack was deployed from.
+        deployed.undeclared.push(ManagedStack {
+            name: "kept-app".into(),
+            environment: "kept".into(),
+            region: "us-east-1".into(),
+            role_arn: None,
+            commit: Some(c1.to_string()),
+            status: "UPDATE_COMPLETE".into(),
+        });
+        let d = detect_deployed(&repo, c3, "", &head, &deployed).unwrap();
+        assert_eq!(d.created, ["new"]);
+        // a: changed in C2 (since C1); b: changed in C3 (since C2); c: unknown commit.
+        assert_eq!(d.updated, ["a", "b", "c"]);
+        assert_eq!(d.deleted, ["gone", "kept"]);
+        let kept = d.environment("kept").unwrap();
+        assert!(kept.environment.protected);
+        assert!(
+            matches!(
+                &kept.declaration,
+                Some(BaseDeclaration::Declared { protection, .. }) if !protection.allows_deletion()
+            ),
+            "{:?}",
+            kept.declaration
+        );
+        let a = d.environment("a").unwrap();
+        assert_eq!(a.base, Some(Some(c1.to_string())));
+        assert_eq!(a.reasons[0].path, "environments/a/environment.yaml");
+        assert_eq!(a.reasons[0].since.as_deref(), Some(c1.to_string().as_str()));
+        assert_eq!(
+            d.environment("c").unwrap().reasons[0].why,
+            crate::detect::Why::NotInHistory
+        );
+        // The undeclared environment, as declared at its own commit: not protected, deletable.
+        let gone = d.environment("gone").unwrap();
+        assert_eq!(gone.environment.file, "environments/gone/environment.yaml");
+        assert!(!gone.environment.protected);
+        assert!(gone.declaration.as_ref().unwrap().allows_deletion());
+
+        // Deployed at head itself: nothing to do.
+        let mut at_head = Deployed::new();
+        for env in ["a", "b", "c", "new"] {
+            at_head.environments.insert(
+                env.into(),
+                DeployedEnv::new(Some(c3.to_string()), "UPDATE_COMPLETE"),
+            );
+        }
+        let d = detect_deployed(&repo, c3, "", &head, &at_head).unwrap();
+        assert!(!d.has_changes(), "{:?}", d.updated);
+
+        // An unknown deployed commit counts as protected; a known one is read there.
+        let mut models = Models::default();
+        let at = models.declaration(&repo, "", Some(unknown), "gone");
+        assert!(matches!(at.declaration, BaseDeclaration::Unknown { .. }));
+        assert!(!at.declaration.allows_deletion());
+        assert!(at.environment("gone", "gone-app", "us-east-1").protected);
+        let at = models.declaration(&repo, "", Some(&c1.to_string()), "gone");
+        assert!(at.declaration.allows_deletion());
     }
 }

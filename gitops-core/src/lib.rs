@@ -36,6 +36,7 @@ pub mod aws;
 pub mod board;
 mod config;
 pub mod deploy;
+pub mod deployed;
 pub mod detect;
 pub mod drift;
 pub mod edit;

@@ -91,6 +91,34 @@ impl Protection {
 }
 
 impl Environment {
+    /// An environment known only from its stacks (its declaration cannot be
+    /// read): `protected`, so that nothing ever deletes them on its account.
+    pub(crate) fn stand_in(
+        name: &str,
+        stack: &str,
+        pipeline_stack: Option<String>,
+        region: &str,
+        role_arn: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            stack: stack.to_string(),
+            pipeline: None,
+            pipeline_stack,
+            region: region.to_string(),
+            account: None,
+            protected: true,
+            protection: Protection::Set(true),
+            role_arn,
+            auto_remediate: false,
+            template: String::new(),
+            file: String::new(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            template_from_file: false,
+        }
+    }
+
     /// An environment known by name only, declared nowhere: for an entry of
     /// a detect result that the repository does not declare, so that its
     /// plan can refuse it.

@@ -69,7 +69,7 @@ impl StatusReport {
 
     /// The text table and a summary line.
     pub fn render_text(&self, color: bool) -> String {
-        let rows: Vec<[String; 8]> = self
+        let rows: Vec<[String; 9]> = self
             .environments
             .iter()
             .map(|d| {
@@ -79,6 +79,12 @@ impl StatusReport {
                     crate::board::version_text(&s.git_version),
                     crate::board::version_text(&s.deployed_version),
                     crate::text::short_commit_or(s.commit.as_deref(), "-").to_string(),
+                    match s.pending {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "-",
+                    }
+                    .to_string(),
                     s.stack_status.clone().unwrap_or_else(|| "-".into()),
                     crate::board::pipeline_text(s),
                     sync_word(s.sync, color),
@@ -95,6 +101,7 @@ impl StatusReport {
                 "GIT",
                 "DEPLOYED",
                 "COMMIT",
+                "PENDING",
                 "STACK STATUS",
                 "PIPELINE",
                 "SYNC",
@@ -722,6 +729,17 @@ pub fn issue_marker(env: &str) -> String {
     format!("<!-- gitops-drift:{env} -->")
 }
 
+/// The hidden marker that identifies an orphan stack's issue.
+pub fn orphan_marker(stack: &str) -> String {
+    format!("<!-- gitops-drift-orphan:{stack} -->")
+}
+
+/// The stack an orphan issue's body is about, from its marker.
+pub fn orphan_of(body: &str) -> Option<&str> {
+    let rest = body.split("<!-- gitops-drift-orphan:").nth(1)?;
+    rest.split(" -->").next().filter(|s| !s.is_empty())
+}
+
 /// An open issue labelled [`ISSUE_LABEL`], as far as the rules need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenIssue {
@@ -731,7 +749,8 @@ pub struct OpenIssue {
     pub body: String,
 }
 
-/// What to do with one environment's drift issue.
+/// What to do with one environment's drift issue, or an orphan stack's
+/// (then `env` is the stack's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IssueAction {
@@ -776,6 +795,11 @@ pub enum IssueAction {
 /// comment once the environment is Synced. Unknown environments' issues
 /// are left as they are. Each body carries every environment's `board`
 /// (markdown) when it fits, and ends with `footer` (a link to the run, say).
+///
+/// Then one issue per orphan stack (managed by this repository, declared
+/// by no environment; [`orphan_marker`]): created when missing, left as it
+/// is while the stack remains, closed with a comment once it is gone. When
+/// the orphans could not be listed, their issues are left as they are.
 pub fn issue_actions(
     report: &DriftReport,
     open: &[OpenIssue],
@@ -817,6 +841,43 @@ pub fn issue_actions(
                 number: i.number,
             }),
             _ => {}
+        }
+    }
+    if report.orphans_error.is_none() {
+        out.extend(orphan_issue_actions(report, open));
+    }
+    out
+}
+
+fn orphan_issue_actions(report: &DriftReport, open: &[OpenIssue]) -> Vec<IssueAction> {
+    let short = short_commit(&report.commit);
+    let mut out = Vec::new();
+    for stack in &report.orphans {
+        let m = orphan_marker(stack);
+        out.push(match open.iter().find(|i| i.body.contains(&m)) {
+            Some(i) => IssueAction::UpToDate {
+                env: stack.clone(),
+                number: i.number,
+            },
+            None => IssueAction::Create {
+                env: stack.clone(),
+                title: format!("Drift: orphan stack `{stack}` is declared by no environment"),
+                body: format!(
+                    "{m}\nStack **`{stack}`** is tagged as managed by this repository, but no environment at commit `{short}` declares it: an orphan, left behind by a removed environment folder or a renamed stack.\n\nDelete it with `gitops deploy --base deployed --allow-delete` (its environment's configuration at the commit it was deployed from decides whether it may go: a protected one never does), or by hand once you are sure it is unused. `gitops drift --open-issues` closes this issue once the stack is gone.\n"
+                ),
+            },
+        });
+    }
+    for i in open {
+        let Some(stack) = orphan_of(&i.body) else {
+            continue;
+        };
+        if !report.orphans.iter().any(|o| o == stack) {
+            out.push(IssueAction::Close {
+                env: stack.to_string(),
+                number: i.number,
+                comment: format!("Stack `{stack}` is gone (checked at commit `{short}`). Closing."),
+            });
         }
     }
     out
@@ -949,5 +1010,64 @@ mod tests {
                 "same same #3"
             ]
         );
+    }
+
+    #[test]
+    fn an_orphan_stack_has_its_own_issue_closed_once_it_is_gone() {
+        let r = DriftReport::new("0123456789abcdef0123", None, vec![env("dev", Sync::Synced)])
+            .with_orphans(Ok(vec!["old-app".into(), "ab".into()]));
+        let open = [
+            OpenIssue {
+                number: 7,
+                body: orphan_marker("old-app"),
+            },
+            OpenIssue {
+                number: 8,
+                body: format!("{}\nabout a stack now deleted", orphan_marker("a")),
+            },
+            OpenIssue {
+                number: 9,
+                body: issue_marker("dev"),
+            },
+        ];
+        let actions = issue_actions(&r, &open, "", "");
+        assert_eq!(actions.len(), 4, "{actions:?}");
+        // dev is back in sync; old-app's issue is open; `a`'s issue is not `ab`'s.
+        assert!(matches!(&actions[0], IssueAction::Close { env, number: 9, .. } if env == "dev"));
+        assert_eq!(
+            actions[1],
+            IssueAction::UpToDate {
+                env: "old-app".into(),
+                number: 7
+            }
+        );
+        let IssueAction::Create { env, title, body } = &actions[2] else {
+            unreachable!("{actions:?}")
+        };
+        assert_eq!(env, "ab");
+        assert!(title.contains("`ab`"), "{title}");
+        assert!(body.starts_with(&orphan_marker("ab")), "{body}");
+        assert!(body.contains("`0123456789ab`"), "{body}");
+        assert_eq!(orphan_of(body), Some("ab"));
+        assert_eq!(
+            actions[3],
+            IssueAction::Close {
+                env: "a".into(),
+                number: 8,
+                comment: "Stack `a` is gone (checked at commit `0123456789ab`). Closing.".into()
+            }
+        );
+        // Orphans that could not be listed: their issues are left alone.
+        let r = DriftReport::new("c", None, vec![]).with_orphans(Err("denied".into()));
+        assert!(issue_actions(&r, &open, "", "").is_empty());
+        // No orphans: every orphan issue closes.
+        let r = DriftReport::new("c", None, vec![]).with_orphans(Ok(vec![]));
+        let actions = issue_actions(&r, &open, "", "");
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        assert!(actions
+            .iter()
+            .all(|a| matches!(a, IssueAction::Close { .. })));
+        assert_eq!(orphan_of(&issue_marker("dev")), None);
+        assert_eq!(orphan_of("<!-- gitops-drift-orphan: -->"), None);
     }
 }

@@ -16,6 +16,8 @@ pub struct Moto {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// Where moto's recorder writes the requests (see [`Moto::record`]).
+    recording: tempfile::TempDir,
 }
 
 /// Where `moto_server` is: on PATH, or in the venv the test script makes.
@@ -43,8 +45,13 @@ impl Moto {
             );
             return None;
         };
+        let recording = tempfile::tempdir().expect("a temporary folder");
         let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", "0"])
+            .env(
+                "MOTO_RECORDER_FILEPATH",
+                recording.path().join("requests.jsonl"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -76,6 +83,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            recording,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while moto.get("/moto-api/").map(|(s, _)| s) != Some(200) {
@@ -104,6 +112,40 @@ impl Moto {
             ("AWS_CONFIG_FILE", "/dev/null".into()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ]
+    }
+
+    /// Starts (again) recording the AWS calls made from now on, forgetting
+    /// earlier ones (moto's recorder); read them with [`Moto::operations`].
+    pub fn record(&self) {
+        let _ = self.request("POST", "/moto-api/recorder/stop-recording", "", &[]);
+        let _ = std::fs::write(self.recording.path().join("requests.jsonl"), "");
+        let started = self.request("POST", "/moto-api/recorder/start-recording", "", &[]);
+        assert_eq!(started.map(|(s, _)| s), Some(200), "moto's recorder starts");
+    }
+
+    /// The operations called since [`Moto::record`], in order, such as
+    /// `DescribeStacks` or `CodePipeline_20150709.ListPipelineExecutions`.
+    pub fn operations(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.recording.path().join("requests.jsonl"))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                if let Some(t) = v["headers"]["X-Amz-Target"].as_str() {
+                    return t.to_string();
+                }
+                let body = v["body"].as_str().unwrap_or_default();
+                let body = if v["body_encoded"].as_bool() == Some(true) {
+                    decode_base64(body)
+                } else {
+                    body.to_string()
+                };
+                body.split('&')
+                    .find_map(|kv| kv.strip_prefix("Action="))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{} {}", v["method"], v["url"]))
+            })
+            .collect()
     }
 
     /// A plain HTTP GET on the server; `(status, body)`.
@@ -175,6 +217,26 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn decode_base64(s: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else {
+            continue;
+        };
+        bits = (bits << 6) | v as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn urlencode(s: &str) -> String {

@@ -579,3 +579,91 @@ fn the_status_board_is_one_escaped_page_and_the_summary_a_flowchart() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--format html is for `gitops status` and `gitops drift`"));
 }
+
+#[test]
+fn an_orphan_stack_gets_its_own_issue_closed_once_the_stack_is_gone() {
+    let Some(moto) = Moto::start() else { return };
+    let (repo, _) = repo_with(&[("dev", "")]);
+    deploy(&repo, &moto, &["dev"]);
+    // A stack of this repository that no environment declares any more.
+    let xml = moto.query(&[
+        ("Action", "CreateStack"),
+        ("StackName", "old-app"),
+        ("TemplateBody", "Resources:\n  T: {Type: AWS::SNS::Topic}\n"),
+        ("Tags.member.1.Key", "gitops:managed-by"),
+        ("Tags.member.1.Value", "acme/e2e"),
+        ("Version", "2010-05-15"),
+    ]);
+    assert!(xml.contains("<StackId>"), "{xml}");
+    let issues = "/repos/acme/app/issues";
+
+    // First run: the orphan gets an issue of its own (dev is in sync: none for it).
+    let gh = GitHubStub::start(vec![
+        Route::new("GET", issues, 200, json!([])),
+        Route::new(
+            "POST",
+            issues,
+            201,
+            json!({"number": 9, "html_url": "https://github.com/acme/app/issues/9", "title": "t", "body": "b"}),
+        ),
+    ]);
+    let (out, v) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(v["orphans"], json!(["old-app"]), "{v}");
+    let reqs = gh.requests();
+    let posts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "{reqs:?}");
+    let created = posts[0].json();
+    assert_eq!(posts[0].path, issues);
+    assert_eq!(created["labels"], json!(["drift"]));
+    assert!(
+        created["title"].as_str().unwrap().contains("`old-app`"),
+        "{created}"
+    );
+    let body = created["body"].as_str().unwrap().to_string();
+    assert!(
+        body.starts_with("<!-- gitops-drift-orphan:old-app -->"),
+        "{body}"
+    );
+    assert!(body.contains("--base deployed --allow-delete"), "{body}");
+
+    // Second run, its issue open: nothing is written.
+    let open = json!([{"number": 9, "title": "t", "body": body, "html_url": "u"}]);
+    let gh = GitHubStub::start(vec![Route::new("GET", issues, 200, open.clone())]);
+    let (out, _) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(gh.requests().len(), 1, "{:?}", gh.requests());
+
+    // The stack is gone: its issue is commented on and closed.
+    moto.query(&[
+        ("Action", "DeleteStack"),
+        ("StackName", "old-app"),
+        ("Version", "2010-05-15"),
+    ]);
+    let gh = GitHubStub::start(vec![
+        Route::new("GET", issues, 200, open),
+        Route::new(
+            "POST",
+            &format!("{issues}/9/comments"),
+            201,
+            json!({"id": 1}),
+        ),
+        Route::new("PATCH", &format!("{issues}/9"), 200, json!({"number": 9})),
+    ]);
+    let (out, v) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(v["orphans"], json!([]), "{v}");
+    let reqs = gh.requests();
+    let comment = reqs.iter().find(|r| r.method == "POST").expect("a comment");
+    assert_eq!(comment.path, format!("{issues}/9/comments"));
+    assert!(
+        comment.json()["body"]
+            .as_str()
+            .unwrap()
+            .contains("`old-app` is gone"),
+        "{reqs:?}"
+    );
+    let close = reqs.iter().find(|r| r.method == "PATCH").expect("a close");
+    assert_eq!(close.path, format!("{issues}/9"));
+    assert_eq!(close.json()["state"], "closed");
+}

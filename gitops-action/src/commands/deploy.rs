@@ -67,6 +67,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         &args.environments,
         args.from_detect.as_deref(),
         "deploy",
+        &args.aws,
     )?;
     let Some(head_id) = selected.head_id else {
         eprintln!("nothing to deploy: the branch was deleted");

@@ -8,7 +8,8 @@ use gitops_core::detect::{Detection, Matrix, MAX_MATRIX_JOBS};
 use gitops_core::text::short_commit_or;
 use serde::Serialize;
 
-use super::select::{self, SelectArgs};
+use super::select::{self, SelectArgs, DEPLOYED};
+use crate::aws::AwsArgs;
 use crate::output::print_json;
 use crate::{github, Format, Globals};
 
@@ -19,6 +20,9 @@ pub struct Args {
     /// Exit with 2 when an environment changed, 0 when none did.
     #[arg(long)]
     exit_code: bool,
+    // AWS, for --base deployed.
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 /// The JSON report.
@@ -31,7 +35,7 @@ struct Report<'a> {
     matrix: Matrix,
 }
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let selected = select::select(g, &args.select)?;
+    let selected = select::select_with(g, &args.select, Some(&args.aws))?;
     let detection = selected.detection;
     let report = Report {
         base: selected.base,
@@ -100,6 +104,9 @@ fn summary_line(d: &Detection) -> String {
 
 fn render_text(r: &Report<'_>) -> String {
     let d = r.detection;
+    if r.base.as_deref() == Some(DEPLOYED) {
+        return render_deployed_text(r);
+    }
     let mut out = format!(
         "base {} -> head {}\n",
         short_commit_or(r.base.as_deref(), "(none)"),
@@ -130,6 +137,19 @@ fn render_text(r: &Report<'_>) -> String {
     out
 }
 
+/// `--base deployed`: one line per environment that is affected or in a
+/// failed state, such as
+/// `qa: deployed 1a2b3c4d5e6f, head 5d6e7f8a9b0c: environments/qa/stage.yaml changed`.
+fn render_deployed_text(r: &Report<'_>) -> String {
+    let head = r.head.as_deref().unwrap_or_default();
+    format!(
+        "base deployed -> head {}\n{}{}\n",
+        short_commit_or(r.head.as_deref(), "(none)"),
+        gitops_core::deployed::render_text(r.detection, head),
+        summary_line(r.detection)
+    )
+}
+
 fn render_markdown(r: &Report<'_>) -> String {
     let d = r.detection;
     let mut out = format!(
@@ -143,12 +163,19 @@ fn render_markdown(r: &Report<'_>) -> String {
         return out;
     }
     out.push_str("| Environment | Change | Stack | Region | Why |\n|---|---|---|---|---|\n");
+    let deployed = r.base.as_deref() == Some(DEPLOYED);
     for e in d.affected() {
         let reasons: Vec<String> = e
             .reasons
             .iter()
             .take(5)
-            .map(|r| format!("{} ({})", gitops_core::markdown::code(&r.path), r.why))
+            .map(|x| {
+                if deployed {
+                    gitops_core::markdown::cell(&gitops_core::deployed::reason_words(x, e))
+                } else {
+                    format!("{} ({})", gitops_core::markdown::code(&x.path), x.why)
+                }
+            })
             .collect();
         let more = e.reasons.len().saturating_sub(5);
         let mut why = reasons.join("<br>");

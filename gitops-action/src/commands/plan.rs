@@ -16,7 +16,7 @@ use gitops_core::deploy::{self, Desired, Executor, ExecutorOptions, PlanOptions,
 use gitops_core::detect::{Change, EnvChange};
 use gitops_core::fanout::{self, FanOut, TaskError};
 use gitops_core::plan::{self as core_plan, EnvPreview, FileDiff, Plan, COMMENT_LIMIT, MARKER};
-use gitops_core::{Environment, GitTree, Repository, Source};
+use gitops_core::{git, Environment, GitTree, Repository, Source};
 
 use super::select::{self, SelectArgs};
 use crate::aws::AwsArgs;
@@ -102,7 +102,8 @@ impl Input {
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let (selected, targets) = select::targets(g, &args.select, &args.environments, None, "plan")?;
+    let (selected, targets) =
+        select::targets(g, &args.select, &args.environments, None, "plan", &args.aws)?;
     let options = PlanOptions::new()
         .with_allow_delete(args.allow_delete)
         .with_adopt(args.adopt)
@@ -123,12 +124,27 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         };
         template_bucket.clone_from(&head_model.config.stack.template_bucket);
         let base = match &selected.base {
-            Some(b) => load_base(&selected.repo, b, &selected.prefix, g.color),
-            None => None,
+            Some(b) if b != select::DEPLOYED => {
+                load_base(&selected.repo, b, &selected.prefix, g.color)
+            }
+            _ => None,
         };
+        // --base deployed: each environment against its own deployed commit.
+        let mut deployed = std::collections::BTreeMap::new();
+        for c in targets.iter().filter_map(|t| t.base.clone().flatten()) {
+            if !deployed.contains_key(&c) && git::known_commit(&selected.repo, &c).is_some() {
+                let model = load_base(&selected.repo, &c, &selected.prefix, g.color);
+                deployed.insert(c, model);
+            }
+        }
         for t in &targets {
+            let own = match t.base.as_ref() {
+                Some(Some(c)) => deployed.get(c).and_then(Option::as_ref),
+                Some(None) => None,
+                None => base.as_ref(),
+            };
             inputs.push(
-                gather(&head_model, &head_tree, &head, base.as_ref(), t)
+                gather(&head_model, &head_tree, &head, own, t)
                     .with_context(|| format!("environment `{}`", t.name))?,
             );
         }

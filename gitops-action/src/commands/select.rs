@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context};
+use gitops_core::deploy::inspect;
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
 use gitops_core::text::short_commit;
 use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
+use crate::aws::AwsArgs;
 use crate::Globals;
 use gitops_core::event::{self, decide, fetch_advice, Decision, EventError};
 
@@ -23,7 +25,11 @@ use gitops_core::event::{self, decide, fetch_advice, Decision, EventError};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SelectArgs {
     /// The revision to compare from: a commit, branch, tag or expression
-    /// such as HEAD~1 or origin/main.
+    /// such as HEAD~1 or origin/main; or `deployed`: each environment
+    /// against the commit it was last deployed from, read from AWS (its
+    /// stack's gitops:commit tag; in pipeline mode the latest succeeded
+    /// execution's source revision), so no failed or skipped run ever loses
+    /// a change (detect, plan and deploy).
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
     /// The revision to compare to [default: HEAD, or GITHUB_SHA with --github].
@@ -52,9 +58,27 @@ pub struct Selected {
     pub detection: Detection,
 }
 
+/// The `--base` that reconciles against what is deployed.
+pub const DEPLOYED: &str = "deployed";
+
 /// Decides base and head from the flags or the GitHub event, fetches what a
 /// shallow clone lacks, and classifies every environment.
 pub fn select(g: &Globals, args: &SelectArgs) -> anyhow::Result<Selected> {
+    select_with(g, args, None)
+}
+
+/// [`select`], with AWS for `--base deployed`.
+pub fn select_with(
+    g: &Globals,
+    args: &SelectArgs,
+    aws: Option<&AwsArgs>,
+) -> anyhow::Result<Selected> {
+    if args.base.as_deref() == Some(DEPLOYED) {
+        let Some(aws) = aws else {
+            bail!("--base deployed reads AWS: it works with detect, plan and deploy");
+        };
+        return select_deployed(g, args, aws);
+    }
     let mut clone = Checkout::open(&root(g))?;
     let mut notes = Vec::new();
     let decision = if args.github && args.base.is_none() {
@@ -131,6 +155,60 @@ pub fn select(g: &Globals, args: &SelectArgs) -> anyhow::Result<Selected> {
     })
 }
 
+/// `--base deployed`: every environment against the commit it was last
+/// deployed from, read from AWS (one paginated DescribeStacks per region
+/// and role; in pipeline mode, each pipeline's latest executions). Deployed
+/// commits a shallow clone lacks are fetched; those that cannot be are
+/// "not in history".
+fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Result<Selected> {
+    let mut clone = Checkout::open(&root(g))?;
+    let head = args
+        .head
+        .clone()
+        .or_else(|| {
+            args.github
+                .then(|| std::env::var("GITHUB_SHA").ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| "HEAD".into());
+    if is_full_sha(&head) {
+        clone
+            .ensure(&head)
+            .map_err(|why| fetch_advice(&head, &why))?;
+    }
+    let head_id = resolve(&clone.repo, &head)?;
+    let head_model = git::load_at(&clone.repo, head_id, &clone.prefix)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let deployed = rt
+        .block_on(async {
+            let factory = std::sync::Arc::new(crate::aws::factory(aws).await);
+            inspect::observe_bases(factory, &head_model, 16).await
+        })
+        .context("reading what is deployed (--base deployed)")?;
+    let commits: std::collections::BTreeSet<&str> = deployed
+        .commits()
+        .into_iter()
+        .chain(deployed.undeclared_commits())
+        .collect();
+    for c in commits {
+        if is_full_sha(c) && git::known_commit(&clone.repo, c).is_none() {
+            if let Err(why) = clone.ensure(c) {
+                eprintln!("note: deployed commit {c} is not in this clone ({why}); its environments count as updated");
+            }
+        }
+    }
+    let detection =
+        git::detect_deployed(&clone.repo, head_id, &clone.prefix, &head_model, &deployed)?;
+    Ok(Selected {
+        repo: clone.repo,
+        prefix: clone.prefix,
+        base: Some(DEPLOYED.to_string()),
+        head: Some(head_id.to_string()),
+        head_id: Some(head_id),
+        detection,
+    })
+}
+
 /// The environments a command acts on, with their change: those a detect
 /// run found (`from_detect`, narrowed to `environments` when given), those
 /// named (`environments`, as they are at --head, counted as updated), or
@@ -142,6 +220,7 @@ pub fn targets(
     environments: &[String],
     from_detect: Option<&Path>,
     verb: &str,
+    aws: &AwsArgs,
 ) -> anyhow::Result<(Selected, Vec<EnvChange>)> {
     if let Some(file) = from_detect {
         let (selected, mut changes) = from_detect_file(g, file)?;
@@ -185,7 +264,13 @@ pub fn targets(
         };
         bail!("say what to {verb}: --base REV [--head REV], --github{extra}");
     }
-    let selected = self::select(g, select)?;
+    let selected = self::select_with(g, select, Some(aws))?;
+    if selected.base.as_deref() == Some(DEPLOYED) {
+        let head = selected.head.as_deref().unwrap_or_default();
+        for e in selected.detection.affected() {
+            eprintln!("{}", gitops_core::deployed::describe(e, head));
+        }
+    }
     let changes = selected.detection.affected().cloned().collect();
     Ok((selected, changes))
 }
@@ -226,6 +311,7 @@ pub fn from_detect_file(g: &Globals, file: &Path) -> anyhow::Result<(Selected, V
     let head_id = selected.head_id.ok_or_else(|| anyhow!("no head commit"))?;
     let head_model = git::load_at(&selected.repo, head_id, &selected.prefix)?;
     let mut base_model = None;
+    let mut models = git::Models::default();
     let mut out = Vec::new();
     let Some(envs) = v["environments"].as_array() else {
         bail!(
@@ -241,6 +327,32 @@ pub fn from_detect_file(g: &Globals, file: &Path) -> anyhow::Result<(Selected, V
             Some("deleted") => Change::Deleted,
             _ => continue,
         };
+        if change == Change::Deleted && v["base"].as_str() == Some(DEPLOYED) {
+            // `--base deployed`: each deleted environment at its own deployed commit.
+            let commit = e["base"].as_str().filter(|s| !s.is_empty());
+            if let Some(c) = commit.filter(|c| is_full_sha(c)) {
+                if git::known_commit(&selected.repo, c).is_none() {
+                    let mut clone = Checkout {
+                        root: root(g),
+                        repo: selected.repo.clone(),
+                        prefix: selected.prefix.clone(),
+                    };
+                    if clone.ensure(c).is_ok() {
+                        selected.repo = clone.repo;
+                    }
+                }
+            }
+            let at = models.declaration(&selected.repo, &selected.prefix, commit, name);
+            let env = at.environment(
+                name,
+                e["stack"].as_str().unwrap_or_default(),
+                e["region"].as_str().unwrap_or_default(),
+            );
+            let mut c = EnvChange::new(env, change);
+            c.declaration = Some(at.declaration);
+            out.push(c);
+            continue;
+        }
         // Each entry is checked against the repository by the planner (a
         // deleted environment must be absent at head, a created or updated
         // one present): a mismatch refuses that environment.

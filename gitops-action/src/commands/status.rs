@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use gitops_core::board::{self, Board, BoardKind};
-use gitops_core::deploy::inspect::{inspect_all, InspectOptions};
+use gitops_core::deploy::inspect::{self as core_inspect, inspect_all, InspectOptions};
 use gitops_core::deploy::{self, Desired};
 use gitops_core::detect::{Change, EnvChange};
 use gitops_core::drift::EnvDrift;
@@ -62,6 +62,12 @@ pub struct Prepared {
     pub keys: Vec<PromotedKey>,
     /// The repository's web address, for the board's commit links.
     pub web_url: Option<String>,
+    /// The clone, its GitOps root and the revision's commit, for `pending`.
+    pub repo: gix::Repository,
+    /// The GitOps root inside the clone.
+    pub prefix: String,
+    /// The revision's commit.
+    pub head_id: gix::ObjectId,
 }
 
 /// Reads the repository at `scope.rev` (git is the source of truth, so the
@@ -105,6 +111,9 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
         failed,
         keys,
         web_url,
+        repo: selected.repo,
+        prefix: selected.prefix,
+        head_id,
     })
 }
 
@@ -148,14 +157,21 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
         // Fast: parameters, tags and existence only; `drift` compares templates.
         let options = InspectOptions::new().with_templates(false);
-        inspect(
+        let mut drifts = inspect(
             &p,
-            factory,
+            factory.clone(),
             options,
             args.scope.concurrency,
             is_local(&args.aws),
         )
-        .await
+        .await;
+        let (c, repo, id, prefix) = (args.scope.concurrency, &p.repo, p.head_id, &p.prefix);
+        let pending =
+            core_inspect::mark_pending(factory, repo, id, prefix, &p.model, c, &mut drifts);
+        if let Err(e) = pending.await {
+            eprintln!("note: cannot tell which environments have changes pending: {e}");
+        }
+        drifts
     });
     let report = StatusReport {
         commit: p.head.clone(),

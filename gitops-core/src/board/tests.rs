@@ -31,6 +31,7 @@ fn env(name: &str, version: &str, sync: Sync, health: Health) -> EnvDrift {
             sync,
             health,
             error: None,
+            pending: None,
         },
         reasons: Vec::new(),
         resource_drifts: Vec::new(),

@@ -16,11 +16,12 @@ use crate::aws::{
     AwsClients, AwsError, AwsResult, ClientFactory, CloudFormation, ExecutionSummary,
     ResourceDrift, Stack,
 };
+use crate::deployed::{Deployed, RegionStacks};
 use crate::detect::Change;
 use crate::drift::{assess, may_remediate, orphans, EnvDrift, Remediation};
 use crate::fanout::{self, FanOut};
 use crate::model::Environment;
-use crate::model::PromotedKey;
+use crate::model::{PromotedKey, Repository};
 use crate::template::Template;
 
 /// How [`inspect`] works.
@@ -442,4 +443,138 @@ pub async fn remediate(
             Remediation::failed(m)
         }
     }
+}
+
+/// How many executions of a pipeline [`observe_bases`] reads to find its
+/// latest succeeded one.
+pub const EXECUTIONS_READ: usize = 20;
+
+/// The regions and roles `--base deployed` reads: those of every
+/// environment declared at `head`, and the default region without a role.
+pub fn base_locations(head: &Repository) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for e in &head.environments {
+        let loc = (e.region.clone(), e.role_arn.clone());
+        if !out.contains(&loc) {
+            out.push(loc);
+        }
+    }
+    let default = (head.config.defaults.region.clone(), None);
+    if !out.contains(&default) {
+        out.push(default);
+    }
+    out
+}
+
+/// Reads what is deployed for `--base deployed`: every stack of each
+/// region and role of [`base_locations`] with one paginated DescribeStacks
+/// each, and in pipeline mode the latest [`EXECUTIONS_READ`] executions of
+/// each existing pipeline (the source revision of the latest succeeded one
+/// is its base). Both go through [`FanOut`], `concurrency` at a time per
+/// region and role. Read-only.
+pub async fn observe_bases(
+    factory: Arc<dyn ClientFactory>,
+    head: &Repository,
+    concurrency: usize,
+) -> AwsResult<Deployed> {
+    let fan = FanOut::new(concurrency);
+    let failed = |service: &'static str, operation: &'static str, e: fanout::TaskError| {
+        AwsError::new(
+            service,
+            operation,
+            crate::aws::AwsErrorKind::Other,
+            e.to_string(),
+        )
+    };
+    let listed = fan
+        .run(
+            base_locations(head),
+            |loc| loc.clone(),
+            |(region, role)| {
+                let factory = factory.clone();
+                async move {
+                    let clients = factory.clients(&region, role.as_deref()).await?;
+                    let stacks = clients.cloudformation.list_stacks().await?;
+                    Ok::<_, AwsError>(RegionStacks::new(region, role, stacks))
+                }
+            },
+        )
+        .await;
+    let mut listings = Vec::new();
+    for r in listed {
+        listings.push(r.map_err(|e| failed("CloudFormation", "DescribeStacks", e))??);
+    }
+    let without = Deployed::from_listings(head, &listings, &BTreeMap::new());
+    let pipelines: Vec<(String, String, Option<String>)> = head
+        .environments
+        .iter()
+        .filter(|e| without.environments.contains_key(&e.name))
+        .filter_map(|e| {
+            e.pipeline
+                .clone()
+                .map(|p| (p, e.region.clone(), e.role_arn.clone()))
+        })
+        .collect();
+    if pipelines.is_empty() {
+        return Ok(without);
+    }
+    let read = fan
+        .run(
+            pipelines,
+            |(_, region, role)| (region.clone(), role.clone()),
+            |(name, region, role)| {
+                let factory = factory.clone();
+                async move {
+                    let clients = factory.clients(&region, role.as_deref()).await?;
+                    let list = match clients
+                        .codepipeline
+                        .list_executions(&name, EXECUTIONS_READ)
+                        .await
+                    {
+                        Ok(list) => list,
+                        Err(e) if e.is_not_found() => Vec::new(),
+                        Err(e) => return Err(e),
+                    };
+                    let rev = list
+                        .iter()
+                        .find(|x| x.status == "Succeeded")
+                        .and_then(|x| x.source_revision().map(str::to_string));
+                    Ok::<_, AwsError>((name, rev))
+                }
+            },
+        )
+        .await;
+    let mut succeeded = BTreeMap::new();
+    for r in read {
+        if let (name, Some(rev)) =
+            r.map_err(|e| failed("CodePipeline", "ListPipelineExecutions", e))??
+        {
+            succeeded.insert(name, rev);
+        }
+    }
+    Ok(Deployed::from_listings(head, &listings, &succeeded))
+}
+
+/// `gitops status`'s `pending`: reads what is deployed ([`observe_bases`]),
+/// classifies every environment against its deployed commit
+/// ([`crate::git::detect_deployed`], `head` being the commit `head_model`
+/// was read at, under `prefix` in `repo`) and sets each row's `pending`
+/// ([`crate::deployed::mark_pending`]). On an error the rows stay unknown
+/// and the error is returned, as one line.
+pub async fn mark_pending(
+    factory: Arc<dyn ClientFactory>,
+    repo: &gix::Repository,
+    head: gix::ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+    concurrency: usize,
+    drifts: &mut [EnvDrift],
+) -> Result<(), String> {
+    let deployed = observe_bases(factory, head_model, concurrency)
+        .await
+        .map_err(|e| e.to_string())?;
+    let detection = crate::git::detect_deployed(repo, head, prefix, head_model, &deployed)
+        .map_err(|e| e.to_string())?;
+    crate::deployed::mark_pending(drifts, &detection);
+    Ok(())
 }

@@ -598,6 +598,9 @@ impl EnvChange {
             pipeline: environment.pipeline.clone(),
             region: environment.region.clone(),
             reasons: Vec::new(),
+            base: None,
+            stack_status: None,
+            declaration: None,
             environment,
         }
     }
@@ -625,12 +628,11 @@ pub fn desired(
         removal: None,
     };
     if change.change == Change::Deleted {
-        out.removal = Some(Removal::at_head(
-            repo,
-            source,
-            env,
-            BaseDeclaration::of(env),
-        )?);
+        let base = change
+            .declaration
+            .clone()
+            .unwrap_or_else(|| BaseDeclaration::of(env));
+        out.removal = Some(Removal::at_head(repo, source, env, base)?);
         return Ok(out);
     }
     if !declared_at_head {

@@ -44,6 +44,9 @@ fn change(repo: &Repository, change: Change) -> EnvChange {
         pipeline: env.pipeline.clone(),
         region: env.region.clone(),
         reasons: vec![],
+        base: None,
+        stack_status: None,
+        declaration: None,
         environment: env,
     }
 }
