@@ -189,6 +189,8 @@ pub struct Executor {
     cancel: CancellationToken,
     /// Where `NoEcho` values at the deployed commit come from.
     secrets: Option<Arc<dyn SecretHistory>>,
+    /// Where the drift gate reads what git said at a deployed commit.
+    history: Option<Arc<dyn super::DeployedHistory>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -258,6 +260,7 @@ impl Executor {
             pending: Default::default(),
             cancel: CancellationToken::new(),
             secrets: None,
+            history: None,
         }
     }
 
@@ -274,6 +277,14 @@ impl Executor {
     /// a changed secret gets a change set although AWS shows it as `****`.
     pub fn with_secret_history(mut self, history: Arc<dyn SecretHistory>) -> Self {
         self.secrets = Some(history);
+        self
+    }
+
+    /// Reads what git said at a stack's deployed commit from `history`,
+    /// for the drift gate ([`PlanOptions::drift_gate`]). Without it, the
+    /// gate cannot compare and refuses the environments it checks.
+    pub fn with_deployed_history(mut self, history: Arc<dyn super::DeployedHistory>) -> Self {
+        self.history = Some(history);
         self
     }
 
@@ -553,6 +564,11 @@ impl Executor {
                     .insert(s.name.clone(), ReviewStack::new(resources, change_sets));
             }
         }
+        if self.options.plan.drift_gate.applies(env)
+            && desired.change != crate::detect::Change::Deleted
+        {
+            o.gate = self.gate(desired, &o);
+        }
         if let Some(history) = &self.secrets {
             let pairs = [
                 (desired.stack.as_ref(), o.stack.as_ref()),
@@ -584,6 +600,63 @@ impl Executor {
             }
         }
         Ok(o)
+    }
+
+    /// The drift gate over the existing stacks `desired` would change:
+    /// each one carrying a `gitops:commit` tag is compared with what git
+    /// said at that commit (parameters, tags and, when read, the template).
+    fn gate(&self, desired: &Desired, o: &Observed) -> Vec<super::GateFinding> {
+        use super::GateFinding;
+        let pairs = [
+            (
+                desired.stack.as_ref(),
+                o.stack.as_ref(),
+                o.stack_template.as_ref(),
+            ),
+            (
+                desired.pipeline_stack.as_ref(),
+                o.pipeline_stack.as_ref(),
+                o.pipeline_stack_template.as_ref(),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (spec, stack, template) in pairs {
+            let (Some(spec), Some(stack)) = (spec, stack) else {
+                continue;
+            };
+            if stack.is_deleted() {
+                continue;
+            }
+            let Some(commit) = stack.tags.get(TAG_COMMIT) else {
+                // Never deployed by this tool: nothing to compare with.
+                continue;
+            };
+            let then = match &self.history {
+                Some(h) => h.spec_at(commit, &desired.environment.name, &spec.name),
+                None => Err("cannot be read here".to_string()),
+            };
+            match then {
+                Ok(then) => {
+                    let reasons: Vec<String> = crate::drift::compare(&then, stack, template)
+                        .into_iter()
+                        .map(|r| r.message)
+                        .collect();
+                    if !reasons.is_empty() {
+                        out.push(GateFinding::Drifted {
+                            stack: stack.name.clone(),
+                            commit: commit.clone(),
+                            reasons,
+                        });
+                    }
+                }
+                Err(why) => out.push(GateFinding::Unknown {
+                    stack: stack.name.clone(),
+                    commit: commit.clone(),
+                    why,
+                }),
+            }
+        }
+        out
     }
 
     async fn execute(
