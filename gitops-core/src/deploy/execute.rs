@@ -191,6 +191,8 @@ pub struct Executor {
     secrets: Option<Arc<dyn SecretHistory>>,
     /// Where the drift gate reads what git said at a deployed commit.
     history: Option<Arc<dyn super::DeployedHistory>>,
+    /// `drift.ignore` of gitops.yaml, for the drift gate's resource drift.
+    drift_ignore: Vec<String>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -261,6 +263,7 @@ impl Executor {
             cancel: CancellationToken::new(),
             secrets: None,
             history: None,
+            drift_ignore: Vec::new(),
         }
     }
 
@@ -285,6 +288,13 @@ impl Executor {
     /// gate cannot compare and refuses the environments it checks.
     pub fn with_deployed_history(mut self, history: Arc<dyn super::DeployedHistory>) -> Self {
         self.history = Some(history);
+        self
+    }
+
+    /// Leaves resource drift matching `ignore` (`drift.ignore` of
+    /// gitops.yaml) out of the drift gate.
+    pub fn with_drift_ignore(mut self, ignore: Vec<String>) -> Self {
+        self.drift_ignore = ignore;
         self
     }
 
@@ -567,7 +577,7 @@ impl Executor {
         if self.options.plan.drift_gate.applies(env)
             && desired.change != crate::detect::Change::Deleted
         {
-            o.gate = self.gate(desired, &o);
+            o.gate = self.gate(clients, desired, &o).await;
         }
         if let Some(history) = &self.secrets {
             let pairs = [
@@ -604,8 +614,15 @@ impl Executor {
 
     /// The drift gate over the existing stacks `desired` would change:
     /// each one carrying a `gitops:commit` tag is compared with what git
-    /// said at that commit (parameters, tags and, when read, the template).
-    fn gate(&self, desired: &Desired, o: &Observed) -> Vec<super::GateFinding> {
+    /// said at that commit (parameters, tags and, when read, the template),
+    /// then CloudFormation drift detection runs on it where the endpoint
+    /// supports it (resource drift; `drift.ignore` applies).
+    async fn gate(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        o: &Observed,
+    ) -> Vec<super::GateFinding> {
         use super::GateFinding;
         let pairs = [
             (
@@ -637,10 +654,13 @@ impl Executor {
             };
             match then {
                 Ok(then) => {
-                    let reasons: Vec<String> = crate::drift::compare(&then, stack, template)
+                    let mut reasons: Vec<String> = crate::drift::compare(&then, stack, template)
                         .into_iter()
                         .map(|r| r.message)
                         .collect();
+                    if !stack.is_in_progress() {
+                        reasons.extend(self.resource_drift(clients, desired, &stack.name).await);
+                    }
                     if !reasons.is_empty() {
                         out.push(GateFinding::Drifted {
                             stack: stack.name.clone(),
@@ -657,6 +677,43 @@ impl Executor {
             }
         }
         out
+    }
+
+    /// Resource drift of `stack` for the gate, one line per drifted
+    /// property; nothing when the endpoint cannot detect drift (an
+    /// emulator) or detection gives no answer in time (said in progress).
+    async fn resource_drift(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        stack: &str,
+    ) -> Vec<String> {
+        use super::inspect::{detect_resource_drift, DriftCheckError, InspectOptions};
+        let options = InspectOptions::new()
+            .with_poll(
+                self.options.poll,
+                self.options.poll.max(Duration::from_secs(10)),
+            )
+            .with_timeout(self.options.timeout.min(Duration::from_secs(300)));
+        let drifts =
+            match detect_resource_drift(clients.cloudformation.as_ref(), stack, &options).await {
+                Ok(d) => d,
+                Err(DriftCheckError::Failed { partial, .. }) => partial,
+                Err(DriftCheckError::Aws(e)) if e.code.is_none() => return Vec::new(),
+                Err(e) => {
+                    self.say(
+                        &desired.environment.name,
+                        format!("drift gate: resource drift of `{stack}` not checked: {e}"),
+                    );
+                    return Vec::new();
+                }
+            };
+        crate::drift::filter_ignored(stack, &drifts, &self.drift_ignore)
+            .iter()
+            .filter(|r| r.is_drift())
+            .flat_map(|r| crate::drift::Reason::resources(stack, r))
+            .map(|r| r.message)
+            .collect()
     }
 
     async fn execute(

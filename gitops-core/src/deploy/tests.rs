@@ -1306,3 +1306,45 @@ async fn the_drift_gate_leaves_unprotected_environments_and_clean_stacks_alone()
     assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
     assert!(o.plan.unwrap().accepted_drift.is_empty());
 }
+
+#[tokio::test]
+async fn the_drift_gate_refuses_resource_drift_except_what_drift_ignore_names() {
+    use crate::aws::fake::DriftScript;
+    use crate::aws::{PropertyDifference, ResourceDrift};
+    let fake = Fake::new();
+    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
+    let specs = Specs(BTreeMap::from([(
+        "c1".to_string(),
+        first.stack.clone().unwrap(),
+    )]));
+    gated(&fake, &specs, false).run(&first).await;
+    fake.script_drift(
+        "dev-app",
+        DriftScript {
+            stack_drift_status: Some("DRIFTED".into()),
+            resources: vec![ResourceDrift {
+                logical_id: "Topic".into(),
+                resource_type: "AWS::SNS::Topic".into(),
+                status: "MODIFIED".into(),
+                differences: vec![PropertyDifference {
+                    path: "/DisplayName".into(),
+                    expected: "pay".into(),
+                    actual: "hotfix".into(),
+                    kind: "NOT_EQUAL".into(),
+                }],
+            }],
+            ..DriftScript::default()
+        },
+    );
+    let (_, next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
+    let o = gated(&fake, &specs, false).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Refused, "{o:?}");
+    assert!(o.message.contains("Topic"), "{}", o.message);
+    assert!(o.message.contains("hotfix"), "{}", o.message);
+    // drift.ignore: Topic is known noise.
+    let exec = Arc::into_inner(gated(&fake, &specs, false))
+        .unwrap()
+        .with_drift_ignore(vec!["Topic".into()]);
+    let o = exec.run(&next).await;
+    assert_ne!(o.outcome, Outcome::Refused, "{o:?}");
+}
