@@ -160,6 +160,30 @@ impl BranchScope {
     }
 }
 
+/// The branch a GitHub Actions run deploys and the repository's default
+/// branch, from the event payload and the runner's variables (`var` reads
+/// one, such as `GITHUB_BASE_REF`): a pull request's target branch
+/// (`GITHUB_BASE_REF`, what the merge will deploy), else the pushed branch
+/// (`GITHUB_REF_NAME` when `GITHUB_REF_TYPE` is `branch`); the default
+/// branch is the payload's `repository.default_branch`. `None` where the
+/// run does not say.
+pub fn github_branches(
+    payload: &serde_json::Value,
+    var: impl Fn(&str) -> Option<String>,
+) -> (Option<String>, Option<String>) {
+    let set = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let branch = set(var("GITHUB_BASE_REF")).or_else(|| {
+        (var("GITHUB_REF_TYPE").as_deref() == Some("branch"))
+            .then(|| set(var("GITHUB_REF_NAME")))
+            .flatten()
+    });
+    let default_branch = payload["repository"]["default_branch"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    (branch, default_branch)
+}
+
 /// Whether the binding `pattern` (a name or a glob) matches `branch`.
 fn matches(pattern: &str, branch: &str) -> bool {
     pattern == branch
@@ -285,6 +309,48 @@ mod tests {
                 "dev: bound to branch `develop`, not `main`",
                 "rel: bound to branch `release/*`, not `main`",
             ]
+        );
+    }
+
+    #[test]
+    fn github_runs_name_the_target_or_pushed_branch() {
+        let payload = serde_json::json!({"repository": {"default_branch": "main"}});
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            github_branches(
+                &payload,
+                vars(&[
+                    ("GITHUB_BASE_REF", "develop"),
+                    ("GITHUB_REF_NAME", "12/merge"),
+                    ("GITHUB_REF_TYPE", "branch")
+                ])
+            ),
+            (Some("develop".into()), Some("main".into()))
+        );
+        assert_eq!(
+            github_branches(
+                &payload,
+                vars(&[
+                    ("GITHUB_BASE_REF", ""),
+                    ("GITHUB_REF_NAME", "develop"),
+                    ("GITHUB_REF_TYPE", "branch")
+                ])
+            ),
+            (Some("develop".into()), Some("main".into()))
+        );
+        assert_eq!(
+            github_branches(
+                &serde_json::json!({}),
+                vars(&[("GITHUB_REF_NAME", "v1.0"), ("GITHUB_REF_TYPE", "tag")])
+            ),
+            (None, None)
         );
     }
 

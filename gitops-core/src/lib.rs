@@ -61,7 +61,7 @@ mod template;
 pub mod text;
 pub mod yaml;
 
-pub use branch::{unmatched_bindings, BranchScope, SkipReason, Skipped};
+pub use branch::{github_branches, unmatched_bindings, BranchScope, SkipReason, Skipped};
 pub use config::{
     Config, Defaults, DriftSettings, PipelineSettings, Policies, Promotion, StackSettings,
     CONFIG_FILE,

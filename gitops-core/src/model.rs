@@ -123,6 +123,8 @@ impl Environment {
             file: String::new(),
             parameters: BTreeMap::new(),
             tags: BTreeMap::new(),
+            branch: None,
+            branch_from_file: false,
             template_from_file: false,
         }
     }

@@ -81,7 +81,8 @@ fn outcome<'a>(v: &'a serde_json::Value, env: &str) -> &'a serde_json::Value {
 /// AppVersion `v`; returns (repo, templates-only commit, first commit).
 fn two_branch_repo() -> (GitRepo, String, String) {
     let repo = GitRepo::new();
-    repo.write("gitops.yaml", CFG).write("common/app.yaml", TEMPLATE);
+    repo.write("gitops.yaml", CFG)
+        .write("common/app.yaml", TEMPLATE);
     let empty = repo.commit("templates");
     repo.write(
         "environments/dev/environment.yaml",
@@ -102,7 +103,12 @@ fn a_push_to_develop_deploys_only_develop_bound_environments() {
     let range = ["--base", empty.as_str(), "--head", first.as_str()];
 
     // detect: the matrix holds dev only; prod is listed as skipped.
-    let (out, v) = run("detect", &repo, &moto, &[&range[..], &["--branch", "develop"]].concat());
+    let (out, v) = run(
+        "detect",
+        &repo,
+        &moto,
+        &[&range[..], &["--branch", "develop"]].concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert_eq!(v["created"], serde_json::json!(["dev"]), "{v}");
     assert_eq!(v["skipped"][0]["name"], "prod", "{v}");
@@ -112,14 +118,30 @@ fn a_push_to_develop_deploys_only_develop_bound_environments() {
     );
 
     // deploy from develop: dev only.
-    let (out, v) = run("deploy", &repo, &moto, &[&range[..], &["--branch", "develop"]].concat());
+    let (out, v) = run(
+        "deploy",
+        &repo,
+        &moto,
+        &[&range[..], &["--branch", "develop"]].concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    assert_eq!(parameter(&moto, "dev-app", "AppVersion").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        parameter(&moto, "dev-app", "AppVersion").as_deref(),
+        Some("1.0.0")
+    );
     assert_eq!(parameter(&moto, "prod-app", "AppVersion"), None, "{v}");
     // deploy from main: prod only.
-    let (out, _) = run("deploy", &repo, &moto, &[&range[..], &["--branch", "main"]].concat());
+    let (out, _) = run(
+        "deploy",
+        &repo,
+        &moto,
+        &[&range[..], &["--branch", "main"]].concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    assert_eq!(parameter(&moto, "prod-app", "AppVersion").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        parameter(&moto, "prod-app", "AppVersion").as_deref(),
+        Some("1.0.0")
+    );
 
     // A push to develop that changes both: only dev is deployed.
     repo.write(
@@ -143,8 +165,14 @@ fn a_push_to_develop_deploys_only_develop_bound_environments() {
         text.contains("prod: skipped: bound to branch `main`, not `develop`"),
         "{text}"
     );
-    assert_eq!(parameter(&moto, "dev-app", "AppVersion").as_deref(), Some("2.0.0"));
-    assert_eq!(parameter(&moto, "prod-app", "AppVersion").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        parameter(&moto, "dev-app", "AppVersion").as_deref(),
+        Some("2.0.0")
+    );
+    assert_eq!(
+        parameter(&moto, "prod-app", "AppVersion").as_deref(),
+        Some("1.0.0")
+    );
 }
 
 /// Changes `stack`'s AppVersion behind the tool's back, keeping its tags.
@@ -158,9 +186,15 @@ fn hotfix(moto: &Moto, stack: &str, version: &str) {
         ("Action".into(), "UpdateStack".into()),
         ("StackName".into(), stack.into()),
         ("UsePreviousTemplate".into(), "true".into()),
-        ("Parameters.member.1.ParameterKey".into(), "AppVersion".into()),
+        (
+            "Parameters.member.1.ParameterKey".into(),
+            "AppVersion".into(),
+        ),
         ("Parameters.member.1.ParameterValue".into(), version.into()),
-        ("Parameters.member.2.ParameterKey".into(), "EnvironmentName".into()),
+        (
+            "Parameters.member.2.ParameterKey".into(),
+            "EnvironmentName".into(),
+        ),
         ("Parameters.member.2.UsePreviousValue".into(), "true".into()),
         ("Version".into(), "2010-05-15".into()),
     ];
@@ -180,10 +214,16 @@ fn hotfix(moto: &Moto, stack: &str, version: &str) {
         params.push((format!("Tags.member.{n}.Value"), value));
     }
     assert!(n > 0, "no tags in {describe}");
-    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let xml = moto.query(&refs);
     assert!(xml.contains("<StackId>"), "{xml}");
-    assert_eq!(parameter(moto, stack, "AppVersion").as_deref(), Some(version));
+    assert_eq!(
+        parameter(moto, stack, "AppVersion").as_deref(),
+        Some(version)
+    );
 }
 
 #[test]
@@ -204,7 +244,14 @@ fn the_drift_gate_refuses_a_protected_environment_changed_out_of_band() {
         "branch: main\nprotected: true\nparameters: {AppVersion: '2.0.0'}\n",
     );
     let second = repo.commit("prod 2.0.0");
-    let range = ["--base", first.as_str(), "--head", second.as_str(), "--branch", "main"];
+    let range = [
+        "--base",
+        first.as_str(),
+        "--head",
+        second.as_str(),
+        "--branch",
+        "main",
+    ];
 
     // deploy refuses, names the parameter, and leaves the stack as it is.
     let (out, v) = run("deploy", &repo, &moto, &range);
@@ -224,7 +271,13 @@ fn the_drift_gate_refuses_a_protected_environment_changed_out_of_band() {
 
     // plan shows the out-of-band change in prod's section.
     let out = gitops()
-        .args(["plan", "--repo", repo.path().to_str().unwrap(), "--format", "markdown"])
+        .args([
+            "plan",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--format",
+            "markdown",
+        ])
         .args(range)
         .envs(moto.env())
         .output()
@@ -236,7 +289,12 @@ fn the_drift_gate_refuses_a_protected_environment_changed_out_of_band() {
     );
 
     // --accept-drift deploys over it, and says so.
-    let (out, v) = run("deploy", &repo, &moto, &[&range[..], &["--accept-drift"]].concat());
+    let (out, v) = run(
+        "deploy",
+        &repo,
+        &moto,
+        &[&range[..], &["--accept-drift"]].concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert_eq!(outcome(&v, "prod")["outcome"], "succeeded", "{v}");
     assert!(
@@ -246,5 +304,8 @@ fn the_drift_gate_refuses_a_protected_environment_changed_out_of_band() {
             .contains("actual 1.0.1-hotfix"),
         "{v}"
     );
-    assert_eq!(parameter(&moto, "prod-app", "AppVersion").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        parameter(&moto, "prod-app", "AppVersion").as_deref(),
+        Some("2.0.0")
+    );
 }
