@@ -165,6 +165,14 @@ impl Environment {
         })
     }
 
+    /// The branch it is deployed from when its binding names one branch
+    /// (not a glob): where a promotion's or a rollback's pull request goes.
+    pub fn branch_name(&self) -> Option<&str> {
+        self.branch
+            .as_deref()
+            .filter(|b| !b.contains(['*', '?', '[', '{']))
+    }
+
     /// The folder that holds the environment file.
     pub fn dir(&self) -> &str {
         self.file.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
