@@ -247,6 +247,7 @@ pub fn unmatched_bindings(repo: &Repository, branches: &[String]) -> Vec<Problem
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::detect::{detect, ChangedPath};

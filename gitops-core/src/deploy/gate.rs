@@ -98,6 +98,7 @@ pub trait DeployedHistory: Send + Sync {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
