@@ -78,6 +78,9 @@ pub struct Defaults {
     pub parameters: BTreeMap<String, String>,
     /// Default stack tags.
     pub tags: BTreeMap<String, String>,
+    /// The branch (name or glob) environments without their own `branch:`
+    /// are bound to; `None`: the repository's default branch.
+    pub branch: Option<String>,
 }
 
 /// `promotion:` settings.
@@ -134,6 +137,7 @@ impl Default for Config {
                 region: "us-east-1".into(),
                 parameters: BTreeMap::new(),
                 tags: BTreeMap::new(),
+                branch: None,
             },
             promotion: Promotion {
                 order: Vec::new(),
@@ -311,13 +315,20 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, 
         cfg.pipeline = Some(p);
     }
     if let Some(m) = r.map(top, &[], "defaults") {
-        r.check_keys(m, &["defaults"], &["region", "parameters", "tags"]);
+        r.check_keys(
+            m,
+            &["defaults"],
+            &["region", "parameters", "tags", "branch"],
+        );
         if let Some(v) = r.get::<String>(m, &["defaults"], "region") {
             check_region(&mut r, &["defaults", "region"], &v);
             cfg.defaults.region = v;
         }
         cfg.defaults.parameters = r.string_map(m, &["defaults"], "parameters");
         cfg.defaults.tags = r.string_map(m, &["defaults"], "tags");
+        cfg.defaults.branch = r
+            .get::<String>(m, &["defaults"], "branch")
+            .filter(|b| check_branch(&mut r, &["defaults", "branch"], b));
     }
     if let Some(m) = r.map(top, &[], "promotion") {
         r.check_keys(m, &["promotion"], &["order", "keys"]);
@@ -447,6 +458,28 @@ pub(crate) fn is_role_arn(s: &str) -> bool {
         && parts[5]
             .strip_prefix("role/")
             .is_some_and(|n| !n.is_empty())
+}
+
+/// Checks a `branch:` binding (a branch name or a glob such as
+/// `release/*`); reports it at `path` and returns false when it is unusable.
+pub(crate) fn check_branch(r: &mut Reader<'_>, path: &[&str], pattern: &str) -> bool {
+    let why = if pattern.trim().is_empty() {
+        Some("it is empty".to_string())
+    } else {
+        crate::glob::compile(pattern)
+            .err()
+            .map(|e| e.kind().to_string())
+    };
+    match why {
+        Some(why) => {
+            r.error(
+                path,
+                format!("`branch: {pattern}` is not a usable branch name or glob ({why}); write a branch such as `main` or a glob such as `release/*`"),
+            );
+            false
+        }
+        None => true,
+    }
 }
 
 pub(crate) fn check_region(r: &mut Reader<'_>, path: &[&str], region: &str) {

@@ -133,7 +133,9 @@ impl ChangedPath {
 }
 
 /// What happened to an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Change {
@@ -288,6 +290,10 @@ pub struct Detection {
     pub unchanged: Vec<String>,
     /// Every environment of base and head, sorted by name.
     pub environments: Vec<EnvChange>,
+    /// Environments left out because they are bound to another branch
+    /// (see [`crate::BranchScope::restrict`]); absent from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::branch::Skipped>,
 }
 
 /// A GitHub Actions job matrix: `{"include": [...]}`.

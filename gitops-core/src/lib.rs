@@ -34,6 +34,7 @@
 pub mod actions;
 pub mod aws;
 pub mod board;
+mod branch;
 mod config;
 pub mod deploy;
 pub mod deployed;
@@ -60,6 +61,7 @@ mod template;
 pub mod text;
 pub mod yaml;
 
+pub use branch::{github_branches, unmatched_bindings, BranchScope, SkipReason, Skipped};
 pub use config::{
     Config, Defaults, DriftSettings, PipelineSettings, Policies, Promotion, StackSettings,
     CONFIG_FILE,

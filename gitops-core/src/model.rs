@@ -54,6 +54,14 @@ pub struct Environment {
     pub parameters: BTreeMap<String, String>,
     /// Stack tags.
     pub tags: BTreeMap<String, String>,
+    /// The branch (name or glob) this environment is deployed from: its
+    /// `branch:`, else `defaults.branch`; `None`: the default branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Where the binding is written: the environment file, or gitops.yaml
+    /// for `defaults.branch`.
+    #[serde(skip)]
+    pub(crate) branch_from_file: bool,
     #[serde(skip)]
     template_from_file: bool,
 }
@@ -115,6 +123,8 @@ impl Environment {
             file: String::new(),
             parameters: BTreeMap::new(),
             tags: BTreeMap::new(),
+            branch: None,
+            branch_from_file: false,
             template_from_file: false,
         }
     }
@@ -138,6 +148,8 @@ impl Environment {
             file: String::new(),
             parameters: BTreeMap::new(),
             tags: BTreeMap::new(),
+            branch: None,
+            branch_from_file: false,
             template_from_file: false,
         }
     }
@@ -151,6 +163,14 @@ impl Environment {
                 .and_then(|arn| arn.split(':').nth(4))
                 .filter(|a| !a.is_empty())
         })
+    }
+
+    /// The branch it is deployed from when its binding names one branch
+    /// (not a glob): where a promotion's or a rollback's pull request goes.
+    pub fn branch_name(&self) -> Option<&str> {
+        self.branch
+            .as_deref()
+            .filter(|b| !b.contains(['*', '?', '[', '{']))
     }
 
     /// The folder that holds the environment file.
@@ -192,6 +212,7 @@ const ENV_KEYS: &[&str] = &[
     "protected",
     "role-arn",
     "auto-remediate",
+    "branch",
 ];
 
 /// `gitops.yaml`, environment files and templates larger than this are a
@@ -630,6 +651,11 @@ impl Repository {
             }
             ok
         });
+        let own_branch = r
+            .get::<String>(map, &[], "branch")
+            .filter(|b| config::check_branch(&mut r, &["branch"], b));
+        let branch_from_file = own_branch.is_some();
+        let branch = own_branch.or_else(|| cfg.defaults.branch.clone());
         let template_from_file = template_file.is_some();
         let template = match template_file.or_else(|| cfg.stack.template.clone()) {
             Some(t) => normalize(&t).unwrap_or(t),
@@ -669,6 +695,8 @@ impl Repository {
             file: file.to_string(),
             parameters,
             tags,
+            branch,
+            branch_from_file,
             template_from_file,
         })
     }

@@ -916,6 +916,7 @@ fn refusal_kind(r: &Refusal) -> &'static str {
         Refusal::ForeignStack { .. } => "foreign stack",
         Refusal::AccountMismatch { .. } => "account mismatch",
         Refusal::UpdateRollbackFailed { .. } => "update rollback failed",
+        Refusal::OutOfBand { .. } => "changed outside gitops",
     }
 }
 

@@ -527,6 +527,9 @@ pub struct RunReport {
     pub result: RunResult,
     /// Each environment's outcome, in order.
     pub environments: Vec<EnvOutcome>,
+    /// Environments left out because they are bound to another branch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::Skipped>,
 }
 
 /// One row of the deploy step output `summary`.
@@ -569,7 +572,14 @@ impl RunReport {
             dry_run,
             result,
             environments,
+            skipped: Vec::new(),
         }
+    }
+
+    /// Lists `skipped`: environments bound to another branch.
+    pub fn with_skipped(mut self, skipped: Vec<crate::Skipped>) -> Self {
+        self.skipped = skipped;
+        self
     }
 
     /// 1 when any environment failed or was refused, else 0 (an
@@ -636,6 +646,15 @@ impl RunReport {
                     out.push_str(&format!("  {f}\n"));
                 }
             }
+            for d in o.plan.iter().flat_map(|p| &p.accepted_drift) {
+                out.push_str(&format!(
+                    "{}: --accept-drift: overwrote {d}\n",
+                    o.environment
+                ));
+            }
+        }
+        for s in &self.skipped {
+            out.push_str(&format!("{}: skipped: {}\n", s.name, s.reason));
         }
         out.push_str(&format!(
             "{} environment(s) at {}: {}\n",
@@ -656,7 +675,9 @@ impl RunReport {
         );
         if self.environments.is_empty() {
             out.push_str("Nothing to deploy.\n");
-            return out;
+            if self.skipped.is_empty() {
+                return out;
+            }
         }
         let rows: Vec<[String; 5]> = self
             .environments
@@ -671,16 +692,18 @@ impl RunReport {
                 ]
             })
             .collect();
-        out.push_str(&crate::render::markdown_table(
-            &[
-                "Environment",
-                "Action",
-                "Result",
-                "Duration",
-                "Stack status / execution",
-            ],
-            &rows,
-        ));
+        if !rows.is_empty() {
+            out.push_str(&crate::render::markdown_table(
+                &[
+                    "Environment",
+                    "Action",
+                    "Result",
+                    "Duration",
+                    "Stack status / execution",
+                ],
+                &rows,
+            ));
+        }
         for o in self.environments.iter().filter(|o| o.outcome.is_failure()) {
             out.push_str(&format!(
                 "\n**{}**: {}\n",
@@ -689,6 +712,21 @@ impl RunReport {
             ));
             for f in &o.failures {
                 out.push_str(&format!("- {}\n", cell(f)));
+            }
+        }
+        for o in &self.environments {
+            for d in o.plan.iter().flat_map(|p| &p.accepted_drift) {
+                out.push_str(&format!(
+                    "\n**{}**: `--accept-drift` overwrote {}\n",
+                    cell(&o.environment),
+                    cell(d)
+                ));
+            }
+        }
+        if !self.skipped.is_empty() {
+            out.push_str("\nSkipped (bound to another branch):\n");
+            for s in &self.skipped {
+                out.push_str(&format!("- **{}**: {}\n", cell(&s.name), cell(&s.reason)));
             }
         }
         out

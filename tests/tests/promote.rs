@@ -736,3 +736,34 @@ fn a_failed_push_leaves_the_checkout_as_it_was() {
     );
     drop(remote);
 }
+
+#[test]
+fn open_pr_targets_the_branch_the_target_environment_is_bound_to() {
+    let (repo, _remote) = repository_with_origin();
+    repo.write(PROD_FILE, &format!("branch: release\n{PROD}"));
+    repo.commit("prod deploys from the release branch");
+    let stub = GitHubStub::start(vec![
+        Route::new("GET", "/repos/acme/app/pulls", 200, json!([])),
+        Route::new(
+            "POST",
+            "/repos/acme/app/pulls",
+            201,
+            json!({"number": 13, "html_url": "https://github.com/acme/app/pull/13"}),
+        ),
+    ]);
+    let out = run_with_github(
+        &repo,
+        &stub,
+        &["promote", "--from", "staging", "--open-pr", "--skip-verify"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let requests = stub.requests();
+    let post = requests
+        .iter()
+        .find(|r| r.method == "POST")
+        .unwrap_or_else(|| panic!("no POST in {requests:?}"))
+        .json();
+    // Opened from main, aimed at prod's branch.
+    assert_eq!(post["base"], "release", "{post}");
+    assert_eq!(repo.git(&["symbolic-ref", "--short", "HEAD"]), "main");
+}

@@ -57,7 +57,43 @@ pub struct Args {
     #[arg(long, hide = true, conflicts_with = "no_wait")]
     wait: bool,
     #[command(flatten)]
+    gate: GateArgs,
+    #[command(flatten)]
     aws: AwsArgs,
+}
+
+/// The drift gate's flags, shared by deploy and plan.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Before changing a stack, compare it with what git said at the commit
+    /// it was deployed from, and refuse the environment when it was changed
+    /// outside gitops (a console hotfix, say): for protected environments,
+    /// all, or none.
+    #[arg(long, value_enum, default_value_t = GateChoice::Protected, value_name = "WHICH")]
+    drift_gate: GateChoice,
+    /// Deploy over the out-of-band changes the drift gate finds (the report says so).
+    #[arg(long)]
+    accept_drift: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GateChoice {
+    Off,
+    Protected,
+    All,
+}
+
+impl GateArgs {
+    /// `options` with the gate's settings.
+    pub fn apply(&self, options: PlanOptions) -> PlanOptions {
+        options
+            .with_drift_gate(match self.drift_gate {
+                GateChoice::Off => deploy::DriftGate::Off,
+                GateChoice::Protected => deploy::DriftGate::Protected,
+                GateChoice::All => deploy::DriftGate::All,
+            })
+            .with_accept_drift(self.accept_drift)
+    }
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -89,11 +125,12 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let color = g.color;
-    let history = gitops_core::deploy::GitSecretHistory::new(
+    let history = Arc::new(gitops_core::deploy::GitSecretHistory::new(
         &selected.repo,
         &selected.prefix,
         selected.base.as_deref(),
-    );
+    ));
+    let skipped = selected.detection.skipped.clone();
     let (outcomes, interrupt) = rt.block_on(async {
         let interrupt = crate::interrupt::Interrupt::watch(
             "starting nothing new, deleting the change sets not executed; stack operations already executing go on in AWS",
@@ -108,20 +145,25 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             .with_wait_pipeline(args.wait || !args.no_wait)
             .with_dry_run(args.dry_run)
             .with_plan(
-                PlanOptions::new()
-                    .with_allow_delete(args.allow_delete)
-                    .with_adopt(args.adopt)
-                    .with_max_deletions(args.max_deletions),
+                args.gate.apply(
+                    PlanOptions::new()
+                        .with_allow_delete(args.allow_delete)
+                        .with_adopt(args.adopt)
+                        .with_max_deletions(args.max_deletions),
+                ),
             );
         let exec = Executor::new(Arc::new(factory), progress, repo_id, options)
             .with_template_bucket(head_model.config.stack.template_bucket.clone())
             .with_cancel(interrupt.token())
-            .with_secret_history(Arc::new(history));
+            .with_secret_history(history.clone())
+            .with_deployed_history(history)
+            .with_drift_ignore(head_model.config.drift.ignore.clone());
         let outcomes = Arc::new(exec).run_all(desired, args.concurrency).await;
         (outcomes, interrupt)
     });
     let interrupted = interrupt.exit_code();
-    let report = RunReport::new(head, args.dry_run, interrupted.is_some(), outcomes);
+    let report =
+        RunReport::new(head, args.dry_run, interrupted.is_some(), outcomes).with_skipped(skipped);
     let markdown = report.render_markdown();
     match g.format {
         Format::Json => print_json(&report)?,

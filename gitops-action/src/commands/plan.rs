@@ -65,6 +65,8 @@ pub struct Args {
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     timeout: u64,
     #[command(flatten)]
+    gate: super::deploy::GateArgs,
+    #[command(flatten)]
     aws: AwsArgs,
 }
 
@@ -104,13 +106,21 @@ impl Input {
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (selected, targets) =
         select::targets(g, &args.select, &args.environments, None, "plan", &args.aws)?;
-    let options = PlanOptions::new()
-        .with_allow_delete(args.allow_delete)
-        .with_adopt(args.adopt)
-        .with_max_deletions(args.max_deletions);
+    let options = args.gate.apply(
+        PlanOptions::new()
+            .with_allow_delete(args.allow_delete)
+            .with_adopt(args.adopt)
+            .with_max_deletions(args.max_deletions),
+    );
+    let history = Arc::new(gitops_core::deploy::GitSecretHistory::new(
+        &selected.repo,
+        &selected.prefix,
+        selected.base.as_deref(),
+    ));
     let mut inputs = Vec::new();
     let mut repo_id = String::new();
     let mut template_bucket = None;
+    let mut drift_ignore = Vec::new();
     if let Some(head_id) = selected.head_id {
         let head = head_id.to_string();
         let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
@@ -123,6 +133,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         };
         template_bucket.clone_from(&head_model.config.stack.template_bucket);
+        drift_ignore.clone_from(&head_model.config.drift.ignore);
         let base = match &selected.base {
             Some(b) if b != select::DEPLOYED => {
                 load_base(&selected.repo, b, &selected.prefix, g.color)
@@ -164,6 +175,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             template_bucket,
             options,
             inputs,
+            (history, drift_ignore),
         ))? {
             Ok((p, f)) => {
                 failed = f;
@@ -295,6 +307,7 @@ async fn observe_all(
     template_bucket: Option<String>,
     options: PlanOptions,
     inputs: Vec<Input>,
+    (history, drift_ignore): (Arc<gitops_core::deploy::GitSecretHistory>, Vec<String>),
 ) -> anyhow::Result<Result<(Vec<EnvPreview>, usize), ExitCode>> {
     let interrupt =
         crate::interrupt::Interrupt::watch("deleting the preview's change sets before exiting");
@@ -310,7 +323,9 @@ async fn observe_all(
     let exec = Arc::new(
         Executor::new(Arc::new(factory), progress, repo_id, exec_options)
             .with_template_bucket(template_bucket)
-            .with_cancel(token.clone()),
+            .with_cancel(token.clone())
+            .with_deployed_history(history)
+            .with_drift_ignore(drift_ignore),
     );
     let names: Vec<String> = inputs
         .iter()

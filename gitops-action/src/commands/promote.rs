@@ -54,8 +54,9 @@ pub struct PrArgs {
     /// current branch is left as it was.
     #[arg(long)]
     pub open_pr: bool,
-    /// The branch the pull request targets (default: the current branch,
-    /// else the repository's default branch).
+    /// The branch the pull request targets (default: the target
+    /// environment's `branch:` when it names one branch, else the current
+    /// branch, else the repository's default branch).
     #[arg(long, value_name = "BRANCH", requires = "open_pr")]
     pub base: Option<String>,
 }
@@ -102,6 +103,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         pr_title: &plan.pr_title,
         pr_body: &report.pr_body,
         branch: &promotion_branch(&plan.from, &plan.to),
+        bound_branch: repo.environment(&plan.to).and_then(|e| e.branch_name()),
     };
     report.applied = finish.apply(args.write, &args.pr)?;
     match g.format {
@@ -176,6 +178,9 @@ pub struct Finish<'a> {
     pub pr_title: &'a str,
     pub pr_body: &'a str,
     pub branch: &'a str,
+    /// The target environment's branch, when bound to one: the pull
+    /// request's base unless --base says otherwise.
+    pub bound_branch: Option<&'a str>,
 }
 
 impl Finish<'_> {
@@ -189,7 +194,7 @@ impl Finish<'_> {
         };
         if self.edit.changes.is_empty() {
         } else if pr.open_pr {
-            applied.pull_request = Some(self.open_pr(pr.base.as_deref())?);
+            applied.pull_request = Some(self.open_pr(pr.base.as_deref().or(self.bound_branch))?);
         } else if write {
             self.write()?;
             applied.written = true;

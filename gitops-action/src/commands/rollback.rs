@@ -98,6 +98,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         pr_title: &plan.pr_title,
         pr_body: &plan.pr_body,
         branch: &rollback_branch(name),
+        bound_branch: repo.environment(name).and_then(|e| e.branch_name()),
     };
     let applied = finish.apply(args.write, &args.pr)?;
     let report = RollbackReport { plan, applied };

@@ -40,6 +40,17 @@ pub struct SelectArgs {
     /// checkout lacks. --base and --head, when given, win.
     #[arg(long)]
     pub github: bool,
+    /// The branch being deployed: only environments bound to it (`branch:`
+    /// in their file, else `defaults.branch` in gitops.yaml; unbound ones
+    /// follow the default branch) are selected, the others listed as
+    /// skipped [default: with --github, the pull request's target or the
+    /// pushed branch; else the default branch].
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// The repository's default branch [default: with --github, the event's
+    /// repository.default_branch; else origin/HEAD; else main].
+    #[arg(long, value_name = "NAME")]
+    pub default_branch: Option<String>,
 }
 
 /// What was selected.
@@ -81,18 +92,17 @@ pub fn select_with(
     }
     let mut clone = Checkout::open(&root(g))?;
     let mut notes = Vec::new();
-    let decision = if args.github && args.base.is_none() {
+    let payload = if args.github {
+        Some(event_payload()?)
+    } else {
+        None
+    };
+    let decision = if let (Some(payload), None) = (&payload, &args.base) {
         let name = std::env::var("GITHUB_EVENT_NAME")
             .context("--github needs GITHUB_EVENT_NAME (GitHub Actions sets it)")?;
-        let path = std::env::var_os("GITHUB_EVENT_PATH")
-            .ok_or_else(|| anyhow!("--github needs GITHUB_EVENT_PATH (GitHub Actions sets it)"))?;
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the event payload {}", path.to_string_lossy()))?;
-        let payload: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("the event payload {} is not JSON", path.to_string_lossy()))?;
         let sha = std::env::var("GITHUB_SHA").ok();
         let head = args.head.as_deref().or(sha.as_deref());
-        let mut d = decide(&name, &payload, head, &mut clone, &mut notes)?;
+        let mut d = decide(&name, payload, head, &mut clone, &mut notes)?;
         if let (Some(h), Decision::Compare { head, .. }) = (&args.head, &mut d) {
             head.clone_from(h);
         }
@@ -121,7 +131,7 @@ pub fn select_with(
         eprintln!("note: {n}");
     }
 
-    let (base, head_id, detection) = match &decision {
+    let (base, head_id, mut detection) = match &decision {
         Decision::Compare { base, head } => {
             let b = resolve(&clone.repo, base)?;
             let h = resolve(&clone.repo, head)?;
@@ -141,6 +151,7 @@ pub fn select_with(
         Decision::Deleted { before, .. } => (Some(before.clone()), None, Detection::default()),
         other => bail!("cannot act on {other:?}"),
     };
+    restrict_to_branch(args, payload.as_ref(), &clone.repo, &mut detection);
     let head = match (&decision, head_id) {
         (Decision::Deleted { after, .. }, _) => Some(after.clone()),
         (_, h) => h.map(|h| h.to_string()),
@@ -197,8 +208,14 @@ fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Res
             }
         }
     }
-    let detection =
+    let mut detection =
         git::detect_deployed(&clone.repo, head_id, &clone.prefix, &head_model, &deployed)?;
+    let payload = if args.github {
+        Some(event_payload()?)
+    } else {
+        None
+    };
+    restrict_to_branch(args, payload.as_ref(), &clone.repo, &mut detection);
     Ok(Selected {
         repo: clone.repo,
         prefix: clone.prefix,
@@ -207,6 +224,74 @@ fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Res
         head_id: Some(head_id),
         detection,
     })
+}
+
+/// The GitHub event payload at GITHUB_EVENT_PATH.
+fn event_payload() -> anyhow::Result<serde_json::Value> {
+    let path = std::env::var_os("GITHUB_EVENT_PATH")
+        .ok_or_else(|| anyhow!("--github needs GITHUB_EVENT_PATH (GitHub Actions sets it)"))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the event payload {}", path.to_string_lossy()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("the event payload {} is not JSON", path.to_string_lossy()))
+}
+
+/// Leaves out of `detection` the environments bound to another branch than
+/// the one being deployed, saying so for each.
+fn restrict_to_branch(
+    args: &SelectArgs,
+    payload: Option<&serde_json::Value>,
+    repo: &gix::Repository,
+    detection: &mut Detection,
+) {
+    for s in branch_scope(args, payload, repo).restrict(detection) {
+        eprintln!("{}: skipped: {}", s.name, s.reason);
+    }
+}
+
+/// The branch being deployed and the default branch, from the flags, the
+/// GitHub run, or the clone's origin/HEAD (see [`SelectArgs`]).
+fn branch_scope(
+    args: &SelectArgs,
+    payload: Option<&serde_json::Value>,
+    repo: &gix::Repository,
+) -> gitops_core::BranchScope {
+    let (event_branch, event_default) = match payload {
+        Some(p) => gitops_core::github_branches(p, |k| std::env::var(k).ok()),
+        None => (None, None),
+    };
+    let default_branch = args
+        .default_branch
+        .clone()
+        .or(event_default)
+        .or_else(|| origin_head(repo))
+        .unwrap_or_else(|| "main".into());
+    let branch = args
+        .branch
+        .clone()
+        .or(event_branch)
+        .unwrap_or_else(|| default_branch.clone());
+    gitops_core::BranchScope::new(branch, default_branch)
+}
+
+/// The branch origin/HEAD points at, when the clone knows it.
+fn origin_head(repo: &gix::Repository) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args([
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+        ])
+        .output()
+        .ok()?;
+    let name = String::from_utf8(out.stdout).ok()?;
+    name.trim()
+        .strip_prefix("origin/")
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
 }
 
 /// The environments a command acts on, with their change: those a detect

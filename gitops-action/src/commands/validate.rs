@@ -81,7 +81,11 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let source = super::worktree(&g.repo)?;
     let mut skipped = Vec::new();
     let problems = match Repository::load(&source) {
-        Ok(repo) => check(g, &args, &repo, &source, &mut skipped)?,
+        Ok(repo) => {
+            let mut problems = check(g, &args, &repo, &source, &mut skipped)?;
+            problems.extend(branch_warnings(source.root(), &repo, &mut skipped));
+            problems
+        }
         Err(Error::Invalid(problems)) => {
             skipped.push("policy checks: gitops.yaml cannot be used".into());
             problems
@@ -175,6 +179,8 @@ fn check(
                 base: args.base.clone(),
                 head: None,
                 github: args.github,
+                branch: None,
+                default_branch: None,
             },
         )?;
         match selected.base {
@@ -213,6 +219,49 @@ fn check(
     })?;
     skipped.extend(v.notes);
     Ok(v.problems)
+}
+
+/// Warnings for `branch:` bindings that match no branch of the clone
+/// (local and remote-tracking); nothing when no environment is bound.
+fn branch_warnings(
+    dir: &std::path::Path,
+    repo: &Repository,
+    skipped: &mut Vec<String>,
+) -> Vec<Problem> {
+    if repo.environments.iter().all(|e| e.branch.is_none()) {
+        return Vec::new();
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads",
+            "refs/remotes",
+        ])
+        .output();
+    let Some(text) = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+    else {
+        skipped.push("branch bindings not checked: the repository is not a git clone".into());
+        return Vec::new();
+    };
+    let branches: Vec<String> = text
+        .lines()
+        .filter_map(|r| {
+            r.strip_prefix("refs/heads/").or_else(|| {
+                r.strip_prefix("refs/remotes/")
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(_, b)| b)
+            })
+        })
+        .filter(|b| *b != "HEAD")
+        .map(str::to_string)
+        .collect();
+    gitops_core::unmatched_bindings(repo, &branches)
 }
 
 /// Annotations need paths relative to the workspace (the repository checkout).

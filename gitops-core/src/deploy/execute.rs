@@ -189,6 +189,10 @@ pub struct Executor {
     cancel: CancellationToken,
     /// Where `NoEcho` values at the deployed commit come from.
     secrets: Option<Arc<dyn SecretHistory>>,
+    /// Where the drift gate reads what git said at a deployed commit.
+    history: Option<Arc<dyn super::DeployedHistory>>,
+    /// `drift.ignore` of gitops.yaml, for the drift gate's resource drift.
+    drift_ignore: Vec<String>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -258,6 +262,8 @@ impl Executor {
             pending: Default::default(),
             cancel: CancellationToken::new(),
             secrets: None,
+            history: None,
+            drift_ignore: Vec::new(),
         }
     }
 
@@ -274,6 +280,21 @@ impl Executor {
     /// a changed secret gets a change set although AWS shows it as `****`.
     pub fn with_secret_history(mut self, history: Arc<dyn SecretHistory>) -> Self {
         self.secrets = Some(history);
+        self
+    }
+
+    /// Reads what git said at a stack's deployed commit from `history`,
+    /// for the drift gate ([`PlanOptions::drift_gate`]). Without it, the
+    /// gate cannot compare and refuses the environments it checks.
+    pub fn with_deployed_history(mut self, history: Arc<dyn super::DeployedHistory>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Leaves resource drift matching `ignore` (`drift.ignore` of
+    /// gitops.yaml) out of the drift gate.
+    pub fn with_drift_ignore(mut self, ignore: Vec<String>) -> Self {
+        self.drift_ignore = ignore;
         self
     }
 
@@ -553,6 +574,11 @@ impl Executor {
                     .insert(s.name.clone(), ReviewStack::new(resources, change_sets));
             }
         }
+        if self.options.plan.drift_gate.applies(env)
+            && desired.change != crate::detect::Change::Deleted
+        {
+            o.gate = self.gate(clients, desired, &o).await;
+        }
         if let Some(history) = &self.secrets {
             let pairs = [
                 (desired.stack.as_ref(), o.stack.as_ref()),
@@ -584,6 +610,110 @@ impl Executor {
             }
         }
         Ok(o)
+    }
+
+    /// The drift gate over the existing stacks `desired` would change:
+    /// each one carrying a `gitops:commit` tag is compared with what git
+    /// said at that commit (parameters, tags and, when read, the template),
+    /// then CloudFormation drift detection runs on it where the endpoint
+    /// supports it (resource drift; `drift.ignore` applies).
+    async fn gate(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        o: &Observed,
+    ) -> Vec<super::GateFinding> {
+        use super::GateFinding;
+        let pairs = [
+            (
+                desired.stack.as_ref(),
+                o.stack.as_ref(),
+                o.stack_template.as_ref(),
+            ),
+            (
+                desired.pipeline_stack.as_ref(),
+                o.pipeline_stack.as_ref(),
+                o.pipeline_stack_template.as_ref(),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (spec, stack, template) in pairs {
+            let (Some(spec), Some(stack)) = (spec, stack) else {
+                continue;
+            };
+            if stack.is_deleted() {
+                continue;
+            }
+            let Some(commit) = stack.tags.get(TAG_COMMIT) else {
+                // Never deployed by this tool: nothing to compare with.
+                continue;
+            };
+            let then = match &self.history {
+                Some(h) => h.spec_at(commit, &desired.environment.name, &spec.name),
+                None => Err("cannot be read here".to_string()),
+            };
+            match then {
+                Ok(then) => {
+                    let mut reasons: Vec<String> = crate::drift::compare(&then, stack, template)
+                        .into_iter()
+                        .map(|r| r.message)
+                        .collect();
+                    if !stack.is_in_progress() {
+                        reasons.extend(self.resource_drift(clients, desired, &stack.name).await);
+                    }
+                    if !reasons.is_empty() {
+                        out.push(GateFinding::Drifted {
+                            stack: stack.name.clone(),
+                            commit: commit.clone(),
+                            reasons,
+                        });
+                    }
+                }
+                Err(why) => out.push(GateFinding::Unknown {
+                    stack: stack.name.clone(),
+                    commit: commit.clone(),
+                    why,
+                }),
+            }
+        }
+        out
+    }
+
+    /// Resource drift of `stack` for the gate, one line per drifted
+    /// property; nothing when the endpoint cannot detect drift (an
+    /// emulator) or detection gives no answer in time (said in progress).
+    async fn resource_drift(
+        &self,
+        clients: &AwsClients,
+        desired: &Desired,
+        stack: &str,
+    ) -> Vec<String> {
+        use super::inspect::{detect_resource_drift, DriftCheckError, InspectOptions};
+        let options = InspectOptions::new()
+            .with_poll(
+                self.options.poll,
+                self.options.poll.max(Duration::from_secs(10)),
+            )
+            .with_timeout(self.options.timeout.min(Duration::from_secs(300)));
+        let drifts =
+            match detect_resource_drift(clients.cloudformation.as_ref(), stack, &options).await {
+                Ok(d) => d,
+                Err(DriftCheckError::Failed { partial, .. }) => partial,
+                Err(DriftCheckError::Aws(e)) if e.code.is_none() => return Vec::new(),
+                Err(e) => {
+                    self.say(
+                        &desired.environment.name,
+                        format!("drift gate: resource drift of `{stack}` not checked: {e}"),
+                    );
+                    return Vec::new();
+                }
+            };
+        crate::drift::filter_ignored(stack, &drifts, &self.drift_ignore)
+            .iter()
+            .filter(|r| r.is_drift())
+            .flat_map(|r| crate::drift::Reason::resources(stack, r))
+            .map(|r| r.message)
+            .collect()
     }
 
     async fn execute(

@@ -9,6 +9,7 @@
 //! would do.
 
 mod execute;
+mod gate;
 pub mod inspect;
 pub mod pipeline;
 pub mod safety;
@@ -24,6 +25,7 @@ use crate::model::{Environment, Repository};
 use crate::source::Source;
 use crate::template::Template;
 
+pub use gate::{DeployedHistory, DriftGate, GateFinding};
 pub use secrets::GitSecretHistory;
 
 pub use execute::{
@@ -112,6 +114,9 @@ pub struct Observed {
     /// `NoEcho` parameters whose value changed in git since the deployed
     /// commit (or the base): AWS shows them as `****`, so only git can say.
     pub changed_secrets: BTreeSet<String>,
+    /// What the drift gate found on the existing stacks (empty when it
+    /// did not apply, or found them as deployed).
+    pub gate: Vec<GateFinding>,
 }
 
 /// A stack in `REVIEW_IN_PROGRESS`: made by a `CREATE` change set that was
@@ -244,6 +249,14 @@ pub enum Refusal {
         /// What the detect result says happened to it.
         listed: Change,
     },
+    /// The drift gate found a stack changed outside gitops since its
+    /// deployed commit (or could not tell): deploying would overwrite it.
+    OutOfBand {
+        /// The environment.
+        environment: String,
+        /// What the gate found, per stack.
+        findings: Vec<GateFinding>,
+    },
     /// Deleting needs `--allow-delete`.
     DeleteNotAllowed {
         /// The stack that would have been deleted.
@@ -357,6 +370,18 @@ impl std::fmt::Display for Refusal {
             } => write!(
                 f,
                 "refusing `{environment}`: the detect result lists it as {listed}, but it is not declared at head; run `gitops detect` again for this head"
+            ),
+            Refusal::OutOfBand {
+                environment,
+                findings,
+            } => write!(
+                f,
+                "refusing to deploy `{environment}`: {}; put the change in git (see `gitops drift --environment {environment}`), or pass --accept-drift to overwrite it",
+                findings
+                    .iter()
+                    .map(GateFinding::summary)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             Refusal::DeleteNotAllowed { stack } => write!(
                 f,
@@ -494,6 +519,10 @@ pub struct EnvPlan {
     pub region: String,
     /// The steps, in order. A refusal is always alone.
     pub actions: Vec<Action>,
+    /// Out-of-band changes this plan overwrites because the run accepted
+    /// them (`--accept-drift`), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted_drift: Vec<String>,
 }
 
 impl EnvPlan {
@@ -549,6 +578,11 @@ pub struct PlanOptions {
     pub adopt: bool,
     /// How many stacks one run may delete (`--max-deletions`).
     pub max_deletions: usize,
+    /// Which environments the drift gate checks before changing their
+    /// stacks (off unless set; the command line defaults to protected ones).
+    pub drift_gate: DriftGate,
+    /// Deploy over out-of-band changes the gate finds (`--accept-drift`).
+    pub accept_drift: bool,
 }
 
 impl Default for PlanOptions {
@@ -557,6 +591,8 @@ impl Default for PlanOptions {
             allow_delete: false,
             adopt: false,
             max_deletions: DEFAULT_MAX_DELETIONS,
+            drift_gate: DriftGate::Off,
+            accept_drift: false,
         }
     }
 }
@@ -583,6 +619,18 @@ impl PlanOptions {
     /// Allows adopting foreign stacks.
     pub fn with_adopt(mut self, yes: bool) -> Self {
         self.adopt = yes;
+        self
+    }
+
+    /// Sets which environments the drift gate checks.
+    pub fn with_drift_gate(mut self, gate: DriftGate) -> Self {
+        self.drift_gate = gate;
+        self
+    }
+
+    /// Deploys over out-of-band changes instead of refusing.
+    pub fn with_accept_drift(mut self, yes: bool) -> Self {
+        self.accept_drift = yes;
         self
     }
 }
@@ -728,6 +776,7 @@ pub fn plan_environment(
         change: desired.change,
         region: env.region.clone(),
         actions: Vec::new(),
+        accepted_drift: Vec::new(),
     };
     let refuse = |plan: &mut EnvPlan, reason: Refusal| {
         plan.actions = vec![Action::Refuse { reason }];
@@ -786,6 +835,20 @@ pub fn plan_environment(
             );
             return plan;
         }
+    }
+    // The drift gate: never overwrite an out-of-band change unasked.
+    if options.drift_gate.applies(env) && !observed.gate.is_empty() {
+        if !options.accept_drift {
+            refuse(
+                &mut plan,
+                Refusal::OutOfBand {
+                    environment: env.name.clone(),
+                    findings: observed.gate.clone(),
+                },
+            );
+            return plan;
+        }
+        plan.accepted_drift = observed.gate.iter().map(GateFinding::summary).collect();
     }
 
     match (&desired.pipeline_stack, &env.pipeline) {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gix::ObjectId;
 
-use super::SecretHistory;
+use super::{DeployedHistory, SecretHistory, StackSpec};
+use crate::detect::{Change, EnvChange};
 use crate::model::Repository;
 use crate::source::GitTree;
 
@@ -68,5 +69,38 @@ impl SecretHistory for GitSecretHistory {
             }
         }
         None
+    }
+}
+
+impl DeployedHistory for GitSecretHistory {
+    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<StackSpec, String> {
+        let id = ObjectId::from_hex(commit.as_bytes())
+            .map_err(|_| "is not a full commit id".to_string())?;
+        let repo = gix::open(&self.git_dir).map_err(|e| format!("cannot be read: {e}"))?;
+        if !crate::git::has_commit(&repo, id) {
+            return Err(
+                "is not in this clone's history (fetch the full history: fetch-depth: 0)".into(),
+            );
+        }
+        let model = self
+            .model(id)
+            .ok_or_else(|| "does not hold a loadable gitops.yaml".to_string())?;
+        let declared = model
+            .environment(env)
+            .ok_or_else(|| format!("does not declare environment `{env}`"))?;
+        let tree =
+            GitTree::new(repo, id, &self.prefix).map_err(|e| format!("cannot be read: {e}"))?;
+        let desired = super::desired(
+            &model,
+            &tree,
+            &EnvChange::new(declared.clone(), Change::Updated),
+            commit,
+        )
+        .map_err(|e| format!("cannot be read: {e}"))?;
+        [desired.stack, desired.pipeline_stack]
+            .into_iter()
+            .flatten()
+            .find(|s| s.name == stack)
+            .ok_or_else(|| format!("does not name the stack `{stack}` for `{env}`"))
     }
 }

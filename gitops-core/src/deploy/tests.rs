@@ -1039,6 +1039,7 @@ fn more_deletions_than_the_limit_refuse_them_all() {
             role: StackRole::Environment,
             stack: format!("{env}-app"),
         }],
+        accepted_drift: Vec::new(),
     };
     let mut plans: Vec<EnvPlan> = (0..6).map(|i| plan(&format!("e{i}"))).collect();
     plans.push(EnvPlan {
@@ -1176,4 +1177,174 @@ async fn an_unchanged_stack_gets_termination_protection_turned_on_and_off() {
             Some(after)
         );
     }
+}
+
+/// What git said at each deployed commit, for the drift gate.
+struct Specs(BTreeMap<String, StackSpec>);
+
+impl DeployedHistory for Specs {
+    fn spec_at(&self, commit: &str, _env: &str, stack: &str) -> Result<StackSpec, String> {
+        self.0
+            .get(commit)
+            .filter(|s| s.name == stack)
+            .cloned()
+            .ok_or_else(|| "is not in this clone's history".to_string())
+    }
+}
+
+fn gated(fake: &Fake, specs: &Specs, accept: bool) -> Arc<Executor> {
+    let (exec, _) = executor(
+        fake,
+        ExecutorOptions::new().with_plan(
+            PlanOptions::new()
+                .with_drift_gate(DriftGate::Protected)
+                .with_accept_drift(accept),
+        ),
+    );
+    let exec = Arc::into_inner(exec).unwrap();
+    Arc::new(exec.with_deployed_history(Arc::new(Specs(specs.0.clone()))))
+}
+
+#[tokio::test]
+async fn the_drift_gate_refuses_an_out_of_band_change_unless_accepted() {
+    let fake = Fake::new();
+    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
+    let specs = Specs(BTreeMap::from([(
+        "c1".to_string(),
+        first.stack.clone().unwrap(),
+    )]));
+    let o = gated(&fake, &specs, false).run(&first).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    // A hotfix in the console.
+    fake.edit_stack("dev-app", |s| {
+        s.parameters
+            .insert("AppVersion".into(), "1.0-hotfix".into());
+    });
+    let (_, mut next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
+    next.stack
+        .as_mut()
+        .unwrap()
+        .parameters
+        .insert("AppVersion".into(), "2.0".into());
+    let before = fake.mutating_calls().len();
+    let o = gated(&fake, &specs, false).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Refused, "{o:?}");
+    expect_test::expect![[r#"refusing to deploy `dev`: `dev-app` was changed outside gitops since it was deployed from c1: parameters.AppVersion expected 1.0, actual 1.0-hotfix; put the change in git (see `gitops drift --environment dev`), or pass --accept-drift to overwrite it"#]]
+    .assert_eq(&o.message);
+    assert_eq!(
+        fake.mutating_calls().len(),
+        before,
+        "{:?}",
+        fake.mutating_calls()
+    );
+    assert_eq!(
+        fake.stack("dev-app").unwrap().parameters["AppVersion"],
+        "1.0-hotfix"
+    );
+
+    // A commit the clone does not have: the gate cannot tell, so it refuses.
+    let unknown = Specs(BTreeMap::new());
+    let o = gated(&fake, &unknown, false).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Refused, "{o:?}");
+    assert!(
+        o.message
+            .contains("its deployed commit c1 is not in this clone's history"),
+        "{}",
+        o.message
+    );
+
+    // --accept-drift overwrites it, and says so in the plan.
+    let o = gated(&fake, &specs, true).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert_eq!(
+        fake.stack("dev-app").unwrap().parameters["AppVersion"],
+        "2.0"
+    );
+    let plan = o.plan.unwrap();
+    assert_eq!(plan.accepted_drift.len(), 1, "{plan:?}");
+    assert!(
+        plan.accepted_drift[0].contains("parameters.AppVersion expected 1.0, actual 1.0-hotfix")
+    );
+}
+
+#[tokio::test]
+async fn the_drift_gate_leaves_unprotected_environments_and_clean_stacks_alone() {
+    let fake = Fake::new();
+    let (_, first) = desired_for(false, "", Change::Created, "c1");
+    let specs = Specs(BTreeMap::from([(
+        "c1".to_string(),
+        first.stack.clone().unwrap(),
+    )]));
+    gated(&fake, &specs, false).run(&first).await;
+    fake.edit_stack("dev-app", |s| {
+        s.parameters
+            .insert("AppVersion".into(), "1.0-hotfix".into());
+    });
+    let (_, next) = desired_for(false, "", Change::Updated, "c2");
+    let o = gated(&fake, &specs, false).run(&next).await;
+    assert_eq!(
+        o.outcome,
+        Outcome::Succeeded,
+        "unprotected: not gated: {o:?}"
+    );
+
+    // Protected and as deployed: the gate passes.
+    let fake = Fake::new();
+    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
+    let specs = Specs(BTreeMap::from([(
+        "c1".to_string(),
+        first.stack.clone().unwrap(),
+    )]));
+    gated(&fake, &specs, false).run(&first).await;
+    let (_, mut next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
+    next.stack
+        .as_mut()
+        .unwrap()
+        .parameters
+        .insert("AppVersion".into(), "2.0".into());
+    let o = gated(&fake, &specs, false).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    assert!(o.plan.unwrap().accepted_drift.is_empty());
+}
+
+#[tokio::test]
+async fn the_drift_gate_refuses_resource_drift_except_what_drift_ignore_names() {
+    use crate::aws::fake::DriftScript;
+    use crate::aws::{PropertyDifference, ResourceDrift};
+    let fake = Fake::new();
+    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
+    let specs = Specs(BTreeMap::from([(
+        "c1".to_string(),
+        first.stack.clone().unwrap(),
+    )]));
+    gated(&fake, &specs, false).run(&first).await;
+    fake.script_drift(
+        "dev-app",
+        DriftScript {
+            stack_drift_status: Some("DRIFTED".into()),
+            resources: vec![ResourceDrift {
+                logical_id: "Topic".into(),
+                resource_type: "AWS::SNS::Topic".into(),
+                status: "MODIFIED".into(),
+                differences: vec![PropertyDifference {
+                    path: "/DisplayName".into(),
+                    expected: "pay".into(),
+                    actual: "hotfix".into(),
+                    kind: "NOT_EQUAL".into(),
+                }],
+            }],
+            ..DriftScript::default()
+        },
+    );
+    let (_, next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
+    let o = gated(&fake, &specs, false).run(&next).await;
+    assert_eq!(o.outcome, Outcome::Refused, "{o:?}");
+    assert!(o.message.contains("Topic"), "{}", o.message);
+    assert!(o.message.contains("hotfix"), "{}", o.message);
+    // drift.ignore: Topic is known noise.
+    let exec = Arc::into_inner(gated(&fake, &specs, false))
+        .unwrap()
+        .with_drift_ignore(vec!["Topic".into()]);
+    let o = exec.run(&next).await;
+    assert_ne!(o.outcome, Outcome::Refused, "{o:?}");
 }

@@ -1,0 +1,115 @@
+//! The drift gate: before a deploy changes a stack, compare the stack with
+//! what git said at the commit it was last deployed from (its
+//! `gitops:commit` tag). A difference is an out-of-band change, such as a
+//! hotfix made in the console during an incident, that the deploy would
+//! silently overwrite; the planner refuses the environment unless the run
+//! accepts the drift (`--accept-drift`).
+
+use serde::Serialize;
+
+use crate::model::Environment;
+
+/// Which environments the drift gate checks (`--drift-gate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DriftGate {
+    /// No check.
+    #[default]
+    Off,
+    /// Environments with `protected: true` (the command line's default).
+    Protected,
+    /// Every environment.
+    All,
+}
+
+impl DriftGate {
+    /// Whether the gate checks `env`.
+    pub fn applies(self, env: &Environment) -> bool {
+        match self {
+            DriftGate::Off => false,
+            DriftGate::Protected => env.protected,
+            DriftGate::All => true,
+        }
+    }
+}
+
+/// What the gate found on one stack that the deploy would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum GateFinding {
+    /// The stack differs from what git said at its deployed commit.
+    Drifted {
+        /// The stack.
+        stack: String,
+        /// The commit it was deployed from.
+        commit: String,
+        /// The differences, as `gitops drift` prints them (such as
+        /// `parameters.AppVersion expected 1.2.0, actual 1.2.1`).
+        reasons: Vec<String>,
+    },
+    /// The stack could not be compared: its deployed commit cannot be read.
+    Unknown {
+        /// The stack.
+        stack: String,
+        /// The commit it was deployed from.
+        commit: String,
+        /// Why it could not be compared.
+        why: String,
+    },
+}
+
+impl GateFinding {
+    /// The stack it is about.
+    pub fn stack(&self) -> &str {
+        match self {
+            GateFinding::Drifted { stack, .. } | GateFinding::Unknown { stack, .. } => stack,
+        }
+    }
+
+    /// One line for a report: what the deploy would overwrite, or why the
+    /// gate could not tell.
+    pub fn summary(&self) -> String {
+        match self {
+            GateFinding::Drifted {
+                stack,
+                commit,
+                reasons,
+            } => format!(
+                "`{stack}` was changed outside gitops since it was deployed from {}: {}",
+                crate::text::short_commit(commit),
+                reasons.join("; ")
+            ),
+            GateFinding::Unknown { stack, commit, why } => format!(
+                "`{stack}` cannot be checked for out-of-band changes: its deployed commit {} {why}",
+                crate::text::short_commit(commit)
+            ),
+        }
+    }
+}
+
+/// What git said about a stack at a past commit, for the gate.
+pub trait DeployedHistory: Send + Sync {
+    /// The spec git gave stack `stack` of environment `env` at `commit`;
+    /// an error saying why when that commit cannot be read (not in this
+    /// clone, say) or did not declare it.
+    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<super::StackSpec, String>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_checks_protected_environments_by_default_on_the_command_line() {
+        let mut env = Environment::undeclared("prod", "prod-app", "us-east-1");
+        assert!(!DriftGate::Protected.applies(&env));
+        assert!(DriftGate::All.applies(&env));
+        env.protected = true;
+        assert!(DriftGate::Protected.applies(&env));
+        assert!(!DriftGate::Off.applies(&env));
+        assert_eq!(DriftGate::default(), DriftGate::Off);
+    }
+}
