@@ -99,6 +99,17 @@ pub enum Decision {
     },
 }
 
+/// The pull request of a `pull_request` or `pull_request_target` event
+/// named `name` with payload `payload`; `None` for other events.
+pub fn pull_request_number(name: &str, payload: &Value) -> Option<u64> {
+    if !matches!(name, "pull_request" | "pull_request_target") {
+        return None;
+    }
+    payload["pull_request"]["number"]
+        .as_u64()
+        .or_else(|| payload["number"].as_u64())
+}
+
 /// The error when commit `sha` cannot be had, and `why`.
 pub fn fetch_advice(sha: &str, why: impl Into<String>) -> EventError {
     EventError::Fetch {

@@ -74,16 +74,10 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return refuse(g, &e.to_string()),
     };
     let source = env(&repo, &args.from)?;
-    let gate = if plan.changes.is_empty() {
-        Gate::Skipped("nothing to promote".into())
-    } else if args.skip_verify {
-        Gate::Skipped("--skip-verify".into())
-    } else if args.verify || crate::aws::credentials_present() {
-        run_gate(&args.aws, source, &repo.promoted_keys())?
-    } else {
-        Gate::Skipped(
-            "no AWS credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity or container credentials); pass --verify to check anyway".into(),
-        )
+    let may_verify = args.verify || crate::aws::credentials_present();
+    let gate = match Gate::skipped(plan.changes.is_empty(), args.skip_verify, may_verify) {
+        Some(skipped) => skipped,
+        None => run_gate(&args.aws, source, &repo.promoted_keys())?,
     };
     let mut report = PromotionReport::new(plan, gate);
     let plan = &report.plan;
