@@ -57,6 +57,7 @@ pub mod promote;
 mod reader;
 pub mod render;
 pub mod report;
+pub mod select;
 pub mod source;
 mod template;
 pub mod text;

@@ -14,7 +14,6 @@ use gitops_core::deploy::inspect;
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
-use gitops_core::text::short_commit;
 use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
 use crate::aws::AwsArgs;
@@ -327,18 +326,7 @@ pub fn targets(
         let head = selected.head_id.ok_or_else(|| anyhow!("no head commit"))?;
         let tree = GitTree::new(selected.repo.clone(), head, &selected.prefix)?;
         let model = Repository::load(&tree)?;
-        let mut changes = Vec::new();
-        for name in environments {
-            let Some(env) = model.environment(name) else {
-                let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
-                bail!(
-                    "no environment `{name}` at {}; known: {}",
-                    short_commit(&head.to_string()),
-                    known.join(", ")
-                );
-            };
-            changes.push(EnvChange::new(env.clone(), Change::Updated));
-        }
+        let changes = gitops_core::select::named(&model, environments, &head.to_string())?;
         return Ok((selected, changes));
     }
     if select.base.is_none() && !select.github {
