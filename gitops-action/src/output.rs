@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use gitops_core::actions::neutralize;
 pub use gitops_core::actions::{annotation, escape_data};
-pub use gitops_core::render::{paint, problem as render_problem, table};
+pub use gitops_core::render::{paint, problem as render_problem};
 
 use crate::ColorChoice;
 

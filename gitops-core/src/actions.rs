@@ -117,6 +117,34 @@ pub fn annotation(p: &Problem, prefix: &str) -> String {
     format!("::{level} {}::{}", props.join(","), escape_data(&p.message))
 }
 
+/// The path of the GitOps root `root` relative to the workspace (the
+/// repository checkout, `GITHUB_WORKSPACE`), which annotations need; empty
+/// when there is no workspace or `root` is not inside it.
+pub fn workspace_prefix(root: &std::path::Path, workspace: Option<&std::path::Path>) -> String {
+    let Some(ws) = workspace else {
+        return String::new();
+    };
+    let (Ok(ws), Ok(root)) = (ws.canonicalize(), root.canonicalize()) else {
+        return String::new();
+    };
+    root.strip_prefix(ws)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default()
+}
+
+/// The web page of this workflow run (where the step summary is), from
+/// `GITHUB_SERVER_URL`, `GITHUB_REPOSITORY` and `GITHUB_RUN_ID` read
+/// through `var`; `None` outside GitHub Actions.
+pub fn run_url(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let var = |n: &str| var(n).filter(|v| !v.is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

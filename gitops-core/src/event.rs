@@ -69,6 +69,77 @@ pub trait Git {
     fn branch(&mut self, name: &str) -> Option<String>;
 }
 
+/// A clone that reads with gix and fetches from origin (with `git fetch`,
+/// in the binary): what [`ensure_commit`] and [`deepen_to_merge_base`]
+/// drive to implement [`Git`] over a shallow checkout.
+pub trait Fetch {
+    /// The repository as read now (reopened after each fetch).
+    fn repo(&self) -> &gix::Repository;
+    /// `git fetch --no-tags <args> origin <shas>`; `Err` holds git's complaint.
+    fn fetch(&mut self, args: &[String], shas: &[&str]) -> std::result::Result<(), String>;
+}
+
+/// How deep a merge-base search may deepen a shallow clone.
+pub const MAX_DEPTH: u32 = 4096;
+
+fn commit_id(sha: &str) -> std::result::Result<gix::ObjectId, String> {
+    gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| format!("`{sha}` is not a commit id"))
+}
+
+/// Makes sure commit `sha` is in the clone: fetched (at depth 1 in a
+/// shallow clone) when missing. `Err` says why it cannot be had.
+pub fn ensure_commit(f: &mut impl Fetch, sha: &str) -> std::result::Result<(), String> {
+    let id = commit_id(sha)?;
+    if crate::git::has_commit(f.repo(), id) {
+        return Ok(());
+    }
+    let depth: Vec<String> = if crate::git::is_shallow(f.repo()) {
+        vec!["--depth=1".into()]
+    } else {
+        Vec::new()
+    };
+    f.fetch(&depth, &[sha])?;
+    if crate::git::has_commit(f.repo(), id) {
+        Ok(())
+    } else {
+        Err("the fetch did not bring it".into())
+    }
+}
+
+/// [`Git::merge_base`] over a [`Fetch`]: a shallow clone is deepened from
+/// 32 commits, doubling, up to [`MAX_DEPTH`].
+pub fn deepen_to_merge_base(f: &mut impl Fetch, a: &str, b: &str) -> Result<Option<String>> {
+    let ia = commit_id(a).map_err(|e| fetch_advice(a, e))?;
+    let ib = commit_id(b).map_err(|e| fetch_advice(b, e))?;
+    let mut depth = 32;
+    loop {
+        if let Some(m) = crate::git::merge_base(f.repo(), ia, ib)? {
+            return Ok(Some(m.to_string()));
+        }
+        if !crate::git::is_shallow(f.repo()) {
+            return Ok(None);
+        }
+        if depth > MAX_DEPTH {
+            return Err(EventError::Shallow(format!(
+                "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone"
+            )));
+        }
+        f.fetch(&[format!("--depth={depth}")], &[a, b])
+            .map_err(|why| {
+                EventError::Shallow(format!(
+                "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why})"
+            ))
+            })?;
+        depth *= 2;
+    }
+}
+
+/// [`Git::is_ancestor`] over a repository, without fetching.
+pub fn is_ancestor_in(repo: &gix::Repository, a: &str, b: &str) -> Option<bool> {
+    let (ia, ib) = (commit_id(a).ok()?, commit_id(b).ok()?);
+    crate::git::is_ancestor(repo, ia, ib).ok().flatten()
+}
+
 /// What to compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,6 +168,17 @@ pub enum Decision {
         /// All zeros.
         after: String,
     },
+}
+
+/// The pull request of a `pull_request` or `pull_request_target` event
+/// named `name` with payload `payload`; `None` for other events.
+pub fn pull_request_number(name: &str, payload: &Value) -> Option<u64> {
+    if !matches!(name, "pull_request" | "pull_request_target") {
+        return None;
+    }
+    payload["pull_request"]["number"]
+        .as_u64()
+        .or_else(|| payload["number"].as_u64())
 }
 
 /// The error when commit `sha` cannot be had, and `why`.

@@ -195,6 +195,129 @@ pub fn first_parent_snapshots(
     Ok(out)
 }
 
+/// Why [`rollback_target`] or [`environment_history`] has nothing to offer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The request itself is refused (unknown environment, no keys, no
+    /// earlier revision).
+    #[error(transparent)]
+    Refused(#[from] crate::promote::PromoteError),
+    /// The environment does not exist at the revision asked for.
+    #[error("environment `{env}` does not exist at {rev} (or gitops.yaml there is unusable); pick another revision")]
+    NotAt {
+        /// The environment.
+        env: String,
+        /// The revision as given.
+        rev: String,
+    },
+    /// The environment exists neither now nor in the history of `rev`.
+    #[error("there is no environment `{env}`, now or in the history of {rev}")]
+    NeverExisted {
+        /// The environment.
+        env: String,
+        /// The revision as given.
+        rev: String,
+    },
+    /// The git repository could not be read.
+    #[error(transparent)]
+    Repository(#[from] Error),
+}
+
+/// The report of `gitops history`: every change of environment `name`'s
+/// promoted values in the first `max` commits reachable from `rev`, in the
+/// git repository of the working tree at `root`. The environment may be gone
+/// from `repo` (today's model): its history still counts.
+pub fn environment_history(
+    root: &std::path::Path,
+    repo: &Repository,
+    name: &str,
+    rev: &str,
+    max: usize,
+) -> std::result::Result<crate::promote::HistoryReport, HistoryError> {
+    let keys = repo.promoted_keys();
+    if keys.is_empty() {
+        return Err(crate::promote::PromoteError::NoKeys.into());
+    }
+    let git = crate::source::open_repo(root)?;
+    let prefix = crate::source::prefix_of(&git, root)?;
+    let head = crate::source::resolve(&git, rev)?;
+    let mut reader = ValueReader::new(&git, &prefix, name, &keys);
+    let states = commit_states(&mut reader, head, max)?;
+    if states.is_empty() && repo.environment(name).is_none() {
+        return Err(HistoryError::NeverExisted {
+            env: name.to_string(),
+            rev: rev.to_string(),
+        });
+    }
+    let changes = crate::promote::key_history(&keys, &states);
+    Ok(crate::promote::HistoryReport {
+        environment: name.to_string(),
+        keys,
+        changes,
+    })
+}
+
+/// The values `gitops rollback` restores for environment `name` of `repo`,
+/// whose working tree is at `root`: those at revision `to`, or by default
+/// at the most recent of the first `max_commits` first-parent commits from
+/// HEAD where they differ from now.
+pub fn rollback_target(
+    root: &std::path::Path,
+    repo: &Repository,
+    name: &str,
+    to: Option<&str>,
+    max_commits: usize,
+) -> std::result::Result<Snapshot, HistoryError> {
+    use crate::promote::PromoteError;
+    let Some(environment) = repo.environment(name) else {
+        return Err(if repo.config.promotion.order.iter().any(|e| e == name) {
+            PromoteError::OrderNamesUndeclared(name.to_string())
+        } else {
+            PromoteError::UnknownEnvironment {
+                name: name.to_string(),
+                hint: String::new(),
+            }
+        }
+        .into());
+    };
+    let keys = repo.promoted_keys();
+    if keys.is_empty() {
+        return Err(PromoteError::NoKeys.into());
+    }
+    let git = crate::source::open_repo(root)?;
+    let prefix = crate::source::prefix_of(&git, root)?;
+    let mut reader = ValueReader::new(&git, &prefix, name, &keys);
+    if let Some(rev) = to {
+        let commit = crate::source::resolve(&git, rev)?;
+        let values = reader
+            .values_at(commit)?
+            .ok_or_else(|| HistoryError::NotAt {
+                env: name.to_string(),
+                rev: rev.to_string(),
+            })?;
+        return Ok(Snapshot {
+            commit: commit.to_string(),
+            values,
+        });
+    }
+    let head = crate::source::resolve(&git, "HEAD")?;
+    let history = first_parent_snapshots(&mut reader, head, max_commits)?;
+    let now = values_of(environment, &keys);
+    match crate::promote::default_rollback_revision(&now, &history) {
+        Some(s) => Ok(s.clone()),
+        None => Err(PromoteError::NoEarlierRevision {
+            env: name.to_string(),
+            keys: keys
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()),
+    }
+}
+
 /// Every commit reachable from `head`, newest first (by commit time), at
 /// most `max`, with the environment's values there and at its parents:
 /// the input of [`crate::promote::key_history`].

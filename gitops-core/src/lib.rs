@@ -45,6 +45,7 @@ mod error;
 pub mod event;
 pub mod fanout;
 pub mod git;
+pub mod github;
 mod glob;
 pub mod history;
 pub mod markdown;
@@ -56,6 +57,7 @@ pub mod promote;
 mod reader;
 pub mod render;
 pub mod report;
+pub mod select;
 pub mod source;
 mod template;
 pub mod text;
@@ -69,8 +71,8 @@ pub use config::{
 pub use detect::{detect, Change, ChangedPath, Detection, EnvChange, PathStatus, Reason, Why};
 pub use error::{Error, Result};
 pub use model::{
-    check_pipeline_name, check_stack_name, load_template, Checks, Environment, PromotedKey,
-    Protection, Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
+    check_pipeline_name, check_stack_name, load_template, Checks, Environment, NameError,
+    PromotedKey, Protection, Repository, AUTOMATIC_PARAMETERS, NO_ID_WARNING,
 };
 pub use problem::{Problem, ProblemSource, Severity};
 pub use source::{GitTree, Memory, Source, WorkTree};

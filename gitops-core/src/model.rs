@@ -839,39 +839,62 @@ pub fn load_template(source: &dyn Source, path: &str) -> Result<Template> {
     })
 }
 
+/// Why a stack or pipeline name is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty, or longer than `max` characters.
+    #[error("it must be 1 to {max} characters")]
+    Length {
+        /// The longest name allowed.
+        max: usize,
+    },
+    /// A stack name must start with a letter.
+    #[error("it must start with a letter")]
+    FirstNotLetter,
+    /// A character that is not allowed.
+    #[error("`{found}` is not allowed (only letters, digits and `{allowed}`)")]
+    Character {
+        /// The first character not allowed.
+        found: char,
+        /// The punctuation allowed besides letters and digits.
+        allowed: &'static str,
+    },
+}
+
 /// Checks a CloudFormation stack name: a letter first, then `[A-Za-z0-9-]`, at most 128.
-pub fn check_stack_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_stack_name(name: &str) -> std::result::Result<(), NameError> {
     if name.is_empty() || name.len() > 128 {
-        return Err("it must be 1 to 128 characters".into());
+        return Err(NameError::Length { max: 128 });
     }
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err("it must start with a letter".into());
+        return Err(NameError::FirstNotLetter);
     }
-    if let Some(c) = name
+    match name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
     {
-        return Err(format!(
-            "`{c}` is not allowed (only letters, digits and `-`)"
-        ));
+        Some(found) => Err(NameError::Character {
+            found,
+            allowed: "-",
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks a CodePipeline name: `[A-Za-z0-9.@_-]`, at most 100.
-pub fn check_pipeline_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_pipeline_name(name: &str) -> std::result::Result<(), NameError> {
     if name.is_empty() || name.len() > 100 {
-        return Err("it must be 1 to 100 characters".into());
+        return Err(NameError::Length { max: 100 });
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '_' | '-')))
-    {
-        return Err(format!(
-            "`{c}` is not allowed (only letters, digits and `.@_-`)"
-        ));
+    let allowed = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '_' | '-');
+    match name.chars().find(|c| !allowed(c)) {
+        Some(found) => Err(NameError::Character {
+            found,
+            allowed: ".@_-",
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -894,7 +917,14 @@ mod tests {
         assert!(check_stack_name("dev_app").is_err());
         assert!(check_stack_name(&"a".repeat(129)).is_err());
         assert!(check_pipeline_name("dev.deploy@x_y-z").is_ok());
-        assert!(check_pipeline_name("dev deploy").is_err());
+        assert_eq!(
+            check_pipeline_name("dev deploy").map_err(|e| e.to_string()),
+            Err("` ` is not allowed (only letters, digits and `.@_-`)".into())
+        );
+        assert_eq!(
+            check_stack_name("dev_app").map_err(|e| e.to_string()),
+            Err("`_` is not allowed (only letters, digits and `-`)".into())
+        );
         assert!(check_pipeline_name(&"a".repeat(101)).is_err());
     }
 

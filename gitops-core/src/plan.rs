@@ -1236,6 +1236,9 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     out
 }
 
+mod gather;
+pub use gather::{preview_all, Base, EnvInput};
+
 #[cfg(test)]
 mod tests;
 

@@ -544,6 +544,33 @@ pub struct DeployedStack<'a> {
     pub tags: &'a BTreeMap<String, String>,
 }
 
+/// The promotion gate against AWS: reads `source`'s stack through
+/// `factory` and applies [`verify_upstream`] to the values of `keys`. The
+/// error says how to go on without the check.
+pub async fn check_upstream(
+    factory: &dyn crate::aws::ClientFactory,
+    source: &Environment,
+    keys: &[PromotedKey],
+) -> Result<Gate, String> {
+    let values: Vec<(PromotedKey, String)> = values_of(source, keys).into_iter().collect();
+    let clients = factory.clients(&source.region, source.role_arn.as_deref());
+    let stack = match clients.await {
+        Ok(c) => c.cloudformation.describe_stack(&source.stack).await,
+        Err(e) => Err(e),
+    };
+    let stack = stack.map_err(|e| format!(
+        "cannot check stack `{}` of `{}`: {e}; fix the credentials, or pass --skip-verify to promote without checking",
+        source.stack, source.name
+    ))?;
+    let deployed = stack.as_ref().map(|s| DeployedStack {
+        name: &s.name,
+        status: &s.status,
+        parameters: &s.parameters,
+        tags: &s.tags,
+    });
+    Ok(verify_upstream(source, deployed, &values))
+}
+
 /// The verification gate: `env`'s stack (`stack`, `None` when it does not
 /// exist) must be in a `*_COMPLETE` state other than a rollback and carry
 /// `values` as its deployed parameters or tags. [`Gate::Failed`] says what

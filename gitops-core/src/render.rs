@@ -105,6 +105,75 @@ pub fn problem(p: &Problem, color: bool) -> String {
     }
 }
 
+/// The table of `gitops envs`: one row per environment, then (in text) a
+/// line with the count and the repository id; `markdown` for a markdown table.
+pub fn environments(repo: &crate::Repository, markdown: bool) -> String {
+    let header = [
+        "ENVIRONMENT",
+        "STACK",
+        "PIPELINE",
+        "REGION",
+        "ACCOUNT",
+        "PROTECTED",
+        "PARAMETERS",
+    ];
+    let rows: Vec<[String; 7]> = repo
+        .environments
+        .iter()
+        .map(|e| {
+            let parameters: Vec<String> = e
+                .parameters
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            [
+                e.name.clone(),
+                e.stack.clone(),
+                e.pipeline.clone().unwrap_or_else(|| "-".into()),
+                e.region.clone(),
+                e.account.clone().unwrap_or_else(|| "-".into()),
+                if e.protected { "yes" } else { "no" }.into(),
+                parameters.join(" "),
+            ]
+        })
+        .collect();
+    if markdown {
+        let rows: Vec<[String; 7]> = rows
+            .iter()
+            .map(|r| r.clone().map(|c| crate::markdown::cell(&c)))
+            .collect();
+        return markdown_table(&header, &rows);
+    }
+    let count = rows.len();
+    let id = match &repo.id {
+        Some(id) => format!("repository id `{id}`"),
+        None => "no repository id (set `id:` in gitops.yaml)".to_string(),
+    };
+    format!("{}{count} environment(s), {id}\n", table(&header, &rows))
+}
+
+/// What `gitops validate` prints: each problem, then `valid:` or
+/// `invalid:` with the counts, for the repository at `root`.
+pub fn validation(problems: &[Problem], root: &std::path::Path, color: bool) -> String {
+    let mut out: String = problems.iter().map(|p| problem(p, color) + "\n").collect();
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let warnings = problems.len() - errors;
+    out.push_str(&if errors == 0 {
+        format!(
+            "{} {} ({warnings} warning(s))\n",
+            paint("valid:", "1;32", color),
+            root.display()
+        )
+    } else {
+        format!(
+            "{} {errors} error(s), {warnings} warning(s) in {}\n",
+            paint("invalid:", "1;31", color),
+            root.display()
+        )
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

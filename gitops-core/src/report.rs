@@ -17,6 +17,9 @@
 
 use serde::Serialize;
 
+mod detect;
+pub use detect::DetectReport;
+
 use crate::deploy::{EnvOutcome, Outcome};
 use crate::drift::{EnvDrift, EnvStatus, Health, RemediationAction, Sync};
 use crate::markdown::cell;
@@ -826,6 +829,18 @@ pub enum IssueAction {
         /// The issue.
         number: u64,
     },
+}
+
+impl IssueAction {
+    /// The environment it is about.
+    pub fn env(&self) -> &str {
+        match self {
+            IssueAction::Create { env, .. }
+            | IssueAction::Update { env, .. }
+            | IssueAction::Close { env, .. }
+            | IssueAction::UpToDate { env, .. } => env,
+        }
+    }
 }
 
 /// One issue per OutOfSync environment, found by its marker among `open`:

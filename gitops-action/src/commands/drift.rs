@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gitops_core::board::BoardKind;
-use gitops_core::deploy::inspect::{find_orphans, remediate, InspectOptions};
+use gitops_core::deploy::inspect::{orphans_of, remediate_all, InspectOptions};
 use gitops_core::deploy::{Executor, ExecutorOptions};
-use gitops_core::drift::Sync;
 use gitops_core::report::{issue_actions, DriftReport, IssueAction, OpenIssue, ISSUE_LABEL};
 
-use super::status::{self, Prepared, ScopeArgs};
+use super::status::{self, ScopeArgs};
 use crate::aws::AwsArgs;
 use crate::github_api::GitHub;
 use crate::output::{paint, print_json};
@@ -104,7 +103,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             status::is_local(&args.aws),
         )
         .await;
-        let orphans = orphan_check(&p, factory.as_ref()).await;
+        let orphans = orphans_of(factory.as_ref(), &p.model).await;
         let mut drifts = drifts;
         if args.remediate {
             let progress = Arc::new(move |env: &str, line: &str| {
@@ -127,29 +126,15 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 Some(i) => exec.with_cancel(i.token()),
                 None => exec,
             };
-            for d in drifts
-                .iter_mut()
-                .filter(|d| d.status.sync == Sync::OutOfSync)
-            {
-                let Some(desired) = p
-                    .desired
-                    .iter()
-                    .find(|x| x.environment.name == d.status.name)
-                else {
-                    continue;
-                };
-                if exec.is_cancelled() {
-                    break;
-                }
-                let r = remediate(&exec, desired, d, &p.head).await;
+            remediate_all(&exec, &p.desired, &mut drifts, &p.head, |env, r| {
                 eprintln!(
                     "{} remediation {}: {}",
-                    paint(&format!("[{}]", d.status.name), "36", color),
+                    paint(&format!("[{env}]"), "36", color),
                     r.action,
                     r.message
                 );
-                d.remediation = Some(r);
-            }
+            })
+            .await;
         }
         (drifts, orphans, interrupt)
     });
@@ -197,31 +182,6 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     Ok(ExitCode::from(if failed { 1 } else { report.exit_code() }))
-}
-
-/// Orphans in every region (and role) the repository's environments use.
-async fn orphan_check(
-    p: &Prepared,
-    factory: &dyn gitops_core::aws::ClientFactory,
-) -> Result<Vec<String>, String> {
-    let mut locations: Vec<(String, Option<String>)> = Vec::new();
-    let mut declared = Vec::new();
-    for e in &p.model.environments {
-        let loc = (e.region.clone(), e.role_arn.clone());
-        if !locations.contains(&loc) {
-            locations.push(loc);
-        }
-        declared.push(e.stack.clone());
-        declared.extend(e.pipeline_stack.clone());
-    }
-    let default = (p.model.config.defaults.region.clone(), None);
-    if !locations.contains(&default) {
-        locations.push(default);
-    }
-    let id = p.model.owner_id().map_err(|e| e.to_string())?;
-    find_orphans(factory, id, &locations, &declared)
-        .await
-        .map_err(|e| format!("looking for orphan stacks: {e}"))
 }
 
 /// Carries out the drift-issue rules (`gitops_core::report::issue_actions`)
@@ -273,14 +233,7 @@ fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            let env = match &action {
-                IssueAction::Create { env, .. }
-                | IssueAction::Update { env, .. }
-                | IssueAction::Close { env, .. }
-                | IssueAction::UpToDate { env, .. } => env.as_str(),
-                _ => "?",
-            };
-            errors.push(format!("{env}: {e}"));
+            errors.push(format!("{}: {e}", action.env()));
         }
     }
     if !errors.is_empty() {

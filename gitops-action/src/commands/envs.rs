@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use gitops_core::render::{markdown_table, table};
+use gitops_core::render::environments;
 use gitops_core::{Checks, Environment, GitTree, Repository};
 use serde::Serialize;
 
@@ -35,54 +35,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => print_json(&Report {
             environments: &repo.environments,
         })?,
-        Format::Text | Format::Markdown => print_table(&repo, g.format == Format::Markdown),
+        Format::Text | Format::Markdown => {
+            print!("{}", environments(&repo, g.format == Format::Markdown))
+        }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_table(repo: &Repository, markdown: bool) {
-    let header = [
-        "ENVIRONMENT",
-        "STACK",
-        "PIPELINE",
-        "REGION",
-        "ACCOUNT",
-        "PROTECTED",
-        "PARAMETERS",
-    ];
-    let rows: Vec<[String; 7]> = repo
-        .environments
-        .iter()
-        .map(|e| {
-            [
-                e.name.clone(),
-                e.stack.clone(),
-                e.pipeline.clone().unwrap_or_else(|| "-".into()),
-                e.region.clone(),
-                e.account.clone().unwrap_or_else(|| "-".into()),
-                if e.protected { "yes" } else { "no" }.into(),
-                e.parameters
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ]
-        })
-        .collect();
-    if markdown {
-        let rows: Vec<[String; 7]> = rows
-            .iter()
-            .map(|r| r.clone().map(|c| gitops_core::markdown::cell(&c)))
-            .collect();
-        print!("{}", markdown_table(&header, &rows));
-        return;
-    }
-    print!("{}", table(&header, &rows));
-    match &repo.id {
-        Some(id) => println!("{} environment(s), repository id `{id}`", rows.len()),
-        None => println!(
-            "{} environment(s), no repository id (set `id:` in gitops.yaml)",
-            rows.len()
-        ),
-    }
 }

@@ -6,17 +6,17 @@
 //! result as text, JSON or markdown. The markdown goes to the step summary
 //! and, on a pull request, into one comment that is edited in place.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use gitops_core::deploy::{self, Desired, Executor, ExecutorOptions, PlanOptions, StackSpec};
-use gitops_core::detect::{Change, EnvChange};
-use gitops_core::fanout::{self, FanOut, TaskError};
-use gitops_core::plan::{self as core_plan, EnvPreview, FileDiff, Plan, COMMENT_LIMIT, MARKER};
-use gitops_core::{git, Environment, GitTree, Repository, Source};
+use gitops_core::actions::run_url;
+use gitops_core::deploy::{self, Executor, ExecutorOptions, PlanOptions};
+use gitops_core::plan::{
+    self as core_plan, preview_all, Base, EnvInput, EnvPreview, Plan, COMMENT_LIMIT, MARKER,
+};
+use gitops_core::{git, GitTree, Repository};
 
 use super::select::{self, SelectArgs};
 use crate::aws::AwsArgs;
@@ -68,39 +68,6 @@ pub struct Args {
     gate: super::deploy::GateArgs,
     #[command(flatten)]
     aws: AwsArgs,
-}
-
-/// What git says about one environment, gathered before any AWS call.
-struct Input {
-    desired: Desired,
-    base_env: Option<Environment>,
-    base_desired: Option<Desired>,
-    head_env: Option<Environment>,
-    secrets: BTreeSet<String>,
-    diffs: Vec<FileDiff>,
-}
-
-impl Input {
-    fn preview(&self, plan: gitops_core::deploy::EnvPlan) -> EnvPreview {
-        EnvPreview::new(
-            plan,
-            self.base_env.as_ref(),
-            self.head_env.as_ref(),
-            &self.secrets,
-        )
-        .with_diffs(self.diffs.clone())
-    }
-
-    fn guess(&self, repo_id: &str, options: PlanOptions) -> EnvPreview {
-        let plan = core_plan::guess_plan(
-            repo_id,
-            &self.desired,
-            self.base_env.as_ref(),
-            self.base_desired.as_ref(),
-            options,
-        );
-        self.preview(plan).guessed()
-    }
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -155,7 +122,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 None => base.as_ref(),
             };
             inputs.push(
-                gather(&head_model, &head_tree, &head, own, t)
+                EnvInput::gather(&head_model, &head_tree, &head, own, t)
                     .with_context(|| format!("environment `{}`", t.name))?,
             );
         }
@@ -214,12 +181,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 
 /// The model at the base revision, for value changes and diffs; `None`
 /// (with a warning, unless it simply has no gitops.yaml) when unreadable.
-fn load_base(
-    repo: &gix::Repository,
-    base: &str,
-    prefix: &str,
-    color: bool,
-) -> Option<(Repository, GitTree, String)> {
+fn load_base(repo: &gix::Repository, base: &str, prefix: &str, color: bool) -> Option<Base> {
     let id = gix::ObjectId::from_hex(base.as_bytes()).ok()?;
     let tree = match GitTree::new(repo.clone(), id, prefix) {
         Ok(t) => t,
@@ -241,62 +203,6 @@ fn load_base(
     }
 }
 
-fn secret_names(specs: &[Option<&StackSpec>]) -> BTreeSet<String> {
-    specs
-        .iter()
-        .flatten()
-        .flat_map(|s| s.secret_parameters.iter().cloned())
-        .collect()
-}
-
-/// Everything git says about `t`.
-fn gather(
-    head_model: &Repository,
-    head_tree: &GitTree,
-    head: &str,
-    base: Option<&(Repository, GitTree, String)>,
-    t: &EnvChange,
-) -> anyhow::Result<Input> {
-    let desired = deploy::desired(head_model, head_tree, t, head)?;
-    let base_env = match t.change {
-        Change::Deleted => Some(t.environment.clone()),
-        _ => base.and_then(|(m, _, _)| m.environment(&t.name)).cloned(),
-    };
-    let base_desired = match (&base_env, base) {
-        (Some(env), Some((m, tree, commit))) => deploy::desired(
-            m,
-            tree,
-            &EnvChange::new(env.clone(), Change::Updated),
-            commit,
-        )
-        .ok(),
-        _ => None,
-    };
-    let head_env = (t.change != Change::Deleted).then(|| t.environment.clone());
-    let secrets = secret_names(&[
-        desired.stack.as_ref(),
-        desired.pipeline_stack.as_ref(),
-        base_desired.as_ref().and_then(|d| d.stack.as_ref()),
-        base_desired
-            .as_ref()
-            .and_then(|d| d.pipeline_stack.as_ref()),
-    ]);
-    let diffs = core_plan::env_diffs(
-        base.map(|(m, tree, _)| (m, tree as &dyn Source)),
-        Some((head_model, head_tree as &dyn Source)),
-        &t.name,
-        &secrets,
-    );
-    Ok(Input {
-        desired,
-        base_env,
-        base_desired,
-        head_env,
-        secrets,
-        diffs,
-    })
-}
-
 /// Plans every environment against AWS and previews it, `--concurrency` at
 /// a time per account and region. `Err(exit code)` when interrupted (after
 /// the preview change sets were deleted).
@@ -306,7 +212,7 @@ async fn observe_all(
     repo_id: &str,
     template_bucket: Option<String>,
     options: PlanOptions,
-    inputs: Vec<Input>,
+    inputs: Vec<EnvInput>,
     (history, drift_ignore): (Arc<gitops_core::deploy::GitSecretHistory>, Vec<String>),
 ) -> anyhow::Result<Result<(Vec<EnvPreview>, usize), ExitCode>> {
     let interrupt =
@@ -327,29 +233,15 @@ async fn observe_all(
             .with_deployed_history(history)
             .with_drift_ignore(drift_ignore),
     );
-    let names: Vec<String> = inputs
-        .iter()
-        .map(|i| i.desired.environment.name.clone())
-        .collect();
-    let fallback: Vec<EnvPreview> = inputs.iter().map(|i| i.guess(repo_id, options)).collect();
-    let results = FanOut::new(args.concurrency)
-        .with_cancel(token.clone())
-        .run(
-            inputs,
-            |i| fanout::location(&i.desired.environment),
-            |input| {
-                let (exec, repo_id, token) = (exec.clone(), repo_id.to_string(), token.clone());
-                async move {
-                    // A preview stopped half-way leaves its change set
-                    // registered: cleanup_previews deletes it below.
-                    tokio::select! {
-                        p = plan_one(&exec, &repo_id, options, input) => Some(p),
-                        () = token.cancelled() => None,
-                    }
-                }
-            },
-        )
-        .await;
+    let (previews, failures) = preview_all(
+        exec.clone(),
+        repo_id,
+        options,
+        args.concurrency,
+        token,
+        inputs,
+    )
+    .await;
     if let Some(code) = interrupt.exit_code() {
         let failures = exec.cleanup_previews().await;
         for f in &failures {
@@ -365,83 +257,17 @@ async fn observe_all(
             eprintln!("error: {f}");
         }
     }
-    let (mut out, mut failed) = (Vec::new(), 0);
-    for ((r, name), guess) in results.into_iter().zip(names).zip(fallback) {
-        match r {
-            Ok(Some(p)) => out.push(p),
-            Ok(None) | Err(TaskError::NotStarted) => {
-                out.push(guess.with_note("interrupted: not previewed"))
-            }
-            Err(e) => {
-                eprintln!("error: the plan of `{name}` failed: {e}");
-                out.push(guess.with_note(format!("the plan of this environment failed: {e}")));
-                failed += 1;
-            }
-        }
+    for (name, e) in &failures {
+        eprintln!("error: the plan of `{name}` failed: {e}");
     }
-    Ok(Ok((out, failed)))
-}
-
-/// One environment: observe and plan; preview what deploys a stack. AWS
-/// errors become the environment's note, over a git-level guess.
-async fn plan_one(
-    exec: &Executor,
-    repo_id: &str,
-    options: PlanOptions,
-    input: Input,
-) -> EnvPreview {
-    let plan = match exec.plan(&input.desired).await {
-        Ok(p) => p,
-        Err(e) => {
-            return input.guess(repo_id, options).with_note(format!(
-                "could not read AWS ({e}); the action is a git-level guess, and nothing was previewed"
-            ));
-        }
-    };
-    let why_not = core_plan::why_not_previewed(&plan.actions);
-    let preview = input.preview(plan.clone());
-    if let Some(note) = why_not {
-        return preview.with_note(note);
-    }
-    match exec.preview(&input.desired, &plan).await {
-        Ok(p) => {
-            let mut out = preview
-                .with_resource_changes(p.changes)
-                .with_change_sets(p.change_sets);
-            if !p.notes.is_empty() {
-                out = out.with_note(p.notes.join("; "));
-            }
-            out
-        }
-        Err(e) => preview
-            .with_change_sets(e.change_sets.clone())
-            .with_note(format!("the change-set preview failed: {e}")),
-    }
+    Ok(Ok((previews, failures.len())))
 }
 
 /// The pull request of the GitHub event, on pull_request(_target) events.
 fn pr_event() -> Option<u64> {
     let name = std::env::var("GITHUB_EVENT_NAME").ok()?;
-    if !matches!(name.as_str(), "pull_request" | "pull_request_target") {
-        return None;
-    }
-    let path = std::env::var_os("GITHUB_EVENT_PATH")?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["pull_request"]["number"]
-        .as_u64()
-        .or_else(|| v["number"].as_u64())
-}
-
-/// The web page of this workflow run, where the step summary is.
-fn run_url() -> Option<String> {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    Some(format!(
-        "{}/{}/actions/runs/{}",
-        var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
-        var("GITHUB_REPOSITORY")?,
-        var("GITHUB_RUN_ID")?
-    ))
+    let text = std::fs::read_to_string(std::env::var_os("GITHUB_EVENT_PATH")?).ok()?;
+    gitops_core::event::pull_request_number(&name, &serde_json::from_str(&text).ok()?)
 }
 
 /// A `::notice::` in GitHub Actions (on standard error, so standard output
@@ -479,7 +305,11 @@ fn comment(markdown: &str, pr: Option<u64>, explicit: bool, color: bool) -> anyh
         }
         Err(e) => return Err(e),
     };
-    let body = core_plan::truncate_markdown_linked(markdown, COMMENT_LIMIT, run_url().as_deref());
+    let body = core_plan::truncate_markdown_linked(
+        markdown,
+        COMMENT_LIMIT,
+        run_url(|n| std::env::var(n).ok()).as_deref(),
+    );
     if body.len() != markdown.len() {
         notice(
             &format!("the plan is longer than a comment allows ({COMMENT_LIMIT} characters): the comment is cut at an environment, and the whole plan is in the job's step summary"),

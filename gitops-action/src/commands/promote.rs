@@ -6,8 +6,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use gitops_core::promote::{
-    plan_promotion, promotion_branch, resolve_target, values_of, verify_upstream, Applied,
-    DeployedStack, FileEdit, Gate, PrAction, PrOutcome, PromotionReport, Target,
+    check_upstream, plan_promotion, promotion_branch, resolve_target, Applied, FileEdit, Gate,
+    PrAction, PrOutcome, PromotionReport, Target,
 };
 use gitops_core::{Checks, Environment, PromotedKey, Repository, WorkTree};
 
@@ -74,16 +74,10 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return refuse(g, &e.to_string()),
     };
     let source = env(&repo, &args.from)?;
-    let gate = if plan.changes.is_empty() {
-        Gate::Skipped("nothing to promote".into())
-    } else if args.skip_verify {
-        Gate::Skipped("--skip-verify".into())
-    } else if args.verify || crate::aws::credentials_present() {
-        run_gate(&args.aws, source, &repo.promoted_keys())?
-    } else {
-        Gate::Skipped(
-            "no AWS credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity or container credentials); pass --verify to check anyway".into(),
-        )
+    let may_verify = args.verify || crate::aws::credentials_present();
+    let gate = match Gate::skipped(plan.changes.is_empty(), args.skip_verify, may_verify) {
+        Some(skipped) => skipped,
+        None => run_gate(&args.aws, source, &repo.promoted_keys())?,
     };
     let mut report = PromotionReport::new(plan, gate);
     let plan = &report.plan;
@@ -142,32 +136,12 @@ pub fn read_file(work: &WorkTree, env: &Environment) -> anyhow::Result<String> {
 
 /// The gate: `source`'s stack must be deployed successfully and run the promoted values.
 fn run_gate(aws: &AwsArgs, source: &Environment, keys: &[PromotedKey]) -> anyhow::Result<Gate> {
-    let values: Vec<(PromotedKey, String)> = values_of(source, keys).into_iter().collect();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let stack = rt.block_on(async {
+    rt.block_on(async {
         let factory = crate::aws::factory(aws).await;
-        let clients = gitops_core::aws::ClientFactory::clients(
-            &factory,
-            &source.region,
-            source.role_arn.as_deref(),
-        )
-        .await?;
-        clients.cloudformation.describe_stack(&source.stack).await
-    });
-    let stack = stack.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot check stack `{}` of `{}`: {e}; fix the credentials, or pass --skip-verify to promote without checking",
-            source.stack,
-            source.name
-        )
-    })?;
-    let deployed = stack.as_ref().map(|s| DeployedStack {
-        name: &s.name,
-        status: &s.status,
-        parameters: &s.parameters,
-        tags: &s.tags,
-    });
-    Ok(verify_upstream(source, deployed, &values))
+        check_upstream(&factory, source, keys).await
+    })
+    .map_err(anyhow::Error::msg)
 }
 
 /// What happens to a planned edit: written, or committed and proposed.

@@ -2,13 +2,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use gitops_core::history::{first_parent_snapshots, ValueReader};
-use gitops_core::promote::{
-    default_rollback_revision, plan_rollback, rollback_branch, values_of, PromoteError,
-    RollbackReport, Snapshot,
-};
-use gitops_core::source::{open_repo, prefix_of};
+use gitops_core::history::rollback_target;
+use gitops_core::promote::{plan_rollback, rollback_branch, RollbackReport};
 
 use super::promote::{env, load, read_file, refuse, Finish, PrArgs};
 use crate::output::print_json;
@@ -37,55 +32,7 @@ pub struct Args {
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (work, repo) = load(&g.repo)?;
     let name = args.environment.as_str();
-    let Some(environment) = repo.environment(name) else {
-        let error = if repo.config.promotion.order.iter().any(|e| e == name) {
-            PromoteError::OrderNamesUndeclared(name.to_string())
-        } else {
-            PromoteError::UnknownEnvironment {
-                name: name.to_string(),
-                hint: String::new(),
-            }
-        };
-        return refuse(g, &error.to_string());
-    };
-    let keys = repo.promoted_keys();
-    if keys.is_empty() {
-        return refuse(g, &PromoteError::NoKeys.to_string());
-    }
-    let git = open_repo(work.root())?;
-    let prefix = prefix_of(&git, work.root())?;
-    let mut reader = ValueReader::new(&git, &prefix, name, &keys);
-    let target: Snapshot = match &args.to {
-        Some(rev) => {
-            let commit = gitops_core::source::resolve(&git, rev)?;
-            let values = reader.values_at(commit)?.with_context(|| {
-                format!("environment `{name}` does not exist at {rev} (or gitops.yaml there is unusable); pick another revision")
-            })?;
-            Snapshot {
-                commit: commit.to_string(),
-                values,
-            }
-        }
-        None => {
-            let head = gitops_core::source::resolve(&git, "HEAD")?;
-            let history = first_parent_snapshots(&mut reader, head, MAX_COMMITS)?;
-            let now = values_of(environment, &keys);
-            match default_rollback_revision(&now, &history) {
-                Some(s) => s.clone(),
-                None => {
-                    let e = PromoteError::NoEarlierRevision {
-                        env: name.to_string(),
-                        keys: keys
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    };
-                    return refuse(g, &e.to_string());
-                }
-            }
-        }
-    };
+    let target = rollback_target(work.root(), &repo, name, args.to.as_deref(), MAX_COMMITS)?;
     let text = read_file(&work, env(&repo, name)?)?;
     let plan = match plan_rollback(&repo, name, &text, &target.commit, &target.values) {
         Ok(p) => p,

@@ -14,7 +14,6 @@ use gitops_core::deploy::inspect;
 use gitops_core::detect::{Change, Detection, EnvChange};
 use gitops_core::git;
 use gitops_core::source::{open_repo, prefix_of, resolve};
-use gitops_core::text::short_commit;
 use gitops_core::{Environment, GitTree, Repository, WorkTree};
 
 use crate::aws::AwsArgs;
@@ -327,18 +326,7 @@ pub fn targets(
         let head = selected.head_id.ok_or_else(|| anyhow!("no head commit"))?;
         let tree = GitTree::new(selected.repo.clone(), head, &selected.prefix)?;
         let model = Repository::load(&tree)?;
-        let mut changes = Vec::new();
-        for name in environments {
-            let Some(env) = model.environment(name) else {
-                let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
-                bail!(
-                    "no environment `{name}` at {}; known: {}",
-                    short_commit(&head.to_string()),
-                    known.join(", ")
-                );
-            };
-            changes.push(EnvChange::new(env.clone(), Change::Updated));
-        }
+        let changes = gitops_core::select::named(&model, environments, &head.to_string())?;
         return Ok((selected, changes));
     }
     if select.base.is_none() && !select.github {
@@ -503,9 +491,6 @@ pub struct Checkout {
     prefix: String,
 }
 
-/// How deep a merge-base search may deepen a shallow clone.
-const MAX_DEPTH: u32 = 4096;
-
 impl Checkout {
     fn open(root: &Path) -> anyhow::Result<Self> {
         let repo = open_repo(root)?;
@@ -522,11 +507,17 @@ impl Checkout {
         Ok(())
     }
 
-    fn id(sha: &str) -> Result<gix::ObjectId, String> {
-        gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| format!("`{sha}` is not a commit id"))
+    /// Makes sure commit `sha` is here, fetching it when missing.
+    fn ensure(&mut self, sha: &str) -> Result<(), String> {
+        event::ensure_commit(self, sha)
+    }
+}
+
+impl event::Fetch for Checkout {
+    fn repo(&self) -> &gix::Repository {
+        &self.repo
     }
 
-    /// Runs `git fetch --no-tags <args> origin <shas>`; `Err` holds git's complaint.
     fn fetch(&mut self, args: &[String], shas: &[&str]) -> Result<(), String> {
         eprintln!(
             "note: fetching {} {} from origin",
@@ -554,24 +545,6 @@ impl Checkout {
         }
         reopened
     }
-
-    fn ensure(&mut self, sha: &str) -> Result<(), String> {
-        let id = Self::id(sha)?;
-        if git::has_commit(&self.repo, id) {
-            return Ok(());
-        }
-        let depth: Vec<String> = if git::is_shallow(&self.repo) {
-            vec!["--depth=1".into()]
-        } else {
-            Vec::new()
-        };
-        self.fetch(&depth, &[sha])?;
-        if git::has_commit(&self.repo, id) {
-            Ok(())
-        } else {
-            Err("the fetch did not bring it".into())
-        }
-    }
 }
 
 impl event::Git for Checkout {
@@ -580,36 +553,11 @@ impl event::Git for Checkout {
     }
 
     fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>, EventError> {
-        let (ia, ib) = (
-            Self::id(a).map_err(|e| fetch_advice(a, e))?,
-            Self::id(b).map_err(|e| fetch_advice(b, e))?,
-        );
-        let mut depth = 32;
-        loop {
-            if let Some(m) = git::merge_base(&self.repo, ia, ib)? {
-                return Ok(Some(m.to_string()));
-            }
-            if !git::is_shallow(&self.repo) {
-                return Ok(None);
-            }
-            if depth > MAX_DEPTH {
-                return Err(EventError::Shallow(format!(
-                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone"
-                )));
-            }
-            self.fetch(&[format!("--depth={depth}")], &[a, b])
-                .map_err(|why| {
-                    EventError::Shallow(format!(
-                        "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why})"
-                    ))
-                })?;
-            depth *= 2;
-        }
+        event::deepen_to_merge_base(self, a, b)
     }
 
     fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool> {
-        let (ia, ib) = (Self::id(a).ok()?, Self::id(b).ok()?);
-        git::is_ancestor(&self.repo, ia, ib).ok().flatten()
+        event::is_ancestor_in(&self.repo, a, b)
     }
 
     fn branch(&mut self, name: &str) -> Option<String> {

@@ -8,14 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use gitops_core::board::{self, Board, BoardKind};
 use gitops_core::deploy::inspect::{self as core_inspect, inspect_all, InspectOptions};
 use gitops_core::deploy::{self, Desired};
 use gitops_core::detect::{Change, EnvChange};
 use gitops_core::drift::EnvDrift;
 use gitops_core::report::StatusReport;
-use gitops_core::text::short_commit;
 use gitops_core::{GitTree, PromotedKey, Repository};
 
 use super::select;
@@ -81,16 +80,7 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
     let head = head_id.to_string();
     let tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
     let model = super::load_valid(&tree)?;
-    for name in &scope.environments {
-        if model.environment(name).is_none() {
-            let known: Vec<&str> = model.environments.iter().map(|e| e.name.as_str()).collect();
-            bail!(
-                "no environment `{name}` at {}; known: {}",
-                short_commit(&head),
-                known.join(", ")
-            );
-        }
-    }
+    gitops_core::select::check_names(&model, &scope.environments, &head)?;
     let keys = model.promoted_keys();
     let (mut desired, mut failed) = (Vec::new(), Vec::new());
     for env in &model.environments {

@@ -10,9 +10,10 @@ use gitops_core::{Error, GitTree, Problem, Repository};
 use serde::Serialize;
 
 use super::select::{select, SelectArgs};
-use crate::output::{
-    annotation, in_github_actions, paint, print_json, render_problem, workflow_command,
-};
+use gitops_core::actions::workspace_prefix;
+use gitops_core::render::validation;
+
+use crate::output::{annotation, in_github_actions, print_json, workflow_command};
 use crate::{Format, Globals};
 
 #[derive(Debug, clap::Args)]
@@ -103,28 +104,12 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             for s in &skipped {
                 eprintln!("note: {s}");
             }
-            for p in &problems {
-                println!("{}", render_problem(p, g.color));
-            }
-            let errors = problems.iter().filter(|p| p.is_error()).count();
-            let warnings = problems.len() - errors;
-            if valid {
-                println!(
-                    "{} {} ({warnings} warning(s))",
-                    paint("valid:", "1;32", g.color),
-                    source.root().display()
-                );
-            } else {
-                println!(
-                    "{} {errors} error(s), {warnings} warning(s) in {}",
-                    paint("invalid:", "1;31", g.color),
-                    source.root().display()
-                );
-            }
+            print!("{}", validation(&problems, source.root(), g.color));
         }
     }
     if in_github_actions() {
-        let prefix = github_prefix(source.root());
+        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
+        let prefix = workspace_prefix(source.root(), workspace.as_deref());
         for p in &problems {
             workflow_command(&annotation(p, &prefix));
         }
@@ -262,20 +247,4 @@ fn branch_warnings(
         .map(str::to_string)
         .collect();
     gitops_core::unmatched_bindings(repo, &branches)
-}
-
-/// Annotations need paths relative to the workspace (the repository checkout).
-fn github_prefix(root: &std::path::Path) -> String {
-    let Some(ws) = std::env::var_os("GITHUB_WORKSPACE") else {
-        return String::new();
-    };
-    let (Ok(ws), Ok(root)) = (
-        std::path::Path::new(&ws).canonicalize(),
-        root.canonicalize(),
-    ) else {
-        return String::new();
-    };
-    root.strip_prefix(ws)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default()
 }

@@ -404,6 +404,59 @@ pub async fn find_orphans(
     Ok(orphans(declared.iter().map(String::as_str), &tagged))
 }
 
+/// The orphans of `model`: the stacks tagged with its id, in every region
+/// (and role) its environments use and in its default region, that no
+/// environment declares. The error is a sentence, for the report.
+pub async fn orphans_of(
+    factory: &dyn ClientFactory,
+    model: &crate::Repository,
+) -> Result<Vec<String>, String> {
+    let mut locations: Vec<(String, Option<String>)> = Vec::new();
+    let mut declared = Vec::new();
+    for e in &model.environments {
+        let loc = (e.region.clone(), e.role_arn.clone());
+        if !locations.contains(&loc) {
+            locations.push(loc);
+        }
+        declared.push(e.stack.clone());
+        declared.extend(e.pipeline_stack.clone());
+    }
+    let default = (model.config.defaults.region.clone(), None);
+    if !locations.contains(&default) {
+        locations.push(default);
+    }
+    let id = model.owner_id().map_err(|e| e.to_string())?;
+    find_orphans(factory, id, &locations, &declared)
+        .await
+        .map_err(|e| format!("looking for orphan stacks: {e}"))
+}
+
+/// [`remediate`] for every OutOfSync drift whose environment is in
+/// `desired`, one after the other, until `executor` is cancelled; `done`
+/// hears of each remediation as it is recorded in its drift.
+pub async fn remediate_all(
+    executor: &Executor,
+    desired: &[Desired],
+    drifts: &mut [EnvDrift],
+    head: &str,
+    done: impl Fn(&str, &Remediation),
+) {
+    for d in drifts
+        .iter_mut()
+        .filter(|d| d.status.sync == crate::drift::Sync::OutOfSync)
+    {
+        let Some(desired) = desired.iter().find(|x| x.environment.name == d.status.name) else {
+            continue;
+        };
+        if executor.is_cancelled() {
+            break;
+        }
+        let r = remediate(executor, desired, d, head).await;
+        done(&d.status.name, &r);
+        d.remediation = Some(r);
+    }
+}
+
 /// Self-healing: redeploys an OutOfSync environment with the executor when
 /// `may_remediate` (the rules of `drift`) allows it — in direct mode its stack is updated (or
 /// created), in pipeline mode its pipeline is started — recording `head` in

@@ -24,6 +24,23 @@ pub enum Gate {
 }
 
 impl Gate {
+    /// The gate when it does not run, or `None` when it must: it is skipped
+    /// when there is `nothing_to_promote`, on `--skip-verify`, and when it
+    /// may not `verify` (no `--verify` and no AWS credentials visible).
+    pub fn skipped(nothing_to_promote: bool, skip_verify: bool, verify: bool) -> Option<Gate> {
+        if nothing_to_promote {
+            Some(Gate::Skipped("nothing to promote".into()))
+        } else if skip_verify {
+            Some(Gate::Skipped("--skip-verify".into()))
+        } else if verify {
+            None
+        } else {
+            Some(Gate::Skipped(
+                "no AWS credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity or container credentials); pass --verify to check anyway".into(),
+            ))
+        }
+    }
+
     /// `Some(true)` passed, `Some(false)` failed, `None` skipped.
     pub fn verified(&self) -> Option<bool> {
         match self {
