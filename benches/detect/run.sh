@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Change-detection benchmark: builds a repository with 1,000 environments and
-# 50,013 files plus a commit that changes 10,000 of them (renames and deletes
-# included), then compares `gitops detect` with `git diff --name-status -M`
-# on it, median of 5 runs each, and times `gitops detect` on examples/basic.
+# Change-detection benchmark: builds two repositories of 1,000 environments
+# each with a commit that changes about 10,000 files (gen_repo.py: a flat
+# layout, whole folders renamed and deleted; gen_deep.py: the GitOps root in a
+# subfolder, environments four folders deep with deep files inside, 2,500
+# renamed files, 2,500 deleted and 5,000 modified ones inside environment
+# folders), then compares `gitops detect` with `git diff --name-status -M` on
+# each, interleaved, median of 5 runs each, and times `gitops detect` on
+# examples/basic.
 #
 # Usage: benches/detect/run.sh [RUNS]     (from anywhere; needs git, python3, cargo)
 # The repositories are cached in target/bench-detect/; delete it to rebuild.
@@ -12,13 +16,18 @@ runs="${1:-5}"
 work="${CARGO_TARGET_DIR:-target}/bench-detect"
 mkdir -p "$work"
 
-echo "==> cargo build --release -p gitops-action" >&2
-cargo build --release -q -p gitops-action
+echo "==> cargo build --release --locked -p gitops-action --bin gitops" >&2
+cargo build --release --locked -q -p gitops-action --bin gitops
 bin="${CARGO_TARGET_DIR:-target}/release/gitops"
 
 if [ ! -d "$work/repo" ]; then
   echo "==> generating $work/repo" >&2
   python3 benches/detect/gen_repo.py "$work/repo" >/dev/null
+fi
+
+if [ ! -d "$work/deep" ]; then
+  echo "==> generating $work/deep" >&2
+  python3 benches/detect/gen_deep.py "$work/deep" >/dev/null
 fi
 
 if [ ! -d "$work/basic" ]; then
@@ -37,4 +46,4 @@ if [ ! -d "$work/basic" ]; then
 fi
 
 echo "==> $(git --version), $(nproc) cores" >&2
-python3 benches/detect/bench.py "$bin" "$work/repo" "$work/basic" "$runs"
+python3 benches/detect/bench.py "$bin" "$work/repo" "$work/deep" "$work/basic" "$runs"

@@ -7,7 +7,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::problem::Problem;
 use crate::reader::{kind, parse_yaml, Reader};
-use crate::yaml::Node;
+use crate::yaml::Doc;
 
 /// The file name of the repository settings.
 pub const CONFIG_FILE: &str = "gitops.yaml";
@@ -175,7 +175,7 @@ const TOP_KEYS: &[&str] = &[
 
 /// Parses `gitops.yaml`. Problems are appended to `problems`; `None` means the
 /// file is unusable (syntax error, not a mapping, bad version).
-pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, Option<Node>)> {
+pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<(Config, Option<Doc>)> {
     let (value, doc) = match parse_yaml(CONFIG_FILE, text) {
         Ok(v) => v,
         Err(p) => {

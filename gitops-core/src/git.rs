@@ -160,23 +160,82 @@ pub fn detect_between(
     head: ObjectId,
     prefix: &str,
 ) -> Result<Detection> {
-    let head_model = load_at(repo, head, prefix)?;
+    // Detection reads each object once: an object cache would only cost copies.
+    let mut once = repo.clone();
+    once.object_cache_size(None);
+    let head_tree = GitTree::new(once, head, prefix)?;
     let Some(base) = base else {
-        return Ok(detect(None, &head_model, &[]));
+        return Ok(detect(None, &load_checked(&head_tree)?, &[]));
     };
-    detect_against(repo, base, head, prefix, &head_model)
+    // The tree diff and the head model do not depend on each other: compute
+    // the diff on a second thread (with its own handle on the repository)
+    // while this one reads head.
+    let (head_model, changes) = std::thread::scope(|s| {
+        let git_dir = repo.path().to_path_buf();
+        let diff = s.spawn(move || {
+            // A gix handle cannot cross threads: open one here.
+            let repo = crate::source::open_for_diff(&git_dir)?;
+            changed_paths(&repo, base, head, prefix)
+        });
+        let head_model = load_checked(&head_tree);
+        let changes = diff.join().unwrap_or_else(|_| {
+            Err(Error::Message(
+                "the tree diff stopped unexpectedly (a bug; please report it)".into(),
+            ))
+        });
+        (head_model, changes)
+    });
+    let (head_model, changes) = (head_model?, changes?);
+    detect_with(
+        repo,
+        base,
+        prefix,
+        &head_model,
+        &changes,
+        &head_tree.links_read(),
+    )
 }
 
-/// [`detect_between`] with the model at `head` already loaded.
+/// [`detect_between`] with the model at `head` already loaded; `links`:
+/// the environment files at head that are symlinks ([`links_at`]).
 fn detect_against(
     repo: &gix::Repository,
     base: ObjectId,
     head: ObjectId,
     prefix: &str,
     head_model: &Repository,
+    links: &BTreeSet<String>,
 ) -> Result<Detection> {
     let changes = changed_paths(repo, base, head, prefix)?;
-    let base_tree = GitTree::new(repo.clone(), base, prefix)?;
+    detect_with(repo, base, prefix, head_model, &changes, links)
+}
+
+/// The environment files of `head_model` (at `head`) that are symlinks.
+fn links_at(
+    repo: &gix::Repository,
+    head: ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+) -> Result<BTreeSet<String>> {
+    let tree = GitTree::new(repo.clone(), head, prefix)?;
+    for env in &head_model.environments {
+        tree.read(&env.file)?;
+    }
+    Ok(tree.links_read())
+}
+
+/// Classifies the `changes` between `base` and head, given the model at head.
+fn detect_with(
+    repo: &gix::Repository,
+    base: ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+    changes: &[ChangedPath],
+    links: &BTreeSet<String>,
+) -> Result<Detection> {
+    let mut once = repo.clone();
+    once.object_cache_size(None);
+    let base_tree = GitTree::new(once, base, prefix)?;
     let config_changed = changes
         .iter()
         .flat_map(ChangedPath::paths)
@@ -199,9 +258,9 @@ fn detect_against(
             Err(e) => return Err(e),
         }
     } else {
-        Some(load_touched(&base_tree, head_model, &changes)?)
+        Some(load_touched(&base_tree, head_model, changes, links)?)
     };
-    Ok(detect(base_model.as_ref(), head_model, &changes))
+    Ok(detect(base_model.as_ref(), head_model, changes))
 }
 
 /// `--base deployed`: classifies every environment against the commit it
@@ -217,11 +276,12 @@ pub fn detect_deployed(
     deployed: &Deployed,
 ) -> Result<Detection> {
     let mut bases = BTreeMap::new();
+    let links = links_at(repo, head, prefix, head_model)?;
     for c in deployed.commits() {
         let Some(id) = known_commit(repo, c) else {
             continue;
         };
-        let d = match detect_against(repo, id, head, prefix, head_model) {
+        let d = match detect_against(repo, id, head, prefix, head_model, &links) {
             Ok(d) => BaseDetection::Compared(d),
             Err(Error::Message(m)) => BaseDetection::Unusable(m),
             Err(e) => return Err(e),
@@ -297,16 +357,30 @@ fn commit_exists(repo: &gix::Repository, id: ObjectId) -> bool {
             .is_ok_and(|o| o.kind == gix::object::Kind::Commit)
 }
 
-/// The model at base when gitops.yaml did not change: environments whose
-/// folder no changed path touches are the same as at head, so only the
-/// touched folders are read from `base`.
-fn load_touched(base: &GitTree, head: &Repository, changes: &[ChangedPath]) -> Result<Repository> {
+/// The model at base when gitops.yaml did not change. An environment is
+/// resolved from gitops.yaml and its environment file alone, so one whose
+/// environment file did not change is the same at base as at head: only the
+/// folders whose environment file changed (added, modified, deleted) are
+/// read from `base`, plus those whose file at head is a symlink (`links`,
+/// paths read through one), as its target may have changed elsewhere.
+/// Other files changing inside a folder do not make it read again.
+fn load_touched(
+    base: &GitTree,
+    head: &Repository,
+    changes: &[ChangedPath],
+    links: &BTreeSet<String>,
+) -> Result<Repository> {
     let root = normalize(&head.config.environments_path).unwrap_or_default();
+    let file = normalize(&head.config.environment_file).unwrap_or_default();
     let touched: BTreeSet<String> = changes
         .iter()
         .flat_map(ChangedPath::paths)
-        .filter_map(|p| env_folder(p, &root))
-        .map(|dir| dir.rsplit('/').next().unwrap_or(dir).to_string())
+        .chain(links.iter().map(String::as_str))
+        .filter_map(|p| {
+            let dir = env_folder(p, &root)?;
+            let inner = p[dir.len()..].strip_prefix('/')?;
+            (inner == file).then(|| dir.rsplit('/').next().unwrap_or(dir).to_string())
+        })
         .collect();
     let mut model = Repository::load(&OnlyEnvs {
         inner: base,
@@ -354,8 +428,12 @@ impl Source for OnlyEnvs<'_> {
 
 /// Loads the model at `commit`, refusing one with errors.
 pub fn load_at(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Repository> {
-    let tree = GitTree::new(repo.clone(), commit, prefix)?;
-    Repository::load_checked(&tree, crate::Checks::Model)
+    load_checked(&GitTree::new(repo.clone(), commit, prefix)?)
+}
+
+/// Loads the model of `tree`, refusing one with errors.
+fn load_checked(tree: &GitTree) -> Result<Repository> {
+    Repository::load_checked(tree, crate::Checks::Model)
 }
 
 #[cfg(test)]
@@ -601,5 +679,58 @@ mod tests {
         assert!(at.environment("gone", "gone-app", "us-east-1").protected);
         let at = models.declaration(&repo, "", Some(&c1.to_string()), "gone");
         assert!(at.declaration.allows_deletion());
+    }
+
+    /// At base only the folders whose environment file changed are read
+    /// again; an environment file that is a symlink is read again too, as
+    /// its target may change outside the folder.
+    #[test]
+    fn base_reads_changed_environment_files_and_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        write(
+            dir,
+            "gitops.yaml",
+            "version: 1\nstack: { template: common/app.yaml }\n",
+        );
+        write(dir, "common/app.yaml", "Resources: {}\n");
+        write(dir, "targets/linked.yaml", "region: eu-west-1\n");
+        for env in ["files", "file", "same"] {
+            write(
+                dir,
+                &format!("environments/{env}/environment.yaml"),
+                "parameters: {}\n",
+            );
+            write(dir, &format!("environments/{env}/x.json"), "{}");
+        }
+        std::fs::create_dir_all(dir.join("environments/link")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../targets/linked.yaml",
+            dir.join("environments/link/environment.yaml"),
+        )
+        .unwrap();
+        let first = commit(dir);
+        write(dir, "environments/files/x.json", "{\"k\": 1}");
+        write(
+            dir,
+            "environments/file/environment.yaml",
+            "region: eu-west-2\n",
+        );
+        write(dir, "targets/linked.yaml", "region: eu-west-3\n");
+        let second = commit(dir);
+
+        let repo = crate::source::open_repo(dir).unwrap();
+        let d = detect_between(&repo, Some(first), second, "").unwrap();
+        assert_eq!(d.updated, ["file", "files", "link"]);
+        assert_eq!(d.unchanged, ["same"]);
+        let link = d.environment("link").unwrap();
+        assert_eq!(link.region, "eu-west-3");
+        assert_eq!(link.reasons[0].why, crate::detect::Why::Config);
+        // The same verdicts as from reading every environment at base.
+        let changes = changed_paths(&repo, first, second, "").unwrap();
+        let full_base = Repository::load(&GitTree::new(repo.clone(), first, "").unwrap()).unwrap();
+        let head_model = load_at(&repo, second, "").unwrap();
+        assert_eq!(d, detect(Some(&full_base), &head_model, &changes));
     }
 }

@@ -12,7 +12,7 @@ use crate::problem::{did_you_mean, Problem, ProblemSource};
 use crate::reader::{kind, parse_yaml, Reader};
 use crate::source::{normalize, Entry, Source};
 use crate::template::{Template, MAX_TEMPLATE_BYTES};
-use crate::yaml::{Node, Seg};
+use crate::yaml::{Doc, Seg};
 
 /// The warning `validate` gives when the repository has no id.
 pub const NO_ID_WARNING: &str = "gitops.yaml sets no `id` and there is no origin remote to take `owner/repo` from, so deploy, plan and drift --remediate refuse to run; set `id:` in gitops.yaml (such as `id: acme/payments`): it is written on every stack this repository manages";
@@ -200,7 +200,7 @@ pub struct Repository {
     /// Environments sorted by name.
     pub environments: Vec<Environment>,
     problems: Vec<Problem>,
-    docs: BTreeMap<String, Node>,
+    docs: BTreeMap<String, Doc>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -518,11 +518,12 @@ impl Repository {
                 .copied()
                 .filter(|t| t.parameters.contains_key(name))
                 .collect();
-            let (file, pos) = locate(name);
             if declared.is_empty() && !all_templates {
                 continue; // the unusable template may declare it
             }
+            // Positions only for problems: they may cost a parse of the file's spans.
             if declared.is_empty() {
+                let (file, pos) = locate(name);
                 let all = templates
                     .iter()
                     .flat_map(|t| t.parameters.keys().map(String::as_str));
@@ -543,9 +544,10 @@ impl Repository {
             }
             for t in declared {
                 if let Err(why) = t.parameters[name].check(value) {
+                    let (file, pos) = locate(name);
                     problems.push(
                         Problem::error(
-                            file.clone(),
+                            file,
                             format!(
                                 "environment `{}`: parameter `{name}`: {why} (declared in {})",
                                 env.name, t.path

@@ -5,12 +5,12 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use crate::problem::{did_you_mean, Problem};
-use crate::yaml::{Node, Seg};
+use crate::yaml::{Doc, Node, Seg};
 
 /// Reads one YAML file, collecting problems located by path.
 pub(crate) struct Reader<'a> {
     pub file: &'a str,
-    pub doc: Option<&'a Node>,
+    pub doc: Option<&'a Doc>,
     pub problems: &'a mut Vec<Problem>,
 }
 
@@ -169,20 +169,30 @@ fn clean(msg: &str) -> String {
     }
 }
 
-/// Parses YAML text into a value and a span tree; a syntax error becomes a problem.
-pub(crate) fn parse_yaml(file: &str, text: &str) -> Result<(Value, Option<Node>), Problem> {
-    let value: Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            let pos = e.location().map(|l| (l.line(), l.column()));
-            return Err(
-                Problem::error(file, format!("invalid YAML: {}", clean(&e.to_string()))).at(pos),
-            );
-        }
-    };
+/// Parses YAML text into a value, with its span tree to be built on first
+/// use (see [`Doc`]); a syntax error becomes a problem.
+pub(crate) fn parse_yaml(file: &str, text: &str) -> Result<(Value, Option<Doc>), Problem> {
+    let value = parse_value(file, text)?;
+    Ok((value, Some(Doc::new(text))))
+}
+
+/// Parses YAML text into a value and its span tree, both at once (for
+/// templates, whose spans are always needed); a syntax error becomes a problem.
+pub(crate) fn parse_yaml_with_spans(
+    file: &str,
+    text: &str,
+) -> Result<(Value, Option<Node>), Problem> {
+    let value = parse_value(file, text)?;
     let doc = Node::parse(text).map_err(|e| {
         Problem::error(file, format!("invalid YAML: {}", e.message))
             .at(Some((e.pos.line, e.pos.column)))
     })?;
     Ok((value, doc))
+}
+
+fn parse_value(file: &str, text: &str) -> Result<Value, Problem> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let pos = e.location().map(|l| (l.line(), l.column()));
+        Problem::error(file, format!("invalid YAML: {}", clean(&e.to_string()))).at(pos)
+    })
 }

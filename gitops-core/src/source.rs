@@ -293,7 +293,20 @@ pub struct GitTree {
     /// Path of the GitOps root inside the git repository (`""` at the top).
     prefix: String,
     commit: gix::ObjectId,
+    /// Folders already read: full path -> entries (`None`: not a folder).
+    /// Reading an environment file then costs one hash lookup per folder
+    /// instead of a scan of every tree on its path (the environments
+    /// folder alone may hold thousands of entries).
+    dirs: DirCache,
+    /// Paths (relative to the GitOps root) read so far whose file was a
+    /// symlink, followed to its target: see [`GitTree::links_read`].
+    links: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// The entries of one tree, by name.
+type Dir = std::collections::HashMap<String, (gix::objs::tree::EntryMode, gix::ObjectId)>;
+/// Trees read so far, by full path (`None`: not a folder).
+type DirCache = std::sync::Mutex<std::collections::HashMap<String, Option<std::sync::Arc<Dir>>>>;
 
 impl std::fmt::Debug for GitTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -321,6 +334,8 @@ impl GitTree {
             tree,
             prefix: normalize(prefix).unwrap_or_default(),
             commit,
+            dirs: Default::default(),
+            links: Default::default(),
         })
     }
 
@@ -338,6 +353,16 @@ impl GitTree {
         self.commit
     }
 
+    /// The paths read so far (with [`Source::read`], relative to the GitOps
+    /// root) that are symlinks inside the root, whose content is therefore
+    /// another file's: a change to that other file changes them too.
+    pub fn links_read(&self) -> std::collections::BTreeSet<String> {
+        self.links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn full(&self, rel: &str) -> String {
         match (self.prefix.is_empty(), rel.is_empty()) {
             (true, _) => rel.to_string(),
@@ -346,28 +371,80 @@ impl GitTree {
         }
     }
 
+    /// `full` relative to the GitOps root, when inside it.
+    fn relative(&self, full: &str) -> Option<String> {
+        if self.prefix.is_empty() {
+            return Some(full.to_string());
+        }
+        full.strip_prefix(&self.prefix)?
+            .strip_prefix('/')
+            .map(str::to_string)
+    }
+
     fn contains(&self, full: &str) -> bool {
         self.prefix.is_empty()
             || full == self.prefix
             || full.starts_with(&format!("{}/", self.prefix))
     }
 
+    /// The entries of the folder at `full` (cached), `None` when it is not a folder.
+    fn dir(&self, full: &str) -> Result<Option<std::sync::Arc<Dir>>> {
+        let cached = {
+            let dirs = self
+                .dirs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            dirs.get(full).cloned()
+        };
+        if let Some(d) = cached {
+            return Ok(d);
+        }
+        let id = if full.is_empty() {
+            Some(self.tree)
+        } else {
+            let (parent, name) = full.rsplit_once('/').unwrap_or(("", full));
+            self.dir(parent)?
+                .and_then(|p| p.get(name).copied())
+                .filter(|(mode, _)| mode.is_tree())
+                .map(|(_, id)| id)
+        };
+        let dir = match id {
+            Some(id) => {
+                let tree = self.repo.find_tree(id).map_err(Error::git)?;
+                let mut entries = Dir::new();
+                for entry in tree.iter() {
+                    let entry = entry.map_err(Error::git)?;
+                    entries.insert(
+                        entry.filename().to_string(),
+                        (entry.mode(), entry.oid().to_owned()),
+                    );
+                }
+                Some(std::sync::Arc::new(entries))
+            }
+            None => None,
+        };
+        self.dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(full.to_string(), dir.clone());
+        Ok(dir)
+    }
+
     fn lookup(&self, full: &str, depth: usize) -> Result<Entry> {
-        let tree = self.repo.find_tree(self.tree).map_err(Error::git)?;
         if full.is_empty() {
             return Ok(Entry::Dir);
         }
-        let Some(entry) = tree.lookup_entry_by_path(full).map_err(Error::git)? else {
+        let (parent, name) = full.rsplit_once('/').unwrap_or(("", full));
+        let Some((mode, id)) = self.dir(parent)?.and_then(|d| d.get(name).copied()) else {
             return Ok(Entry::Missing);
         };
-        let mode = entry.mode();
         if mode.is_tree() {
             return Ok(Entry::Dir);
         }
         if mode.is_commit() {
             return Ok(Entry::Missing);
         }
-        let data = entry.object().map_err(Error::git)?.detach().data;
+        let data = self.repo.find_object(id).map_err(Error::git)?.detach().data;
         if mode.is_link() {
             let target = String::from_utf8_lossy(&data).into_owned();
             let parent = full.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
@@ -377,6 +454,14 @@ impl GitTree {
                 format!("{parent}/{target}")
             };
             // Follow links that stay inside the GitOps root only.
+            if depth == 0 {
+                if let Some(rel) = self.relative(full) {
+                    self.links
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(rel);
+                }
+            }
             return match normalize(&joined) {
                 Some(n) if depth < 8 && self.contains(&n) => self.lookup(&n, depth + 1),
                 _ => Ok(Entry::Outside(target)),
@@ -463,16 +548,49 @@ impl Source for GitTree {
     }
 }
 
+/// The memory the delta base cache of [`open_repo`] may use (git's default
+/// `core.deltaBaseCacheLimit` is 96 MiB).
+const PACK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Opens the git repository containing `dir`, with an object cache for repeated reads.
 pub fn open_repo(dir: &Path) -> Result<gix::Repository> {
-    let mut repo = gix::discover(dir).map_err(|e| {
+    let repo = gix::discover(dir).map_err(|e| {
         Error::Git(format!(
             "{} is not inside a git repository ({e}); run `git init` or pass --repo",
             dir.display()
         ))
     })?;
+    Ok(with_caches(repo))
+}
+
+/// Opens the git directory `git_dir` (a repository's `.git`, as
+/// `gix::Repository::path` gives it) for one tree diff: with the delta base
+/// cache of [`open_repo`] but no object cache, as a diff reads each object once.
+pub(crate) fn open_for_diff(git_dir: &Path) -> Result<gix::Repository> {
+    let repo = gix::open(git_dir).map_err(|e| {
+        Error::Git(format!(
+            "cannot open the git repository {}: {e}",
+            git_dir.display()
+        ))
+    })?;
+    Ok(with_pack_cache(repo))
+}
+
+fn with_caches(mut repo: gix::Repository) -> gix::Repository {
     repo.object_cache_size(Some(32 * 1024 * 1024));
-    Ok(repo)
+    with_pack_cache(repo)
+}
+
+fn with_pack_cache(mut repo: gix::Repository) -> gix::Repository {
+    // A delta base cache, as git's core.deltaBaseCacheLimit: without one, every
+    // tree and blob stored as a delta re-reads its whole chain of bases, which
+    // doubles the time of a tree diff over thousands of folders.
+    repo.objects.set_pack_cache(|| {
+        Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+            PACK_CACHE_BYTES,
+        ))
+    });
+    repo
 }
 
 /// Resolves `rev` (any revision gix understands) to a commit id. An

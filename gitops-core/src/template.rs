@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_yaml::Value;
 
 use crate::problem::{Problem, ProblemSource};
-use crate::reader::{parse_yaml, render_scalar};
+use crate::reader::{parse_yaml_with_spans, render_scalar};
 use crate::yaml::Node;
 
 /// Templates larger than this are rejected (CloudFormation's limit via S3).
@@ -55,7 +55,7 @@ impl Template {
             let body: Value = serde_yaml::to_value(&v).map_err(|e| err(e.to_string()))?;
             (body, Node::parse(text).ok().flatten())
         } else {
-            parse_yaml(path, text).map_err(|p| p.with_source(ProblemSource::Template))?
+            parse_yaml_with_spans(path, text).map_err(|p| p.with_source(ProblemSource::Template))?
         };
         let Value::Mapping(top) = &body else {
             return Err(err(

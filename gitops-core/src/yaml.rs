@@ -253,6 +253,44 @@ impl Node {
     }
 }
 
+/// The span tree of a document, built from its text on first use.
+///
+/// Loading a file needs its values (from `serde_yaml`) every time, but its
+/// spans only to place a problem, so the second parse happens only then: a
+/// repository without problems parses each of its files once.
+#[derive(Debug, Clone)]
+pub(crate) struct Doc {
+    text: String,
+    node: std::sync::OnceLock<Option<Node>>,
+}
+
+impl Doc {
+    /// A document over `text`, not parsed yet.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            node: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The span tree (`None` for an empty document or one saphyr rejects).
+    pub fn node(&self) -> Option<&Node> {
+        self.node
+            .get_or_init(|| Node::parse(&self.text).ok().flatten())
+            .as_ref()
+    }
+
+    /// [`Node::get`] on the span tree.
+    pub fn get(&self, path: &[Seg<'_>]) -> Option<&Node> {
+        self.node()?.get(path)
+    }
+
+    /// [`Node::line_col`] on the span tree.
+    pub fn line_col(&self, path: &[Seg<'_>]) -> Option<(usize, usize)> {
+        self.node()?.line_col(path)
+    }
+}
+
 fn tag_suffix(tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>) -> Option<String> {
     tag.filter(|t| !t.is_yaml_core_schema())
         .map(|t| t.suffix.clone())

@@ -1175,3 +1175,93 @@ async fn wait_stack(cfn: &dyn CloudFormation, name: &str) -> Stack {
     }
     panic!("stack {name} still in progress");
 }
+
+/// `status` and `drift` read many stacks at once through one client per
+/// account and region (the factory caches them): when CloudFormation
+/// throttles those concurrent calls, the standard retry (with backoff)
+/// retries each one, and every stack is read.
+#[tokio::test]
+async fn throttled_concurrent_calls_are_retried() {
+    const N: usize = 16;
+    let names: Vec<String> = (0..N).map(|i| format!("env{i:02}-app")).collect();
+    // One rule per stack, so each call's attempts meet their own sequence
+    // whatever order the tasks run in: throttled once, then answered.
+    let rules: Vec<Rule> = names
+        .iter()
+        .map(|name| {
+            let (want, answer) = (name.clone(), name.clone());
+            mock!(aws_sdk_cloudformation::Client::describe_stacks)
+                .match_requests(move |r| r.stack_name() == Some(want.as_str()))
+                .sequence()
+                .http_status(400, Some(cfn_error_xml("Throttling", "Rate exceeded")))
+                .output(move || {
+                    DescribeStacksOutput::builder()
+                        .stacks(stack_output(
+                            &answer,
+                            cfn_types::StackStatus::CreateComplete,
+                        ))
+                        .build()
+                })
+                .build()
+        })
+        .collect();
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let cfn = Arc::new(SdkCloudFormation::new(mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        &refs,
+        |b| b.retry_config(fast_retry())
+    )));
+    let mut set = tokio::task::JoinSet::new();
+    for name in names.clone() {
+        let cfn = cfn.clone();
+        set.spawn(async move { (name.clone(), cfn.describe_stack(&name).await) });
+    }
+    let mut read = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (name, stack) = r.unwrap();
+        let stack = stack.unwrap().unwrap();
+        assert_eq!(stack.name, name);
+        read.push(name);
+    }
+    read.sort();
+    assert_eq!(read, names);
+    // Every call was throttled once and retried once.
+    for rule in &rules {
+        assert_eq!(rule.num_calls(), 2);
+    }
+}
+
+/// `status`'s one DescribeStacks page sequence per account and region
+/// survives throttling in the middle: the throttled page is retried and the
+/// listing goes on from its token.
+#[tokio::test]
+async fn throttled_listing_page_is_retried() {
+    let rule = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .sequence()
+        .output(|| {
+            DescribeStacksOutput::builder()
+                .stacks(stack_output(
+                    "a-app",
+                    cfn_types::StackStatus::CreateComplete,
+                ))
+                .next_token("page-2")
+                .build()
+        })
+        .http_status(400, Some(cfn_error_xml("Throttling", "Rate exceeded")))
+        .times(2)
+        .output(|| {
+            DescribeStacksOutput::builder()
+                .stacks(stack_output(
+                    "b-app",
+                    cfn_types::StackStatus::UpdateComplete,
+                ))
+                .build()
+        })
+        .build();
+    let cfn = cfn_client(&[&rule]);
+    let stacks = cfn.list_stacks().await.unwrap();
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a-app", "b-app"]);
+    assert_eq!(rule.num_calls(), 4);
+}
