@@ -91,11 +91,7 @@ pub fn select_with(
     }
     let mut clone = Checkout::open(&root(g))?;
     let mut notes = Vec::new();
-    let payload = if args.github {
-        Some(event_payload()?)
-    } else {
-        None
-    };
+    let payload = event_payload(args)?;
     let decision = if let (Some(payload), None) = (&payload, &args.base) {
         let name = std::env::var("GITHUB_EVENT_NAME")
             .context("--github needs GITHUB_EVENT_NAME (GitHub Actions sets it)")?;
@@ -110,15 +106,7 @@ pub fn select_with(
         let Some(base) = args.base.clone() else {
             bail!("say what to compare: --base REV [--head REV], or --github in GitHub Actions");
         };
-        let head = args
-            .head
-            .clone()
-            .or_else(|| {
-                args.github
-                    .then(|| std::env::var("GITHUB_SHA").ok())
-                    .flatten()
-            })
-            .unwrap_or_else(|| "HEAD".into());
+        let head = head_rev(args);
         for rev in [&base, &head] {
             if is_full_sha(rev) {
                 clone.ensure(rev).map_err(|why| fetch_advice(rev, &why))?;
@@ -172,15 +160,7 @@ pub fn select_with(
 /// "not in history".
 fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Result<Selected> {
     let mut clone = Checkout::open(&root(g))?;
-    let head = args
-        .head
-        .clone()
-        .or_else(|| {
-            args.github
-                .then(|| std::env::var("GITHUB_SHA").ok())
-                .flatten()
-        })
-        .unwrap_or_else(|| "HEAD".into());
+    let head = head_rev(args);
     if is_full_sha(&head) {
         clone
             .ensure(&head)
@@ -209,11 +189,7 @@ fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Res
     }
     let mut detection =
         git::detect_deployed(&clone.repo, head_id, &clone.prefix, &head_model, &deployed)?;
-    let payload = if args.github {
-        Some(event_payload()?)
-    } else {
-        None
-    };
+    let payload = event_payload(args)?;
     restrict_to_branch(args, payload.as_ref(), &clone.repo, &mut detection);
     Ok(Selected {
         repo: clone.repo,
@@ -225,13 +201,29 @@ fn select_deployed(g: &Globals, args: &SelectArgs, aws: &AwsArgs) -> anyhow::Res
     })
 }
 
-/// The GitHub event payload at GITHUB_EVENT_PATH.
-fn event_payload() -> anyhow::Result<serde_json::Value> {
+/// --head, else GITHUB_SHA with --github, else HEAD.
+fn head_rev(args: &SelectArgs) -> String {
+    args.head
+        .clone()
+        .or_else(|| {
+            args.github
+                .then(|| std::env::var("GITHUB_SHA").ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| "HEAD".into())
+}
+
+/// With --github, the event payload at GITHUB_EVENT_PATH.
+fn event_payload(args: &SelectArgs) -> anyhow::Result<Option<serde_json::Value>> {
+    if !args.github {
+        return Ok(None);
+    }
     let path = std::env::var_os("GITHUB_EVENT_PATH")
         .ok_or_else(|| anyhow!("--github needs GITHUB_EVENT_PATH (GitHub Actions sets it)"))?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the event payload {}", path.to_string_lossy()))?;
     serde_json::from_str(&text)
+        .map(Some)
         .with_context(|| format!("the event payload {} is not JSON", path.to_string_lossy()))
 }
 
