@@ -136,7 +136,7 @@ pub fn select_with(
             (None, Some(h), gitops_core::detect::all_updated(&model))
         }
         Decision::Deleted { before, .. } => (Some(before.clone()), None, Detection::default()),
-        other => bail!("cannot act on {other:?}"),
+        _ => bail!("this GitHub event names no revisions to compare; pass --base REV [--head REV]"),
     };
     restrict_to_branch(args, payload.as_ref(), &clone.repo, &mut detection);
     let head = match (&decision, head_id) {
