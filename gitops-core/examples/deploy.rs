@@ -45,7 +45,7 @@ async fn main() -> gitops_core::Result<()> {
     }
     for outcome in Arc::new(executor).run_all(vec![wanted], 4).await {
         println!(
-            "{}: {:?} {}",
+            "{}: {} {}",
             outcome.environment, outcome.outcome, outcome.message
         );
     }
