@@ -650,7 +650,7 @@ impl Executor {
             };
             let then = match &self.history {
                 Some(h) => h.spec_at(commit, &desired.environment.name, &spec.name),
-                None => Err("cannot be read here".to_string()),
+                None => Err(super::HistoryError::NoHistory),
             };
             match then {
                 Ok(then) => {

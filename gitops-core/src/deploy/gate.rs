@@ -56,7 +56,7 @@ pub enum GateFinding {
         /// The commit it was deployed from.
         commit: String,
         /// Why it could not be compared.
-        why: String,
+        why: HistoryError,
     },
 }
 
@@ -94,7 +94,52 @@ pub trait DeployedHistory: Send + Sync {
     /// The spec git gave stack `stack` of environment `env` at `commit`;
     /// an error saying why when that commit cannot be read (not in this
     /// clone, say) or did not declare it.
-    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<super::StackSpec, String>;
+    fn spec_at(
+        &self,
+        commit: &str,
+        env: &str,
+        stack: &str,
+    ) -> Result<super::StackSpec, HistoryError>;
+}
+
+/// Why the gate could not read what git said at a stack's deployed commit.
+/// Each message completes "its deployed commit C …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The `gitops:commit` tag is not a full commit id.
+    #[error("is not a full commit id")]
+    NotACommitId,
+    /// The commit is not in this clone (a shallow one, say).
+    #[error("is not in this clone's history (fetch the full history: fetch-depth: 0)")]
+    NotInClone,
+    /// The repository or the commit's files could not be read.
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    /// The run was given no history to read (an embedder's executor
+    /// without [`Executor::with_deployed_history`](super::Executor::with_deployed_history)).
+    #[error("cannot be read here")]
+    NoHistory,
+    /// The commit holds no loadable `gitops.yaml`.
+    #[error("does not hold a loadable gitops.yaml")]
+    NoConfig,
+    /// The commit does not declare the environment.
+    #[error("does not declare environment `{0}`")]
+    Undeclared(String),
+    /// The environment at that commit names other stacks.
+    #[error("does not name the stack `{stack}` for `{env}`")]
+    NoSuchStack {
+        /// The stack.
+        stack: String,
+        /// The environment.
+        env: String,
+    },
+}
+
+impl Serialize for HistoryError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[cfg(test)]

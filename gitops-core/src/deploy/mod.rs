@@ -25,7 +25,7 @@ use crate::model::{Environment, Repository};
 use crate::source::Source;
 use crate::template::Template;
 
-pub use gate::{DeployedHistory, DriftGate, GateFinding};
+pub use gate::{DeployedHistory, DriftGate, GateFinding, HistoryError};
 pub use secrets::GitSecretHistory;
 
 pub use execute::{

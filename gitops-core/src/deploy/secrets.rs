@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gix::ObjectId;
 
-use super::{DeployedHistory, SecretHistory, StackSpec};
+use super::{DeployedHistory, HistoryError, SecretHistory, StackSpec};
 use crate::detect::{Change, EnvChange};
 use crate::model::Repository;
 use crate::source::GitTree;
@@ -73,34 +73,32 @@ impl SecretHistory for GitSecretHistory {
 }
 
 impl DeployedHistory for GitSecretHistory {
-    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<StackSpec, String> {
-        let id = ObjectId::from_hex(commit.as_bytes())
-            .map_err(|_| "is not a full commit id".to_string())?;
-        let repo = gix::open(&self.git_dir).map_err(|e| format!("cannot be read: {e}"))?;
+    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<StackSpec, HistoryError> {
+        let unreadable = |e: &dyn std::fmt::Display| HistoryError::Unreadable(e.to_string());
+        let id = ObjectId::from_hex(commit.as_bytes()).map_err(|_| HistoryError::NotACommitId)?;
+        let repo = gix::open(&self.git_dir).map_err(|e| unreadable(&e))?;
         if !crate::git::has_commit(&repo, id) {
-            return Err(
-                "is not in this clone's history (fetch the full history: fetch-depth: 0)".into(),
-            );
+            return Err(HistoryError::NotInClone);
         }
-        let model = self
-            .model(id)
-            .ok_or_else(|| "does not hold a loadable gitops.yaml".to_string())?;
+        let model = self.model(id).ok_or(HistoryError::NoConfig)?;
         let declared = model
             .environment(env)
-            .ok_or_else(|| format!("does not declare environment `{env}`"))?;
-        let tree =
-            GitTree::new(repo, id, &self.prefix).map_err(|e| format!("cannot be read: {e}"))?;
+            .ok_or_else(|| HistoryError::Undeclared(env.to_string()))?;
+        let tree = GitTree::new(repo, id, &self.prefix).map_err(|e| unreadable(&e))?;
         let desired = super::desired(
             &model,
             &tree,
             &EnvChange::new(declared.clone(), Change::Updated),
             commit,
         )
-        .map_err(|e| format!("cannot be read: {e}"))?;
+        .map_err(|e| unreadable(&e))?;
         [desired.stack, desired.pipeline_stack]
             .into_iter()
             .flatten()
             .find(|s| s.name == stack)
-            .ok_or_else(|| format!("does not name the stack `{stack}` for `{env}`"))
+            .ok_or_else(|| HistoryError::NoSuchStack {
+                stack: stack.to_string(),
+                env: env.to_string(),
+            })
     }
 }

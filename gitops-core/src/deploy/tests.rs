@@ -1183,12 +1183,12 @@ async fn an_unchanged_stack_gets_termination_protection_turned_on_and_off() {
 struct Specs(BTreeMap<String, StackSpec>);
 
 impl DeployedHistory for Specs {
-    fn spec_at(&self, commit: &str, _env: &str, stack: &str) -> Result<StackSpec, String> {
+    fn spec_at(&self, commit: &str, _env: &str, stack: &str) -> Result<StackSpec, HistoryError> {
         self.0
             .get(commit)
             .filter(|s| s.name == stack)
             .cloned()
-            .ok_or_else(|| "is not in this clone's history".to_string())
+            .ok_or(HistoryError::NotInClone)
     }
 }
 
