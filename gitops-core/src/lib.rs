@@ -76,4 +76,4 @@ pub use model::{
 };
 pub use problem::{Problem, ProblemSource, Severity};
 pub use source::{GitTree, Memory, Source, WorkTree};
-pub use template::{Template, TemplateParameter, MAX_TEMPLATE_BYTES};
+pub use template::{ParameterError, Template, TemplateParameter, MAX_TEMPLATE_BYTES};

@@ -163,23 +163,72 @@ fn normalize(v: &Value) -> serde_json::Value {
     }
 }
 
+/// Why a value does not fit a template parameter's constraints. A NoEcho
+/// parameter's value never appears in it, not even when it is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParameterError {
+    /// A value (or list item) outside `AllowedValues`.
+    #[error("`{value}` is not one of the AllowedValues: {}", allowed.join(", "))]
+    NotAllowed {
+        /// The value.
+        value: String,
+        /// The template's `AllowedValues`.
+        allowed: Vec<String>,
+    },
+    /// A value (or list item) that does not match `AllowedPattern`.
+    #[error("`{value}` does not match the AllowedPattern `{pattern}`")]
+    NoMatch {
+        /// The value.
+        value: String,
+        /// The template's `AllowedPattern`.
+        pattern: String,
+    },
+    /// A `Number` parameter's value that is not a number.
+    #[error("`{value}` is not a Number")]
+    NotANumber {
+        /// The value.
+        value: String,
+    },
+}
+
+impl ParameterError {
+    /// The same error with `secret`, and each item of it as a list, masked
+    /// wherever it appears.
+    fn masked(self, secret: &str) -> Self {
+        let mask = |text: String| {
+            let mut text = text.replace(secret, crate::text::MASK);
+            for piece in secret.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                text = text.replace(piece, crate::text::MASK);
+            }
+            text
+        };
+        match self {
+            ParameterError::NotAllowed { value, allowed } => ParameterError::NotAllowed {
+                value: mask(value),
+                allowed: allowed.into_iter().map(mask).collect(),
+            },
+            ParameterError::NoMatch { value, pattern } => ParameterError::NoMatch {
+                value: mask(value),
+                pattern: mask(pattern),
+            },
+            ParameterError::NotANumber { value } => {
+                ParameterError::NotANumber { value: mask(value) }
+            }
+        }
+    }
+}
+
 impl TemplateParameter {
-    /// Checks `value` against `AllowedValues` and `AllowedPattern`; `Err` says why not.
-    pub fn check(&self, value: &str) -> Result<(), String> {
+    /// Checks `value` against `AllowedValues`, `AllowedPattern` and the
+    /// `Number` type.
+    pub fn check(&self, value: &str) -> Result<(), ParameterError> {
         // A NoEcho value is never printed, not even when it is wrong.
-        self.check_shown(value).map_err(|e| {
-            if !self.no_echo {
-                return e;
-            }
-            let mut e = e.replace(value, crate::text::MASK);
-            for piece in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                e = e.replace(piece, crate::text::MASK);
-            }
-            e
-        })
+        self.check_shown(value)
+            .map_err(|e| if self.no_echo { e.masked(value) } else { e })
     }
 
-    fn check_shown(&self, value: &str) -> Result<(), String> {
+    fn check_shown(&self, value: &str) -> Result<(), ParameterError> {
         let values: Vec<&str> =
             if self.kind.starts_with("CommaDelimitedList") || self.kind.starts_with("List<") {
                 value.split(',').map(str::trim).collect()
@@ -189,10 +238,10 @@ impl TemplateParameter {
         if !self.allowed_values.is_empty() {
             for v in &values {
                 if !self.allowed_values.iter().any(|a| a == v) {
-                    return Err(format!(
-                        "`{v}` is not one of the AllowedValues: {}",
-                        self.allowed_values.join(", ")
-                    ));
+                    return Err(ParameterError::NotAllowed {
+                        value: v.to_string(),
+                        allowed: self.allowed_values.clone(),
+                    });
                 }
             }
         }
@@ -202,9 +251,10 @@ impl TemplateParameter {
                 Ok(re) => {
                     for v in &values {
                         if !re.is_match(v) {
-                            return Err(format!(
-                                "`{v}` does not match the AllowedPattern `{pattern}`"
-                            ));
+                            return Err(ParameterError::NoMatch {
+                                value: v.to_string(),
+                                pattern: pattern.clone(),
+                            });
                         }
                     }
                 }
@@ -212,7 +262,9 @@ impl TemplateParameter {
             }
         }
         if self.kind == "Number" && value.trim().parse::<f64>().is_err() {
-            return Err(format!("`{value}` is not a Number"));
+            return Err(ParameterError::NotANumber {
+                value: value.to_string(),
+            });
         }
         Ok(())
     }
@@ -222,6 +274,30 @@ impl TemplateParameter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_value_says_which_rule_and_a_no_echo_one_is_masked() {
+        let y = "Parameters:\n  L: {Type: CommaDelimitedList, AllowedValues: [a, b]}\n  S: {Type: String, NoEcho: true, AllowedPattern: '[a-z]+'}\n  N: {Type: Number}\nResources: {T: {Type: AWS::SNS::Topic}}\n";
+        let t = Template::parse("t.yaml", y).unwrap();
+        let e = t.parameters["L"].check("a, c").unwrap_err();
+        assert_eq!(e.to_string(), "`c` is not one of the AllowedValues: a, b");
+        assert!(matches!(e, ParameterError::NotAllowed { .. }));
+        let e = t.parameters["S"].check("Hunter2").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "`{}` does not match the AllowedPattern `[a-z]+`",
+                crate::text::MASK
+            )
+        );
+        let e = t.parameters["N"].check("ten").unwrap_err();
+        assert_eq!(
+            e,
+            ParameterError::NotANumber {
+                value: "ten".into()
+            }
+        );
+    }
 
     #[test]
     fn parses_yaml_with_short_tags_and_json() {
