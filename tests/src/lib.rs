@@ -4,6 +4,7 @@
 
 pub mod bin;
 pub mod browser;
+pub mod fixture;
 pub mod git;
 pub mod github_stub;
 pub mod http;

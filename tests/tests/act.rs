@@ -29,23 +29,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use gitops_e2e::fixture::{describe, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 use gitops_e2e::progress::{progress, run_with_progress};
 use gitops_e2e::tools::{repo_root, require};
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/gitops-deploy";
 
@@ -312,14 +300,6 @@ impl Act {
     }
 }
 
-fn describe(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
-}
-
 #[test]
 fn deploy_example_workflow_runs_under_act_against_moto() {
     let Some(act) = require("act") else { return };
@@ -335,7 +315,7 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
             "gitops.yaml",
             "version: 1\nid: acme/shop\nstack: {template: common/app.yaml}\n",
         )
-        .write("common/app.yaml", TEMPLATE)
+        .write("common/app.yaml", SSM_TEMPLATE)
         .write(
             "environments/dev/environment.yaml",
             "parameters: {AppVersion: '1.0.0'}\n",
@@ -367,7 +347,7 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
     )
     .write(
         "common/app.yaml",
-        &TEMPLATE.replace(
+        &SSM_TEMPLATE.replace(
             "  AppVersion: {Type: String}\n",
             "  AppVersion: {Type: String}\n  Unset: {Type: String}\n",
         ),
@@ -412,7 +392,7 @@ fn deploy_example_workflow_runs_under_act_against_moto() {
     );
 
     // The push that fixes the template: every environment ends at head.
-    repo.write("common/app.yaml", TEMPLATE);
+    repo.write("common/app.yaml", SSM_TEMPLATE);
     let c2 = repo.commit("fix the template");
     // Its own diff does not have the deletion of `old`: a push diff would lose it.
     let out = gitops_e2e::bin::gitops()

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use gitops_e2e::fixture::{describe, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::http::FileServer;
 use gitops_e2e::moto::Moto;
@@ -776,26 +777,13 @@ fn debug_bin_dir() -> tempfile::TempDir {
     dir
 }
 
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
-
 fn app_repo() -> GitRepo {
     let repo = GitRepo::new();
     repo.write(
         "gitops.yaml",
         "version: 1\nid: acme/actions\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE)
+    .write("common/app.yaml", SSM_TEMPLATE)
     .write(
         "environments/dev/environment.yaml",
         "parameters: {AppVersion: '1.0.0'}\n",
@@ -900,9 +888,9 @@ fn deploy_action_creates_and_deletes_stacks_in_moto() {
     assert_eq!(summary[0]["environment"], "staging");
     assert_eq!(summary[0]["result"], "succeeded");
     assert!(run.summary.contains("staging"), "{}", run.summary);
-    assert!(stack_status(&moto, "staging-app").contains("CREATE_COMPLETE"));
+    assert!(describe(&moto, "staging-app").contains("CREATE_COMPLETE"));
     assert!(
-        !stack_status(&moto, "dev-app").contains("<StackStatus>"),
+        !describe(&moto, "dev-app").contains("<StackStatus>"),
         "dev did not change, so it was not deployed"
     );
 
@@ -932,7 +920,7 @@ fn deploy_action_creates_and_deletes_stacks_in_moto() {
     );
     assert!(!refused.success);
     assert_eq!(refused.output("result"), "failure");
-    assert!(stack_status(&moto, "staging-app").contains("CREATE_COMPLETE"));
+    assert!(describe(&moto, "staging-app").contains("CREATE_COMPLETE"));
     let run = runner.run(
         &action("deploy"),
         &[
@@ -944,7 +932,7 @@ fn deploy_action_creates_and_deletes_stacks_in_moto() {
     );
     assert_ok(&run);
     assert_eq!(run.output("result"), "success");
-    let status = stack_status(&moto, "staging-app");
+    let status = describe(&moto, "staging-app");
     assert!(
         !status.contains("<StackStatus>") || status.contains("DELETE_COMPLETE"),
         "{status}"
@@ -1030,14 +1018,6 @@ fn plan_drift_and_status_actions_against_moto() {
     assert_ok(&run);
     let json: serde_json::Value = serde_json::from_str(&run.step("run").stdout).unwrap();
     assert_eq!(json["environments"][0]["name"], "dev");
-}
-
-fn stack_status(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
 }
 
 #[test]

@@ -5,21 +5,9 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{describe, entry, exists, param, tag, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 const PIPELINE: &str = r#"Parameters:
   EnvironmentName: {Type: String}
@@ -52,49 +40,6 @@ fn deploy(repo: &GitRepo, moto: &Moto, args: &[&str]) -> (Output, serde_json::Va
     (out, v)
 }
 
-fn describe(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
-}
-
-fn exists(moto: &Moto, stack: &str) -> bool {
-    let xml = describe(moto, stack);
-    xml.contains("<StackStatus>") && !xml.contains("DELETE_COMPLETE")
-}
-
-fn param(xml: &str, key: &str) -> Option<String> {
-    let at = xml.find(&format!("<ParameterKey>{key}</ParameterKey>"))?;
-    let rest = &xml[at..];
-    let v = rest
-        .split("<ParameterValue>")
-        .nth(1)?
-        .split("</ParameterValue>")
-        .next()?;
-    Some(v.to_string())
-}
-
-fn tag(xml: &str, key: &str) -> Option<String> {
-    let at = xml.find(&format!("<Key>{key}</Key>"))?;
-    let v = xml[at..]
-        .split("<Value>")
-        .nth(1)?
-        .split("</Value>")
-        .next()?;
-    Some(v.to_string())
-}
-
-fn outcome<'a>(v: &'a serde_json::Value, env: &str) -> &'a serde_json::Value {
-    v["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["environment"] == env)
-        .unwrap_or_else(|| panic!("no outcome for {env} in {v}"))
-}
-
 fn base_repo(pipeline: bool) -> GitRepo {
     let repo = GitRepo::new();
     let cfg = if pipeline {
@@ -103,7 +48,7 @@ fn base_repo(pipeline: bool) -> GitRepo {
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n"
     };
     repo.write("gitops.yaml", cfg)
-        .write("common/app.yaml", TEMPLATE)
+        .write("common/app.yaml", SSM_TEMPLATE)
         .write("common/pipeline.yaml", PIPELINE);
     repo
 }
@@ -132,7 +77,7 @@ fn direct_mode_lifecycle() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(v["result"], "success");
-    assert_eq!(outcome(&v, "dev")["outcome"], "succeeded");
+    assert_eq!(entry(&v, "dev")["outcome"], "succeeded");
     let xml = describe(&moto, "dev-app");
     assert!(xml.contains("CREATE_COMPLETE"), "{xml}");
     assert_eq!(param(&xml, "AppVersion").as_deref(), Some("1.0.0"));
@@ -193,7 +138,7 @@ fn direct_mode_lifecycle() {
     );
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(v["result"], "no-op", "{v}");
-    assert_eq!(outcome(&v, "dev")["outcome"], "no-op");
+    assert_eq!(entry(&v, "dev")["outcome"], "no-op");
 
     // the protected environment's deletion is refused, even with --allow-delete
     repo.remove("environments/prod");
@@ -204,8 +149,8 @@ fn direct_mode_lifecycle() {
         &["--base", &three, "--head", &four, "--allow-delete"],
     );
     assert_eq!(out.status.code(), Some(1), "{v}");
-    assert_eq!(outcome(&v, "prod")["outcome"], "refused");
-    assert!(outcome(&v, "prod")["message"]
+    assert_eq!(entry(&v, "prod")["outcome"], "refused");
+    assert!(entry(&v, "prod")["message"]
         .as_str()
         .unwrap()
         .contains("protected"));
@@ -216,7 +161,7 @@ fn direct_mode_lifecycle() {
     let five = repo.commit("remove dev");
     let (out, v) = deploy(&repo, &moto, &["--base", &four, "--head", &five]);
     assert_eq!(out.status.code(), Some(1), "{v}");
-    assert!(outcome(&v, "dev")["message"]
+    assert!(entry(&v, "dev")["message"]
         .as_str()
         .unwrap()
         .contains("--allow-delete"));
@@ -227,7 +172,7 @@ fn direct_mode_lifecycle() {
         &["--base", &four, "--head", &five, "--allow-delete"],
     );
     assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_eq!(outcome(&v, "dev")["outcome"], "succeeded");
+    assert_eq!(entry(&v, "dev")["outcome"], "succeeded");
     assert!(!exists(&moto, "dev-app"), "{}", describe(&moto, "dev-app"));
 }
 
@@ -263,20 +208,20 @@ fn foreign_stack_is_refused_and_dry_run_changes_nothing() {
         Some(1),
         "the refusal shows in a dry run: {v}"
     );
-    assert_eq!(outcome(&v, "fresh")["outcome"], "planned");
+    assert_eq!(entry(&v, "fresh")["outcome"], "planned");
     assert_eq!(
-        outcome(&v, "fresh")["plan"]["actions"][0]["action"],
+        entry(&v, "fresh")["plan"]["actions"][0]["action"],
         "deploy-stack"
     );
     assert!(!exists(&moto, "fresh-app"), "a dry run creates nothing");
 
     let (out, v) = deploy(&repo, &moto, &["--base", &empty, "--head", &head]);
     assert_eq!(out.status.code(), Some(1), "{v}");
-    let shared = outcome(&v, "shared");
+    let shared = entry(&v, "shared");
     assert_eq!(shared["outcome"], "refused");
     assert!(shared["message"].as_str().unwrap().contains("--adopt"));
     assert_eq!(
-        outcome(&v, "fresh")["outcome"],
+        entry(&v, "fresh")["outcome"],
         "succeeded",
         "one refusal does not stop the others"
     );
@@ -336,7 +281,7 @@ fn pipeline_mode_creates_the_pipeline_stack() {
         "{v}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let plan = &outcome(&v, "feature-x")["plan"]["actions"];
+    let plan = &entry(&v, "feature-x")["plan"]["actions"];
     assert_eq!(
         plan.as_array().unwrap().len(),
         1,

@@ -7,21 +7,9 @@ use std::process::Output;
 
 use gitops_core::text::short_commit as short;
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{describe, entry, exists, json_of, param, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 fn run(repo: &GitRepo, moto: &Moto, args: &[&str]) -> Output {
     gitops()
@@ -30,48 +18,6 @@ fn run(repo: &GitRepo, moto: &Moto, args: &[&str]) -> Output {
         .envs(moto.env())
         .output()
         .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn describe(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
-}
-
-fn exists(moto: &Moto, stack: &str) -> bool {
-    let xml = describe(moto, stack);
-    xml.contains("<StackStatus>") && !xml.contains("DELETE_COMPLETE")
-}
-
-fn param(xml: &str, key: &str) -> Option<String> {
-    let at = xml.find(&format!("<ParameterKey>{key}</ParameterKey>"))?;
-    let v = xml[at..]
-        .split("<ParameterValue>")
-        .nth(1)?
-        .split("</ParameterValue>")
-        .next()?;
-    Some(v.to_string())
-}
-
-fn env<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name || e["environment"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
 fn names(v: &serde_json::Value) -> Vec<String> {
@@ -103,8 +49,8 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nshared: []\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE)
-    .write("common/prod.yaml", TEMPLATE)
+    .write("common/app.yaml", SSM_TEMPLATE)
+    .write("common/prod.yaml", SSM_TEMPLATE)
     .write(
         "environments/dev/environment.yaml",
         "parameters: {AppVersion: '1.0.0'}\n",
@@ -133,7 +79,7 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
     let _c2 = repo.commit("qa 2.0.0");
     repo.write(
         "common/app.yaml",
-        &TEMPLATE.replace(
+        &SSM_TEMPLATE.replace(
             "      Type: String\n",
             "      Type: String\n      Description: !Sub \"app version of ${EnvironmentName}\"\n",
         ),
@@ -147,16 +93,16 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
         &["detect", "--base", "deployed", "--format", "json"],
     );
     assert!(out.status.success(), "{out:?}");
-    let v = json(&out);
+    let v = json_of(&out);
     assert_eq!(v["base"], "deployed");
     assert_eq!(v["head"], c3.as_str());
     assert_eq!(names(&v["updated"]), ["dev", "qa"], "{v}");
     assert_eq!(names(&v["unchanged"]), ["prod"], "{v}");
     assert!(names(&v["created"]).is_empty() && names(&v["deleted"]).is_empty());
     for name in ["dev", "qa", "prod"] {
-        assert_eq!(env(&v, name)["base"], c1.as_str(), "{name}: {v}");
+        assert_eq!(entry(&v, name)["base"], c1.as_str(), "{name}: {v}");
     }
-    let qa: Vec<(String, String, String)> = env(&v, "qa")["reasons"]
+    let qa: Vec<(String, String, String)> = entry(&v, "qa")["reasons"]
         .as_array()
         .unwrap()
         .iter()
@@ -203,9 +149,9 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
     // status: what --base deployed would act on.
     let out = run(&repo, &moto, &["status", "--format", "json"]);
     assert!(out.status.success(), "{out:?}");
-    let v = json(&out);
+    let v = json_of(&out);
     for (name, pending) in [("dev", true), ("qa", true), ("prod", false)] {
-        assert_eq!(env(&v, name)["pending"], pending, "{name}: {v}");
+        assert_eq!(entry(&v, name)["pending"], pending, "{name}: {v}");
     }
     let out = run(&repo, &moto, &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -217,11 +163,11 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
         &moto,
         &["deploy", "--base", "deployed", "--format", "json"],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert!(out.status.success(), "{v}");
     assert_eq!(v["result"], "success", "{v}");
-    assert_eq!(env(&v, "dev")["outcome"], "succeeded", "{v}");
-    assert_eq!(env(&v, "qa")["outcome"], "succeeded", "{v}");
+    assert_eq!(entry(&v, "dev")["outcome"], "succeeded", "{v}");
+    assert_eq!(entry(&v, "qa")["outcome"], "succeeded", "{v}");
     assert!(
         v["environments"]
             .as_array()
@@ -252,7 +198,7 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
         &moto,
         &["deploy", "--base", "deployed", "--format", "json"],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert!(out.status.success(), "{v}");
     assert_eq!(v["result"], "no-op", "{v}");
     let ops = moto.operations();
@@ -271,7 +217,7 @@ fn deployed_pair(moto: &Moto, old_protected: bool) -> (GitRepo, String) {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE)
+    .write("common/app.yaml", SSM_TEMPLATE)
     .write(
         "environments/dev/environment.yaml",
         "parameters: {AppVersion: '1.0.0'}\n",
@@ -326,7 +272,7 @@ fn a_folder_removed_in_a_failed_run_is_deleted_by_the_next_reconcile() {
         &moto,
         &["detect", "--base", "deployed", "--format", "json"],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert_eq!(names(&v["deleted"]), ["old"], "{v}");
     assert_eq!(names(&v["unchanged"]), ["dev"], "{v}");
     let out = run(
@@ -341,10 +287,10 @@ fn a_folder_removed_in_a_failed_run_is_deleted_by_the_next_reconcile() {
             "json",
         ],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert!(out.status.success(), "{v}");
     assert_eq!(
-        env(&v, "old")["actions"][0]["action"],
+        entry(&v, "old")["actions"][0]["action"],
         "delete-stack",
         "{v}"
     );
@@ -353,7 +299,7 @@ fn a_folder_removed_in_a_failed_run_is_deleted_by_the_next_reconcile() {
         &moto,
         &["deploy", "--base", "deployed", "--format", "json"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", json(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", json_of(&out));
     assert!(exists(&moto, "old-app"));
 
     let out = run(
@@ -368,9 +314,9 @@ fn a_folder_removed_in_a_failed_run_is_deleted_by_the_next_reconcile() {
             "json",
         ],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert!(out.status.success(), "{v}");
-    assert_eq!(env(&v, "old")["outcome"], "succeeded", "{v}");
+    assert_eq!(entry(&v, "old")["outcome"], "succeeded", "{v}");
     assert!(!exists(&moto, "old-app"), "deleted");
     assert!(exists(&moto, "dev-app"), "dev stays");
 }
@@ -402,9 +348,9 @@ fn protected_at_its_deployed_commit_or_unknown_is_never_deleted() {
         &moto,
         &["detect", "--base", "deployed", "--format", "json"],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert_eq!(names(&v["deleted"]), ["ghost", "old"], "{v}");
-    assert_eq!(env(&v, "old")["base"], c1.as_str());
+    assert_eq!(entry(&v, "old")["base"], c1.as_str());
     let out = run(&repo, &moto, &["detect", "--base", "deployed"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -428,12 +374,12 @@ fn protected_at_its_deployed_commit_or_unknown_is_never_deleted() {
             "json",
         ],
     );
-    let v = json(&out);
+    let v = json_of(&out);
     assert_eq!(out.status.code(), Some(1), "{v}");
     for name in ["old", "ghost"] {
-        assert_eq!(env(&v, name)["outcome"], "refused", "{name}: {v}");
+        assert_eq!(entry(&v, name)["outcome"], "refused", "{name}: {v}");
         assert!(
-            env(&v, name)["message"]
+            entry(&v, name)["message"]
                 .as_str()
                 .unwrap()
                 .contains("protected"),

@@ -8,23 +8,11 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{describe, entry, json_of, streams, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::github_stub::{GitHubStub, Route, TOKEN};
 use gitops_e2e::moto::Moto;
 use serde_json::{json, Value};
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 /// A repository with `dev` (and the given extra environments), all at 1.0.0.
 fn repo_with(envs: &[(&str, &str)]) -> (GitRepo, String) {
@@ -33,7 +21,7 @@ fn repo_with(envs: &[(&str, &str)]) -> (GitRepo, String) {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE);
+    .write("common/app.yaml", SSM_TEMPLATE);
     for (name, extra) in envs {
         repo.write(
             &format!("environments/{name}/environment.yaml"),
@@ -55,40 +43,13 @@ fn run(repo: &GitRepo, moto: &Moto, args: &[&str], env: &[(&str, String)]) -> Ou
         .unwrap()
 }
 
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn deploy(repo: &GitRepo, moto: &Moto, envs: &[&str]) {
     let mut args = vec!["deploy"];
     for e in envs {
         args.extend(["--environment", e]);
     }
     let out = run(repo, moto, &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-}
-
-fn env<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {v}"))
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
 }
 
 /// Changes a parameter behind the tool's back, as a person in the console would.
@@ -104,14 +65,6 @@ fn set_version(moto: &Moto, stack: &str, version: &str) {
         ("Version", "2010-05-15"),
     ]);
     assert!(xml.contains("<StackId>"), "{xml}");
-}
-
-fn describe(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
 }
 
 fn drift_json(
@@ -134,11 +87,11 @@ fn an_out_of_band_parameter_change_is_drift_until_redeployed() {
     deploy(&repo, &moto, &["dev", "prod"]);
 
     let out = run(&repo, &moto, &["status", "--format", "json"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     let v = json_of(&out);
     assert_eq!(v["commit"], head.as_str());
     for name in ["dev", "prod"] {
-        let e = env(&v, name);
+        let e = entry(&v, name);
         assert_eq!(
             e["git_version"],
             json!({"parameters.AppVersion": "1.0.0"}),
@@ -156,14 +109,14 @@ fn an_out_of_band_parameter_change_is_drift_until_redeployed() {
         assert_eq!(e["health"], "Healthy");
     }
     let (out, v) = drift_json(&repo, &moto, &[], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     assert_eq!(v["in_sync"], true);
 
     set_version(&moto, "dev-app", "9.9.9");
 
     // text: exit 2, the environment and the parameter named
     let out = run(&repo, &moto, &["drift", "--skip-resource-drift"], &[]);
-    let shown = text(&out);
+    let shown = streams(&out);
     assert_eq!(out.status.code(), Some(2), "{shown}");
     assert!(shown.contains("dev: OutOfSync"), "{shown}");
     assert!(
@@ -179,11 +132,11 @@ fn an_out_of_band_parameter_change_is_drift_until_redeployed() {
         outputs.path().to_str().unwrap().to_string(),
     )];
     let (out, v) = drift_json(&repo, &moto, &[], &gh);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     assert_eq!(v["in_sync"], false);
     assert_eq!(v["resource_drift_checked"], false);
     assert_eq!(v["orphans"], json!([]));
-    let dev = env(&v, "dev");
+    let dev = entry(&v, "dev");
     assert_eq!(dev["sync"], "OutOfSync");
     assert_eq!(dev["health"], "Healthy");
     assert_eq!(dev["error"], Value::Null);
@@ -192,21 +145,21 @@ fn an_out_of_band_parameter_change_is_drift_until_redeployed() {
     assert_eq!(dev["reasons"][0]["expected"], "1.0.0");
     assert_eq!(dev["reasons"][0]["actual"], "9.9.9");
     assert_eq!(dev["deployed_version"]["parameters.AppVersion"], "9.9.9");
-    assert_eq!(env(&v, "prod")["sync"], "Synced");
+    assert_eq!(entry(&v, "prod")["sync"], "Synced");
     let written = std::fs::read_to_string(outputs.path()).unwrap();
     assert!(written.contains("in-sync=false\n"), "{written}");
     assert!(written.contains("drifted=[\"dev\"]\n"), "{written}");
 
     let out = run(&repo, &moto, &["status", "--format", "json"], &[]);
-    assert_eq!(env(&json_of(&out), "dev")["sync"], "OutOfSync");
+    assert_eq!(entry(&json_of(&out), "dev")["sync"], "OutOfSync");
 
     // redeploying what git says brings it back
     deploy(&repo, &moto, &["dev"]);
     let (out, v) = drift_json(&repo, &moto, &[], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     assert_eq!(v["in_sync"], true);
     assert_eq!(
-        env(&v, "dev")["deployed_version"]["parameters.AppVersion"],
+        entry(&v, "dev")["deployed_version"]["parameters.AppVersion"],
         "1.0.0"
     );
 }
@@ -246,13 +199,13 @@ fn missing_stacks_orphans_and_changed_tags() {
     assert!(xml.contains("<StackId>"), "{xml}");
 
     let (out, v) = drift_json(&repo, &moto, &[], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let qa = env(&v, "qa");
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+    let qa = entry(&v, "qa");
     assert_eq!(qa["sync"], "OutOfSync");
     assert_eq!(qa["health"], "Missing");
     assert_eq!(qa["stack_status"], Value::Null);
     assert_eq!(qa["reasons"][0]["message"], "stack missing (qa-app)");
-    let dev = env(&v, "dev");
+    let dev = entry(&v, "dev");
     assert_eq!(dev["sync"], "OutOfSync");
     assert_eq!(
         dev["reasons"][0]["message"],
@@ -261,7 +214,7 @@ fn missing_stacks_orphans_and_changed_tags() {
     assert_eq!(v["orphans"], json!(["old-app"]), "{v}");
 
     let out = run(&repo, &moto, &["drift", "--skip-resource-drift"], &[]);
-    let shown = text(&out);
+    let shown = streams(&out);
     assert!(
         shown.contains("orphan stacks (tagged gitops:managed-by=acme/e2e"),
         "{shown}"
@@ -277,8 +230,8 @@ fn missing_stacks_orphans_and_changed_tags() {
     );
     let v = json_of(&out);
     assert_eq!(v["environments"].as_array().unwrap().len(), 1);
-    assert_eq!(env(&v, "qa")["health"], "Missing");
-    assert_eq!(env(&v, "qa")["deployed_version"], json!({}));
+    assert_eq!(entry(&v, "qa")["health"], "Missing");
+    assert_eq!(entry(&v, "qa")["deployed_version"], json!({}));
 }
 
 #[test]
@@ -287,10 +240,10 @@ fn resource_drift_against_an_endpoint_without_it_is_unknown() {
     let (repo, _) = repo_with(&[("dev", "")]);
     deploy(&repo, &moto, &["dev"]);
     let out = run(&repo, &moto, &["drift", "--format", "json"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", streams(&out));
     let v = json_of(&out);
     assert_eq!(v["resource_drift_checked"], false, "{v}");
-    let dev = env(&v, "dev");
+    let dev = entry(&v, "dev");
     assert_eq!(dev["sync"], "Unknown");
     assert_eq!(dev["resource_drift_checked"], false);
     let error = dev["error"].as_str().unwrap();
@@ -313,7 +266,7 @@ fn issues_are_kept_one_per_environment_and_the_webhook_is_told() {
     let hook_path = "/services/T000/B000/s3cr3tw3bh00k";
     let issues = "/repos/acme/app/issues";
     let secrets = |out: &Output| {
-        let all = text(out);
+        let all = streams(out);
         assert!(!all.contains(TOKEN), "the token is printed: {all}");
         assert!(
             !all.contains("s3cr3tw3bh00k"),
@@ -335,7 +288,7 @@ fn issues_are_kept_one_per_environment_and_the_webhook_is_told() {
     let mut env_vars = gh.env();
     env_vars.push(("GITOPS_NOTIFY_URL", format!("{}{hook_path}", hook.url)));
     let (out, _) = drift_json(&repo, &moto, &["--open-issues"], &env_vars);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     secrets(&out);
     let reqs = gh.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
@@ -375,7 +328,7 @@ fn issues_are_kept_one_per_environment_and_the_webhook_is_told() {
         Route::new("PATCH", &format!("{issues}/7"), 200, json!({"number": 7})),
     ]);
     let (out, _) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     secrets(&out);
     let reqs = gh.requests();
     assert!(
@@ -396,7 +349,7 @@ fn issues_are_kept_one_per_environment_and_the_webhook_is_told() {
         json!([{"number": 7, "title": "t", "body": body, "html_url": "u"}]),
     )]);
     let (out, _) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     assert_eq!(gh.requests().len(), 1, "{:?}", gh.requests());
 
     // back in sync: commented on and closed; the webhook is not bothered
@@ -420,7 +373,7 @@ fn issues_are_kept_one_per_environment_and_the_webhook_is_told() {
     let mut env_vars = gh.env();
     env_vars.push(("GITOPS_NOTIFY_URL", format!("{}{hook_path}", hook.url)));
     let (out, v) = drift_json(&repo, &moto, &["--open-issues"], &env_vars);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     assert_eq!(v["in_sync"], true);
     secrets(&out);
     let reqs = gh.requests();
@@ -449,7 +402,7 @@ fn a_failing_webhook_is_an_error_that_never_shows_the_url() {
         &["drift", "--skip-resource-drift", "--notify", &url],
         &[],
     );
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("the webhook at 127.0.0.1 answered HTTP 404"),
@@ -470,11 +423,15 @@ fn remediate_redeploys_only_environments_that_opt_in() {
         out.status.code(),
         Some(2),
         "the drift found is reported: {}",
-        text(&out)
+        streams(&out)
     );
-    assert_eq!(env(&v, "dev")["remediation"]["action"], "redeployed", "{v}");
-    assert_eq!(env(&v, "prod")["remediation"]["action"], "skipped");
-    assert!(env(&v, "prod")["remediation"]["message"]
+    assert_eq!(
+        entry(&v, "dev")["remediation"]["action"],
+        "redeployed",
+        "{v}"
+    );
+    assert_eq!(entry(&v, "prod")["remediation"]["action"], "skipped");
+    assert!(entry(&v, "prod")["remediation"]["message"]
         .as_str()
         .unwrap()
         .contains("auto-remediate"));
@@ -494,7 +451,7 @@ fn remediate_redeploys_only_environments_that_opt_in() {
     assert_eq!(param("prod-app"), "9.9.9", "prod was left alone");
     let (out, v) = drift_json(&repo, &moto, &[], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(env(&v, "dev")["sync"], "Synced");
+    assert_eq!(entry(&v, "dev")["sync"], "Synced");
 }
 
 #[test]
@@ -536,12 +493,12 @@ fn the_status_board_is_one_escaped_page_and_the_summary_a_flowchart() {
         ],
         &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap().to_string())],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     assert_eq!(json_of(&out)["orphans"], json!(["old-app"]));
     assert!(
-        text(&out).contains(&format!("wrote the status board to {}", page.display())),
+        streams(&out).contains(&format!("wrote the status board to {}", page.display())),
         "{}",
-        text(&out)
+        streams(&out)
     );
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
@@ -568,7 +525,7 @@ fn the_status_board_is_one_escaped_page_and_the_summary_a_flowchart() {
 
     // status --format html prints the page itself
     let out = run(&repo, &moto, &["status", "--format", "html"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     let html = String::from_utf8(out.stdout).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
     assert!(html.contains("by <code>gitops status</code>"));
@@ -576,8 +533,8 @@ fn the_status_board_is_one_escaped_page_and_the_summary_a_flowchart() {
 
     // other commands refuse it
     let out = run(&repo, &moto, &["envs", "--format", "html"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--format html is for `gitops status` and `gitops drift`"));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+    assert!(streams(&out).contains("--format html is for `gitops status` and `gitops drift`"));
 }
 
 #[test]
@@ -608,7 +565,7 @@ fn an_orphan_stack_gets_its_own_issue_closed_once_the_stack_is_gone() {
         ),
     ]);
     let (out, v) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     assert_eq!(v["orphans"], json!(["old-app"]), "{v}");
     let reqs = gh.requests();
     let posts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
@@ -631,7 +588,7 @@ fn an_orphan_stack_gets_its_own_issue_closed_once_the_stack_is_gone() {
     let open = json!([{"number": 9, "title": "t", "body": body, "html_url": "u"}]);
     let gh = GitHubStub::start(vec![Route::new("GET", issues, 200, open.clone())]);
     let (out, _) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     assert_eq!(gh.requests().len(), 1, "{:?}", gh.requests());
 
     // The stack is gone: its issue is commented on and closed.
@@ -651,7 +608,7 @@ fn an_orphan_stack_gets_its_own_issue_closed_once_the_stack_is_gone() {
         Route::new("PATCH", &format!("{issues}/9"), 200, json!({"number": 9})),
     ]);
     let (out, v) = drift_json(&repo, &moto, &["--open-issues"], &gh.env());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     assert_eq!(v["orphans"], json!([]), "{v}");
     let reqs = gh.requests();
     let comment = reqs.iter().find(|r| r.method == "POST").expect("a comment");

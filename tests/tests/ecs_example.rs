@@ -13,14 +13,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::text;
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 use gitops_e2e::tools::{repo_root, require};
 use serde_json::Value;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn example() -> std::path::PathBuf {
     repo_root().join("examples/ecs")

@@ -9,6 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::text;
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 use gitops_e2e::proxy::DelayProxy;
@@ -44,10 +45,6 @@ fn repo() -> GitRepo {
     )
     .write("common/app.yaml", TEMPLATE);
     repo
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn env_with(endpoint: &str, moto: &Moto) -> Vec<(&'static str, String)> {

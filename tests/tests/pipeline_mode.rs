@@ -10,6 +10,7 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::text;
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 use serde_json::Value;
@@ -41,10 +42,6 @@ Resources:
       Type: String
       Value: !Sub "${PipelineName} deploys ${StackName}"
 "#;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn ok(out: &Output, what: &str) {
     assert_eq!(

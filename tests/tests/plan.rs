@@ -7,23 +7,11 @@ use std::path::Path;
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{describe, entry, json_of, text, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::github_stub::{GitHubStub, Route, TOKEN};
 use gitops_e2e::moto::Moto;
 use serde_json::{json, Value};
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 fn repo() -> GitRepo {
     let repo = GitRepo::new();
@@ -31,12 +19,8 @@ fn repo() -> GitRepo {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE);
+    .write("common/app.yaml", SSM_TEMPLATE);
     repo
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn run(repo: &GitRepo, args: &[&str], env: &[(&str, String)]) -> Output {
@@ -47,25 +31,6 @@ fn run(repo: &GitRepo, args: &[&str], env: &[(&str, String)]) -> Output {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
-}
-
-fn env<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["environment"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
 fn deploy(repo: &GitRepo, moto: &Moto, base: &str, head: &str) {
@@ -87,14 +52,6 @@ fn deploy(repo: &GitRepo, moto: &Moto, base: &str, head: &str) {
 fn change_sets(moto: &Moto, stack: &str) -> String {
     moto.query(&[
         ("Action", "ListChangeSets"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ])
-}
-
-fn describe(moto: &Moto, stack: &str) -> String {
-    moto.query(&[
-        ("Action", "DescribeStacks"),
         ("StackName", stack),
         ("Version", "2010-05-15"),
     ])
@@ -141,7 +98,7 @@ fn scenario(moto: Option<&Moto>) -> Scenario {
     // for parameter changes): give the parameter a description.
     .write(
         "common/app.yaml",
-        &TEMPLATE.replace(
+        &SSM_TEMPLATE.replace(
             "      Type: String\n      Value",
             "      Type: String\n      Description: the app version\n      Value",
         ),
@@ -203,7 +160,7 @@ fn previews_created_updated_deleted_and_protected_environments_and_leaves_no_cha
         json!({"create-stack": 1, "update-stack": 1, "refuse": 2})
     );
 
-    let new = env(&v, "new");
+    let new = entry(&v, "new");
     assert_eq!(new["change"], "created");
     assert_eq!(new["observed"], true);
     assert_eq!(new["actions"][0]["action"], "deploy-stack");
@@ -216,7 +173,7 @@ fn previews_created_updated_deleted_and_protected_environments_and_leaves_no_cha
     assert_eq!(new["parameter_changes"][0]["old"], Value::Null);
     assert_eq!(new["parameter_changes"][0]["new"], "2.0.0");
 
-    let dev = env(&v, "dev");
+    let dev = entry(&v, "dev");
     assert_eq!(dev["actions"][0]["op"], "update");
     assert_eq!(
         dev["parameter_changes"],
@@ -241,12 +198,12 @@ fn previews_created_updated_deleted_and_protected_environments_and_leaves_no_cha
         .unwrap()
         .contains("+      Description: the app version"));
 
-    let old = env(&v, "old");
+    let old = entry(&v, "old");
     assert_eq!(old["actions"][0]["action"], "refuse");
     assert_eq!(old["actions"][0]["reason"]["kind"], "delete-not-allowed");
     assert_eq!(old["resource_changes"], Value::Null);
     assert!(old["preview_note"].as_str().unwrap().contains("refuses"));
-    let prod = env(&v, "prod");
+    let prod = entry(&v, "prod");
     assert_eq!(prod["actions"][0]["reason"]["kind"], "protected");
     assert_eq!(
         prod["parameter_changes"],
@@ -315,8 +272,11 @@ fn previews_created_updated_deleted_and_protected_environments_and_leaves_no_cha
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v = json_of(&out);
-    assert_eq!(env(&v, "old")["actions"][0]["action"], "delete-stack");
-    assert_eq!(env(&v, "prod")["actions"][0]["reason"]["kind"], "protected");
+    assert_eq!(entry(&v, "old")["actions"][0]["action"], "delete-stack");
+    assert_eq!(
+        entry(&v, "prod")["actions"][0]["reason"]["kind"],
+        "protected"
+    );
     assert_eq!(v["highlights"][0]["kind"], "delete-stack");
     assert_eq!(v["highlights"][0]["stack"], "old-app");
     assert!(
@@ -405,7 +365,7 @@ fn unreachable_aws_is_a_note_not_a_failure() {
 }
 
 fn env_of<'a>(v: &'a Value, name: &str) -> &'a Value {
-    env(v, name)
+    entry(v, name)
 }
 
 #[test]
@@ -434,15 +394,18 @@ fn no_aws_gives_the_git_level_plan() {
         ("old", "refuse"),
         ("prod", "refuse"),
     ] {
-        let e = env(&v, name);
+        let e = entry(&v, name);
         assert_eq!(e["observed"], false, "{e}");
         assert_eq!(e["actions"][0]["action"], label, "{e}");
         assert_eq!(e["resource_changes"], Value::Null);
         assert_eq!(e["change_sets"], json!([]));
     }
-    assert_eq!(env(&v, "new")["actions"][0]["op"], "create");
-    assert_eq!(env(&v, "dev")["actions"][0]["op"], "update");
-    assert_eq!(env(&v, "prod")["actions"][0]["reason"]["kind"], "protected");
+    assert_eq!(entry(&v, "new")["actions"][0]["op"], "create");
+    assert_eq!(entry(&v, "dev")["actions"][0]["op"], "update");
+    assert_eq!(
+        entry(&v, "prod")["actions"][0]["reason"]["kind"],
+        "protected"
+    );
 
     // Text, the default: the diff and the value changes; step outputs.
     let tmp = tempfile::tempdir().unwrap();
@@ -679,7 +642,7 @@ fn a_plan_too_long_for_a_comment_is_cut_at_an_environment() {
     let repo = repo();
     let base = repo.commit("template");
     // A big template change shows in each of 20 environments' sections.
-    let mut big = String::from(TEMPLATE);
+    let mut big = String::from(SSM_TEMPLATE);
     for i in 0..30 {
         big.push_str(&format!(
             "  Extra{i}:\n    Type: AWS::SSM::Parameter\n    Properties: {{Name: !Sub \"/${{EnvironmentName}}/extra/{i}\", Type: String, Value: \"{i}\"}}\n"

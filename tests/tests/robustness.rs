@@ -7,23 +7,11 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{describe, streams, update_out_of_band, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::github_stub::{GitHubStub, Route, TOKEN};
 use gitops_e2e::moto::Moto;
 use serde_json::{json, Value};
-
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 fn repo_with_dev(env_file: &str) -> GitRepo {
     let repo = GitRepo::new();
@@ -31,18 +19,10 @@ fn repo_with_dev(env_file: &str) -> GitRepo {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", TEMPLATE)
+    .write("common/app.yaml", SSM_TEMPLATE)
     .write("environments/dev/environment.yaml", env_file);
     repo.commit("dev");
     repo
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Every line as the Actions runner reads it (CR and LF both end one).
@@ -80,7 +60,7 @@ fn an_injected_key_prints_no_workflow_command() {
             .env("GITHUB_WORKSPACE", repo.path())
             .output()
             .unwrap();
-        let all = text(&out);
+        let all = streams(&out);
         if args == ["validate"] {
             assert_eq!(out.status.code(), Some(1), "{all}");
             // The keys were reported (so the check below means something) ...
@@ -141,7 +121,7 @@ fn whoami_without_credentials_is_short_and_says_how_to_provide_them() {
         .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = streams(&out);
     // whoami's error code is 2 (as validate's and envs').
     assert_eq!(out.status.code(), Some(2), "{all}");
     let lines: Vec<&str> = all
@@ -177,66 +157,16 @@ fn deployed_with_commit_tag(moto: &Moto, commit: &str) -> GitRepo {
         .envs(moto.env())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let describe = moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", "dev-app"),
-        ("Version", "2010-05-15"),
-    ]);
-    // Keep every tag, change gitops:commit.
-    let mut params: Vec<(String, String)> = vec![
-        ("Action".into(), "UpdateStack".into()),
-        ("StackName".into(), "dev-app".into()),
-        ("UsePreviousTemplate".into(), "true".into()),
-        (
-            "Parameters.member.1.ParameterKey".into(),
-            "AppVersion".into(),
-        ),
-        // A changed value: moto answers "No updates are to be performed."
-        // to an update that changes only tags.
-        ("Parameters.member.1.ParameterValue".into(), "1.0.1".into()),
-        (
-            "Parameters.member.2.ParameterKey".into(),
-            "EnvironmentName".into(),
-        ),
-        ("Parameters.member.2.UsePreviousValue".into(), "true".into()),
-        ("Version".into(), "2010-05-15".into()),
-    ];
-    let mut n = 0;
-    for tag in describe.split("<member>").skip(1) {
-        let field = |name: &str| {
-            tag.split(&format!("<{name}>"))
-                .nth(1)
-                .and_then(|r| r.split(&format!("</{name}>")).next())
-                .map(str::to_string)
-        };
-        let (Some(key), Some(value)) = (field("Key"), field("Value")) else {
-            continue;
-        };
-        if !key.starts_with("gitops:") && key != "team" {
-            continue;
-        }
-        n += 1;
-        let value = if key == "gitops:commit" {
-            commit.to_string()
-        } else {
-            value
-        };
-        params.push((format!("Tags.member.{n}.Key"), key));
-        params.push((format!("Tags.member.{n}.Value"), value));
-    }
-    assert!(n > 0, "no tags in {describe}");
-    let refs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let xml = moto.query(&refs);
-    assert!(xml.contains("<StackId>"), "{xml}");
-    let after = moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", "dev-app"),
-        ("Version", "2010-05-15"),
-    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
+    // Keep our tags and `team`, change gitops:commit. A changed value:
+    // moto answers "No updates are to be performed." to an update that
+    // changes only tags.
+    update_out_of_band(moto, "dev-app", "1.0.1", |key, value| match key {
+        "gitops:commit" => Some(commit.to_string()),
+        k if k.starts_with("gitops:") || k == "team" => Some(value),
+        _ => None,
+    });
+    let after = describe(moto, "dev-app");
     assert!(after.contains(commit), "the tag was not set: {after}");
     repo
 }
@@ -255,7 +185,7 @@ fn status_with_a_multibyte_commit_tag_exits_0() {
             .envs(moto.env())
             .output()
             .unwrap();
-        let all = text(&out);
+        let all = streams(&out);
         assert_eq!(out.status.code(), Some(0), "{format}: {all}");
         assert!(!all.contains("panicked"), "{all}");
         if format == "text" {
@@ -278,7 +208,7 @@ fn status_exits_1_when_no_row_could_be_read() {
         .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let dev = &v["environments"][0];
@@ -338,7 +268,7 @@ fn a_502_is_retried_and_the_comment_is_posted() {
     )
     .times(1)]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert_eq!(posts(&stub), 2, "{all}");
     let comments = stub.comments(7);
@@ -359,7 +289,7 @@ fn a_rate_limit_is_retried_after_the_time_github_asks() {
     .header("Retry-After", "1")
     .times(1)]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert_eq!(posts(&stub), 2, "{all}");
     assert_eq!(stub.comments(7).len(), 1, "{all}");
@@ -377,7 +307,7 @@ fn garbage_is_reported_with_the_real_status_and_an_echoed_token_is_redacted() {
     )
     .raw_body("<html>proxy login</html>")]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("answered 200"), "{all}");
     assert!(!all.contains("answered 201"), "{all}");
@@ -391,7 +321,7 @@ fn garbage_is_reported_with_the_real_status_and_an_echoed_token_is_redacted() {
         json!({"message": format!("Bad credentials: Bearer {TOKEN}"), "errors": [{"message": TOKEN}]}),
     )]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("answered 422"), "{all}");
     assert!(!all.contains(TOKEN), "the token was printed:\n{all}");
@@ -413,7 +343,7 @@ fn the_token_never_follows_a_redirect_to_another_host() {
         &format!("{}/repos/acme/app/issues/7/comments", elsewhere.url),
     )]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("answered 307"), "{all}");
     assert!(
@@ -439,7 +369,7 @@ fn the_token_never_follows_a_redirect_to_another_host() {
     .header("Location", "/repos/acme/app/issues/8/comments")
     .times(1)]);
     let out = plan_comment(&repo, &base, &head, &stub);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     let followed: Vec<_> = stub
         .requests()
         .into_iter()
@@ -465,7 +395,7 @@ fn files_over_1_mib_are_a_problem_found_before_parsing() {
         .arg(repo.path())
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     let line = all
         .lines()
@@ -486,7 +416,7 @@ fn files_over_1_mib_are_a_problem_found_before_parsing() {
         .arg(repo.path())
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = streams(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("gitops.yaml") && all.contains(&config.len().to_string()),
@@ -507,7 +437,7 @@ fn annotated_tags_are_peeled_to_their_commit() {
             .arg(repo.path())
             .output()
             .unwrap();
-        let all = text(&out);
+        let all = streams(&out);
         assert!(out.status.success(), "{rev}: {all}");
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["base"], json!(base), "{rev}: {v}");
@@ -534,7 +464,7 @@ fn the_deployed_commit_tag_is_the_peeled_commit() {
         .envs(moto.env())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
     let xml = moto.query(&[
         ("Action", "DescribeStacks"),
         ("StackName", "dev-app"),

@@ -8,66 +8,23 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
+use gitops_e2e::fixture::{entry, exists, run_json, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 
-const TEMPLATE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
-
 const ENV: &str = "parameters: {AppVersion: '1.0.0'}\n";
-
-/// Runs `gitops <cmd> --repo REPO --format json ARGS` against moto.
-fn run(cmd: &str, repo: &GitRepo, moto: &Moto, args: &[&str]) -> (Output, serde_json::Value) {
-    let out = gitops()
-        .arg(cmd)
-        .args(["--repo", repo.path().to_str().unwrap(), "--format", "json"])
-        .args(args)
-        .envs(moto.env())
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out, v)
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn exists(moto: &Moto, stack: &str) -> bool {
-    let xml = moto.query(&[
-        ("Action", "DescribeStacks"),
-        ("StackName", stack),
-        ("Version", "2010-05-15"),
-    ]);
-    xml.contains("<StackStatus>") && !xml.contains("DELETE_COMPLETE")
-}
-
-fn outcome<'a>(v: &'a serde_json::Value, env: &str) -> &'a serde_json::Value {
-    v["environments"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no environments in {v}"))
-        .iter()
-        .find(|e| e["environment"] == env)
-        .unwrap_or_else(|| panic!("no outcome for {env} in {v}"))
-}
-
 fn message(v: &serde_json::Value, env: &str) -> String {
-    outcome(v, env)["message"].as_str().unwrap().to_string()
+    entry(v, env)["message"].as_str().unwrap().to_string()
 }
 
 /// The reason of `env`'s `refuse` action in a plan's JSON, as text.
 fn plan_refusal(plan: &serde_json::Value, env: &str) -> serde_json::Value {
-    let actions = outcome(plan, env)["actions"].as_array().unwrap();
+    let actions = entry(plan, env)["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0]["action"], "refuse", "{actions:?}");
     actions[0]["reason"].clone()
@@ -78,7 +35,7 @@ fn plan_refusal(plan: &serde_json::Value, env: &str) -> serde_json::Value {
 fn repo_with(cfg: &str, envs: &[(&str, &str)]) -> (GitRepo, String, String) {
     let repo = GitRepo::new();
     repo.write("gitops.yaml", cfg)
-        .write("common/app.yaml", TEMPLATE);
+        .write("common/app.yaml", SSM_TEMPLATE);
     let empty = repo.commit("templates");
     for (name, body) in envs {
         repo.write(&format!("environments/{name}/environment.yaml"), body);
@@ -89,7 +46,7 @@ fn repo_with(cfg: &str, envs: &[(&str, &str)]) -> (GitRepo, String, String) {
 
 /// Deploys `from..to` and checks it succeeded.
 fn deployed(repo: &GitRepo, moto: &Moto, from: &str, to: &str) {
-    let (out, v) = run("deploy", repo, moto, &["--base", from, "--head", to]);
+    let (out, v) = run_json("deploy", repo, moto, &["--base", from, "--head", to]);
     assert_eq!(out.status.code(), Some(0), "{v}\n{}", stderr(&out));
 }
 
@@ -119,7 +76,7 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
     );
     let second = repo.commit("rename web-prod to web, protected");
 
-    let (plan_out, plan) = run(
+    let (plan_out, plan) = run_json(
         "plan",
         &repo,
         &moto,
@@ -129,14 +86,14 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
     let reason = plan_refusal(&plan, "web-prod");
     assert_eq!(reason["kind"], "claimed-at-head", "{reason}");
 
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
         &["--base", "HEAD~1", "--allow-delete"],
     );
     assert_eq!(out.status.code(), Some(1), "{v}\n{}", stderr(&out));
-    assert_eq!(outcome(&v, "web-prod")["outcome"], "refused");
+    assert_eq!(entry(&v, "web-prod")["outcome"], "refused");
     let m = message(&v, "web-prod");
     assert!(
         m.contains("refusing to delete `web-prod`") && m.contains("environment `web` at head"),
@@ -148,7 +105,7 @@ fn a_renamed_environment_keeps_the_stack_head_still_claims() {
     );
     assert_eq!(v["commit"], second);
     // The plan showed the refusal the deploy made, word for word.
-    let (dry, dv) = run(
+    let (dry, dv) = run_json(
         "deploy",
         &repo,
         &moto,
@@ -183,7 +140,7 @@ fn a_misspelt_environments_file_deletes_nothing() {
     );
     let second = repo.commit("typo");
 
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
@@ -191,7 +148,7 @@ fn a_misspelt_environments_file_deletes_nothing() {
     );
     assert_eq!(out.status.code(), Some(1), "{v}\n{}", stderr(&out));
     for env in ["dev", "qa"] {
-        assert_eq!(outcome(&v, env)["outcome"], "refused", "{v}");
+        assert_eq!(entry(&v, env)["outcome"], "refused", "{v}");
         let m = message(&v, env);
         assert!(
             m.contains(&format!("environment `{env}` is no longer declared"))
@@ -208,7 +165,7 @@ fn a_misspelt_environments_file_deletes_nothing() {
         );
     }
     // `plan` shows the same refusals, from git alone too.
-    let (plan_out, plan) = run(
+    let (plan_out, plan) = run_json(
         "plan",
         &repo,
         &moto,
@@ -246,21 +203,21 @@ fn a_mistyped_protected_at_the_base_counts_as_protected() {
     repo.remove("environments/prod");
     let removed = repo.commit("remove prod");
 
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
         &["--base", &typed, "--head", &removed, "--allow-delete"],
     );
     assert_eq!(out.status.code(), Some(1), "{v}\n{}", stderr(&out));
-    assert_eq!(outcome(&v, "prod")["outcome"], "refused");
+    assert_eq!(entry(&v, "prod")["outcome"], "refused");
     let m = message(&v, "prod");
     assert!(
         m.contains("`protected: \"true\"` in environments/prod/environment.yaml at the base revision is not exactly `false`, so it counts as protected"),
         "{m}"
     );
     assert!(exists(&moto, "prod-app"));
-    let plan = run(
+    let plan = run_json(
         "plan",
         &repo,
         &moto,
@@ -298,7 +255,7 @@ fn two_checkouts_without_an_id_cannot_take_over_each_others_stacks() {
         ("plan", vec!["--base", &empty2, "--head", &two]),
         ("drift", vec!["--remediate", "--skip-resource-drift"]),
     ] {
-        let (out, _) = run(cmd, &second, &moto, &args);
+        let (out, _) = run_json(cmd, &second, &moto, &args);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -328,7 +285,7 @@ fn two_checkouts_without_an_id_cannot_take_over_each_others_stacks() {
         text.contains("gitops.yaml: warning: gitops.yaml sets no `id`"),
         "{text}"
     );
-    let (out, _) = run("plan", &second, &moto, &["--base", &empty2, "--no-aws"]);
+    let (out, _) = run_json("plan", &second, &moto, &["--base", &empty2, "--no-aws"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -354,14 +311,14 @@ fn a_folder_removed_in_one_commit_is_deleted_with_the_order_still_naming_it() {
         "{text}"
     );
 
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
         &["--base", &first, "--head", &second, "--allow-delete"],
     );
     assert_eq!(out.status.code(), Some(0), "{v}\n{}", stderr(&out));
-    assert_eq!(outcome(&v, "staging")["outcome"], "succeeded");
+    assert_eq!(entry(&v, "staging")["outcome"], "succeeded");
     assert!(!exists(&moto, "staging-app"));
     assert!(exists(&moto, "dev-app"));
 
@@ -394,7 +351,7 @@ fn six_removed_folders_delete_nothing_and_are_listed() {
     }
     let second = repo.commit("remove six");
 
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
@@ -403,7 +360,7 @@ fn six_removed_folders_delete_nothing_and_are_listed() {
     assert_eq!(out.status.code(), Some(1), "{v}\n{}", stderr(&out));
     let list = "`e1-app`, `e2-app`, `e3-app`, `e4-app`, `e5-app`, `e6-app`";
     for n in names {
-        assert_eq!(outcome(&v, n)["outcome"], "refused");
+        assert_eq!(entry(&v, n)["outcome"], "refused");
         let m = message(&v, n);
         assert!(
             m.contains(list) && m.contains("more than --max-deletions 5"),
@@ -411,7 +368,7 @@ fn six_removed_folders_delete_nothing_and_are_listed() {
         );
         assert!(exists(&moto, &format!("{n}-app")), "{n}-app is still there");
     }
-    let plan = run(
+    let plan = run_json(
         "plan",
         &repo,
         &moto,
@@ -422,7 +379,7 @@ fn six_removed_folders_delete_nothing_and_are_listed() {
     assert_eq!(plan["counts"]["refuse"], 6, "{}", plan["counts"]);
 
     // Raised on purpose, they go.
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
@@ -461,7 +418,7 @@ fn from_detect_entries_are_checked_against_the_repository() {
         .to_string(),
     )
     .unwrap();
-    let (out, v) = run(
+    let (out, v) = run_json(
         "deploy",
         &repo,
         &moto,
