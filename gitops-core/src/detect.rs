@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
@@ -168,7 +168,7 @@ impl std::fmt::Display for Change {
 }
 
 /// Why a changed path touches an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Why {
@@ -214,7 +214,7 @@ impl std::fmt::Display for Why {
 }
 
 /// One changed path that touched an environment, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Reason {
     /// The changed path, relative to the GitOps root.
     pub path: String,
@@ -222,7 +222,7 @@ pub struct Reason {
     pub why: Why,
     /// `--base deployed`: the deployed commit this reason is relative to
     /// (the commit the path changed since, or the one not in history).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
 }
 
@@ -243,8 +243,10 @@ impl Reason {
     }
 }
 
-/// The verdict for one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The verdict for one environment. Read back from JSON (a detect run's
+/// result), it has no `declaration` and an unresolved `environment` (no
+/// configuration, empty names): resolve it from the repository before use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EnvChange {
     /// The environment's name.
@@ -252,32 +254,53 @@ pub struct EnvChange {
     /// What happened to it.
     pub change: Change,
     /// Its stack name.
+    #[serde(default)]
     pub stack: String,
     /// Its pipeline name (pipeline mode only).
+    #[serde(default)]
     pub pipeline: Option<String>,
     /// Its AWS region.
+    #[serde(default)]
     pub region: String,
     /// The changed paths that touched it, sorted by path.
+    #[serde(default)]
     pub reasons: Vec<Reason>,
     /// `--base deployed` only: the commit it was last deployed from (`null`
     /// when it has no stack, or its stack names no commit).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub base: Option<Option<String>>,
     /// `--base deployed` only: its stack's status, when that is a failed one
     /// (`UPDATE_ROLLBACK_COMPLETE`, `UPDATE_ROLLBACK_FAILED`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_status: Option<String>,
     /// `--base deployed`, for a deleted environment: how it was declared at
     /// its stack's deployed commit, which the deletion rules judge.
     #[serde(skip)]
     pub declaration: Option<crate::deploy::BaseDeclaration>,
     /// The resolved environment: at head, or at base for a deleted one.
-    #[serde(skip)]
+    #[serde(skip, default = "unresolved")]
     pub environment: Environment,
 }
 
-/// The result of change detection. Name lists are sorted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// A field that is present, `null` included: `Some(None)` for `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The environment of an [`EnvChange`] read from JSON, before it is resolved.
+fn unresolved() -> Environment {
+    Environment::undeclared("", "", "")
+}
+
+/// The result of change detection. Name lists are sorted. It reads back
+/// from its JSON (every field may be absent), with each environment
+/// unresolved (see [`EnvChange`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct Detection {
     /// Environments that exist at head and not at base.
@@ -297,7 +320,7 @@ pub struct Detection {
 }
 
 /// A GitHub Actions job matrix: `{"include": [...]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Matrix {
     /// One entry per affected environment.
@@ -305,7 +328,7 @@ pub struct Matrix {
 }
 
 /// One job of a [`Matrix`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct MatrixEntry {
     /// The environment's name.
@@ -812,6 +835,60 @@ mod tests {
         }))
         .unwrap();
         expect_test::expect![[r#"{"detection":{"created":[],"updated":["prod"],"deleted":["dev"],"unchanged":["staging"],"environments":[{"name":"dev","change":"deleted","stack":"dev-app","pipeline":null,"region":"us-east-1","reasons":[{"path":"envs/dev/env.yaml","why":"folder"}]},{"name":"prod","change":"updated","stack":"prod-app","pipeline":null,"region":"us-east-1","reasons":[{"path":"tpl/prod.yaml","why":"template"}]},{"name":"staging","change":"unchanged","stack":"staging-app","pipeline":null,"region":"us-east-1","reasons":[]}]},"matrix":{"include":[{"environment":"dev","change":"deleted","stack":"dev-app","region":"us-east-1"},{"environment":"prod","change":"updated","stack":"prod-app","region":"us-east-1"}]}}"#]].assert_eq(&json);
+    }
+
+    #[test]
+    fn detection_reads_back_from_its_json() {
+        let base = load(&base_files());
+        let head = without("envs/dev/");
+        let mut d = detect(
+            Some(&base),
+            &head,
+            &[
+                ChangedPath::deleted("envs/dev/env.yaml"),
+                ChangedPath::modified("tpl/prod.yaml"),
+            ],
+        );
+        // The fields only `--base deployed` fills, `null` commit included.
+        d.environments[0].base = Some(None);
+        d.environments[1].base = Some(Some("abc".into()));
+        d.environments[1].stack_status = Some("UPDATE_ROLLBACK_COMPLETE".into());
+        d.environments[1].reasons[0].since = Some("abc".into());
+        d.environments[1]
+            .reasons
+            .push(Reason::new("x", Why::NotInHistory));
+        let json = serde_json::to_string(&d).unwrap();
+        let mut back: Detection = serde_json::from_str(&json).unwrap();
+        // The environments themselves are not in the JSON: they come back
+        // unresolved, and are read again from the repository.
+        assert!(back
+            .environments
+            .iter()
+            .all(|e| e.environment.name.is_empty()));
+        for e in &mut back.environments {
+            let model = if e.change == Change::Deleted {
+                &base
+            } else {
+                &head
+            };
+            e.environment = model.environment(&e.name).unwrap().clone();
+        }
+        assert_eq!(back, d);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // A hand-written entry: only name and change are needed.
+        let d: Detection =
+            serde_json::from_str(r#"{"environments": [{"name": "dev", "change": "updated"}]}"#)
+                .unwrap();
+        assert_eq!(
+            (
+                d.environments[0].name.as_str(),
+                d.environments[0].base.clone()
+            ),
+            ("dev", None)
+        );
+        assert!(
+            serde_json::from_str::<Detection>(r#"{"environments": [{"name": "dev"}]}"#).is_err()
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! assert_eq!(d, Decision::Compare { base: "a1".into(), head: "b2".into() });
 //! ```
 
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 /// Why an event could not be resolved.
@@ -34,7 +36,7 @@ pub enum EventError {
         /// The commit.
         commit: String,
         /// Why it cannot be had.
-        why: String,
+        why: FetchError,
     },
     /// A shallow clone could not be deepened enough to find a merge base.
     #[error("{0}; set `fetch-depth: 0` on actions/checkout so the history is there")]
@@ -69,75 +71,172 @@ pub trait Git {
     fn branch(&mut self, name: &str) -> Option<String>;
 }
 
-/// A clone that reads with gix and fetches from origin (with `git fetch`,
-/// in the binary): what [`ensure_commit`] and [`deepen_to_merge_base`]
-/// drive to implement [`Git`] over a shallow checkout.
+/// Why a commit could not be fetched into the clone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The revision is not a full commit id, so it cannot be fetched by id.
+    #[error("`{0}` is not a commit id")]
+    NotACommit(String),
+    /// `git` could not be started.
+    #[error("cannot run git: {0}")]
+    Spawn(String),
+    /// `git fetch` failed; its last line of complaint, or its exit status.
+    #[error("{0}")]
+    Git(String),
+    /// The clone could not be opened again after the fetch.
+    #[error("{0}")]
+    Reopen(String),
+    /// The fetch succeeded but the commit is still not there.
+    #[error("the fetch did not bring it")]
+    NotBrought,
+}
+
+/// The `git fetch` of a shallow clone's missing commits (a subprocess, in
+/// the binary): what a [`Checkout`] calls to implement [`Git`].
 pub trait Fetch {
-    /// The repository as read now (reopened after each fetch).
-    fn repo(&self) -> &gix::Repository;
-    /// `git fetch --no-tags <args> origin <shas>`; `Err` holds git's complaint.
-    fn fetch(&mut self, args: &[String], shas: &[&str]) -> std::result::Result<(), String>;
+    /// `git -C <dir> fetch --no-tags <args> origin <shas>`.
+    fn fetch(&mut self, dir: &Path, args: &[String], shas: &[&str]) -> Result<(), FetchError>;
 }
 
 /// How deep a merge-base search may deepen a shallow clone.
 pub const MAX_DEPTH: u32 = 4096;
 
-fn commit_id(sha: &str) -> std::result::Result<gix::ObjectId, String> {
-    gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| format!("`{sha}` is not a commit id"))
+fn commit_id(sha: &str) -> Result<gix::ObjectId, FetchError> {
+    gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| FetchError::NotACommit(sha.to_string()))
 }
 
-/// Makes sure commit `sha` is in the clone: fetched (at depth 1 in a
-/// shallow clone) when missing. `Err` says why it cannot be had.
-pub fn ensure_commit(f: &mut impl Fetch, sha: &str) -> std::result::Result<(), String> {
-    let id = commit_id(sha)?;
-    if crate::git::has_commit(f.repo(), id) {
-        return Ok(());
+/// Whether `rev` is a full commit id (40 hex digits), which a shallow clone
+/// can fetch when it lacks it.
+pub fn is_full_sha(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The clone being read (with gix) at the GitOps root, and the [`Fetch`]
+/// that fills a shallow one in. It holds the shallow-clone policy: depth 1
+/// for a missing commit, then 32 doubling to [`MAX_DEPTH`] for a merge base.
+pub struct Checkout {
+    root: PathBuf,
+    repo: gix::Repository,
+    prefix: String,
+    fetch: Box<dyn Fetch>,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout")
+            .field("root", &self.root)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
-    let depth: Vec<String> = if crate::git::is_shallow(f.repo()) {
-        vec!["--depth=1".into()]
-    } else {
-        Vec::new()
-    };
-    f.fetch(&depth, &[sha])?;
-    if crate::git::has_commit(f.repo(), id) {
+}
+
+impl Checkout {
+    /// The clone holding `dir` (the GitOps root found at or above it, else
+    /// `dir` itself), fetching through `fetch`.
+    pub fn discover(dir: &Path, fetch: Box<dyn Fetch>) -> crate::Result<Self> {
+        let root = match crate::WorkTree::discover(dir) {
+            Ok(w) => w.root().to_path_buf(),
+            Err(_) => dir.to_path_buf(),
+        };
+        let repo = crate::source::open_repo(&root)?;
+        let prefix = crate::source::prefix_of(&repo, &root)?;
+        Ok(Self {
+            root,
+            repo,
+            prefix,
+            fetch,
+        })
+    }
+
+    /// The repository as read now (opened again after each fetch).
+    pub fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// The GitOps root's path inside the git repository.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn fetch(&mut self, args: &[String], shas: &[&str]) -> Result<(), FetchError> {
+        let fetched = self.fetch.fetch(&self.root, args, shas);
+        let reopened = crate::source::open_repo(&self.root)
+            .map(|r| self.repo = r)
+            .map_err(|e| FetchError::Reopen(e.to_string()));
+        fetched.and(reopened)
+    }
+
+    /// Makes sure commit `sha` is in the clone: fetched (at depth 1 in a
+    /// shallow clone) when missing.
+    pub fn ensure(&mut self, sha: &str) -> Result<(), FetchError> {
+        let id = commit_id(sha)?;
+        if crate::git::has_commit(&self.repo, id) {
+            return Ok(());
+        }
+        let depth: Vec<String> = if crate::git::is_shallow(&self.repo) {
+            vec!["--depth=1".into()]
+        } else {
+            Vec::new()
+        };
+        self.fetch(&depth, &[sha])?;
+        if crate::git::has_commit(&self.repo, id) {
+            Ok(())
+        } else {
+            Err(FetchError::NotBrought)
+        }
+    }
+
+    /// [`Checkout::ensure`] for a revision that is a full commit id; other
+    /// revisions (branches, HEAD~1) are left to resolve as they are.
+    pub fn ensure_if_sha(&mut self, rev: &str) -> Result<()> {
+        if is_full_sha(rev) {
+            self.ensure(rev).map_err(|why| fetch_advice(rev, why))?;
+        }
         Ok(())
-    } else {
-        Err("the fetch did not bring it".into())
     }
 }
 
-/// [`Git::merge_base`] over a [`Fetch`]: a shallow clone is deepened from
-/// 32 commits, doubling, up to [`MAX_DEPTH`].
-pub fn deepen_to_merge_base(f: &mut impl Fetch, a: &str, b: &str) -> Result<Option<String>> {
-    let ia = commit_id(a).map_err(|e| fetch_advice(a, e))?;
-    let ib = commit_id(b).map_err(|e| fetch_advice(b, e))?;
-    let mut depth = 32;
-    loop {
-        if let Some(m) = crate::git::merge_base(f.repo(), ia, ib)? {
-            return Ok(Some(m.to_string()));
-        }
-        if !crate::git::is_shallow(f.repo()) {
-            return Ok(None);
-        }
-        if depth > MAX_DEPTH {
-            return Err(EventError::Shallow(format!(
-                "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone"
-            )));
-        }
-        f.fetch(&[format!("--depth={depth}")], &[a, b])
-            .map_err(|why| {
-                EventError::Shallow(format!(
-                "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why})"
-            ))
-            })?;
-        depth *= 2;
+impl Git for Checkout {
+    fn fetch_commit(&mut self, sha: &str) -> Result<()> {
+        self.ensure(sha).map_err(|why| fetch_advice(sha, why))
     }
-}
 
-/// [`Git::is_ancestor`] over a repository, without fetching.
-pub fn is_ancestor_in(repo: &gix::Repository, a: &str, b: &str) -> Option<bool> {
-    let (ia, ib) = (commit_id(a).ok()?, commit_id(b).ok()?);
-    crate::git::is_ancestor(repo, ia, ib).ok().flatten()
+    /// A shallow clone is deepened from 32 commits, doubling, up to [`MAX_DEPTH`].
+    fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>> {
+        let ia = commit_id(a).map_err(|e| fetch_advice(a, e))?;
+        let ib = commit_id(b).map_err(|e| fetch_advice(b, e))?;
+        let mut depth = 32;
+        loop {
+            if let Some(m) = crate::git::merge_base(&self.repo, ia, ib)? {
+                return Ok(Some(m.to_string()));
+            }
+            if !crate::git::is_shallow(&self.repo) {
+                return Ok(None);
+            }
+            if depth > MAX_DEPTH {
+                return Err(EventError::Shallow(format!(
+                    "{a} and {b} have no common ancestor within {MAX_DEPTH} commits of this shallow clone"
+                )));
+            }
+            self.fetch(&[format!("--depth={depth}")], &[a, b])
+                .map_err(|why| {
+                    EventError::Shallow(format!(
+                    "cannot deepen this shallow clone to find the merge base of {a} and {b} ({why})"
+                ))
+                })?;
+            depth *= 2;
+        }
+    }
+
+    fn is_ancestor(&mut self, a: &str, b: &str) -> Option<bool> {
+        let (ia, ib) = (commit_id(a).ok()?, commit_id(b).ok()?);
+        crate::git::is_ancestor(&self.repo, ia, ib).ok().flatten()
+    }
+
+    fn branch(&mut self, name: &str) -> Option<String> {
+        crate::git::branch_commit(&self.repo, name).map(|id| id.to_string())
+    }
 }
 
 /// What to compare.
@@ -182,10 +281,10 @@ pub fn pull_request_number(name: &str, payload: &Value) -> Option<u64> {
 }
 
 /// The error when commit `sha` cannot be had, and `why`.
-pub fn fetch_advice(sha: &str, why: impl Into<String>) -> EventError {
+pub fn fetch_advice(sha: &str, why: FetchError) -> EventError {
     EventError::Fetch {
         commit: sha.to_string(),
-        why: why.into(),
+        why,
     }
 }
 
@@ -256,7 +355,7 @@ fn push(payload: &Value, git: &mut dyn Git, notes: &mut Vec<String>) -> Result<D
     let forced = flag(payload, "forced");
     if let Err(e) = git.fetch_commit(&before) {
         let why = match &e {
-            EventError::Fetch { why, .. } => why.clone(),
+            EventError::Fetch { why, .. } => why.to_string(),
             other => other.to_string(),
         };
         if forced {
@@ -373,7 +472,7 @@ mod tests {
                 self.present.insert(sha.to_string());
                 return Ok(());
             }
-            Err(fetch_advice(sha, "not our ref"))
+            Err(fetch_advice(sha, FetchError::Git("not our ref".into())))
         }
         fn merge_base(&mut self, a: &str, b: &str) -> Result<Option<String>> {
             if self.deepen_fails {
@@ -537,6 +636,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fetch-depth: 0"), "{err}");
+    }
+
+    /// A fetch that brings nothing, and records its arguments.
+    struct Records(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl Fetch for Records {
+        fn fetch(&mut self, _: &Path, args: &[String], shas: &[&str]) -> Result<(), FetchError> {
+            self.0.borrow_mut().push(format!("{args:?} {shas:?}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_checkout_fetches_only_missing_commits_by_id() {
+        use crate::git::tests::{commit, git};
+        let tmp = tempfile::tempdir().unwrap();
+        git(tmp.path(), &["init", "-q", "-b", "main"]);
+        let c = commit(tmp.path()).to_string();
+        let calls = std::rc::Rc::default();
+        let mut clone =
+            Checkout::discover(tmp.path(), Box::new(Records(std::rc::Rc::clone(&calls)))).unwrap();
+        assert_eq!(clone.ensure(&c), Ok(()));
+        assert_eq!(
+            clone.ensure("main"),
+            Err(FetchError::NotACommit("main".into()))
+        );
+        let missing = "2".repeat(40);
+        assert_eq!(clone.ensure(&missing), Err(FetchError::NotBrought));
+        // Not shallow: no depth.
+        assert_eq!(*calls.borrow(), [format!("[] [\"{missing}\"]")]);
+        let err = clone.fetch_commit(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("(the fetch did not bring it); set `fetch-depth: 0`"),
+            "{err}"
+        );
+        assert!(clone.ensure_if_sha("HEAD~1").is_ok());
+        assert_eq!(clone.merge_base(&c, &c).unwrap(), Some(c.clone()));
+        assert_eq!(clone.is_ancestor(&c, &c), Some(true));
+        assert_eq!(clone.branch("main"), Some(c));
     }
 
     #[test]

@@ -299,6 +299,23 @@ pub fn detect_deployed(
     Ok(classify(head_model, deployed, &bases, &declarations))
 }
 
+/// The branch `origin/HEAD` points at (`main` for
+/// `refs/remotes/origin/main`), when the clone knows it.
+pub fn origin_head(repo: &gix::Repository) -> Option<String> {
+    use gix::bstr::ByteSlice;
+    let reference = repo.try_find_reference("refs/remotes/origin/HEAD").ok()??;
+    match reference.target() {
+        gix::refs::TargetRef::Symbolic(name) => name
+            .as_bstr()
+            .to_str()
+            .ok()?
+            .strip_prefix("refs/remotes/origin/")
+            .filter(|b| !b.is_empty())
+            .map(str::to_string),
+        gix::refs::TargetRef::Object(_) => None,
+    }
+}
+
 /// The commit `c` names, when this clone has it.
 pub fn known_commit(repo: &gix::Repository, c: &str) -> Option<ObjectId> {
     ObjectId::from_hex(c.as_bytes())
@@ -437,7 +454,7 @@ fn load_checked(tree: &GitTree) -> Result<Repository> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::path::Path;
@@ -445,7 +462,7 @@ mod tests {
 
     use super::*;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
+    pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)
@@ -461,16 +478,40 @@ mod tests {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    fn write(dir: &Path, path: &str, content: &str) {
+    pub(crate) fn write(dir: &Path, path: &str, content: &str) {
         let full = dir.join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, content).unwrap();
     }
 
-    fn commit(dir: &Path) -> ObjectId {
+    pub(crate) fn commit(dir: &Path) -> ObjectId {
         git(dir, &["add", "-A"]);
         git(dir, &["commit", "-q", "--allow-empty", "-m", "c"]);
         ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn origin_head_names_the_branch_it_points_at() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        let c = commit(dir);
+        let repo = crate::source::open_repo(dir).unwrap();
+        assert_eq!(origin_head(&repo), None);
+        git(
+            dir,
+            &["update-ref", "refs/remotes/origin/trunk", &c.to_string()],
+        );
+        git(
+            dir,
+            &[
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                "refs/remotes/origin/trunk",
+            ],
+        );
+        let repo = crate::source::open_repo(dir).unwrap();
+        assert_eq!(origin_head(&repo).as_deref(), Some("trunk"));
     }
 
     #[test]

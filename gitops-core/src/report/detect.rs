@@ -1,27 +1,29 @@
 //! The report of `gitops detect`: which environments changed between two
 //! commits, with its step outputs and its text and markdown renderings.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect::{Detection, EnvChange, Matrix, MAX_MATRIX_JOBS};
+use crate::select::DEPLOYED;
 use crate::text::short_commit_or;
 
-/// The `--base` that compares each environment with what is deployed.
-const DEPLOYED: &str = "deployed";
-
 /// The report of `gitops detect` (its JSON: base, head, the detection's
-/// fields and the matrix).
-#[derive(Debug, Clone, Serialize)]
+/// fields and the matrix), read back by `deploy --from-detect` (every
+/// field may be absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DetectReport {
     /// The base commit, when there is one.
+    #[serde(default)]
     pub base: Option<String>,
     /// The head commit, when there is one.
+    #[serde(default)]
     pub head: Option<String>,
     /// What changed.
     #[serde(flatten)]
     pub detection: Detection,
     /// The GitHub Actions matrix of the affected environments.
+    #[serde(default)]
     pub matrix: Matrix,
 }
 
