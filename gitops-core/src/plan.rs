@@ -848,6 +848,19 @@ impl Plan {
         }
     }
 
+    /// The exit code of `gitops plan`: 1 when `failures` environments
+    /// could not be planned, else 2 when `changes_exit` (`--exit-code`) and
+    /// a deploy would change something, else 0.
+    pub fn exit_code(&self, failures: usize, changes_exit: bool) -> u8 {
+        if failures > 0 {
+            1
+        } else if changes_exit && self.has_changes {
+            2
+        } else {
+            0
+        }
+    }
+
     fn counts_line(&self, bold: bool) -> String {
         if self.counts.is_empty() {
             return "nothing to do".into();
@@ -1237,7 +1250,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 }
 
 mod gather;
-pub use gather::{preview_all, Base, EnvInput};
+pub use gather::{preview_all, Base, EnvInput, GatherError, Gathered, Previewed};
 
 #[cfg(test)]
 mod tests;

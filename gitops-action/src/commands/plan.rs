@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use gitops_core::actions::run_url;
-use gitops_core::deploy::{self, Executor, ExecutorOptions, PlanOptions};
+use gitops_core::deploy::{self, ExecutorOptions, PlanOptions};
 use gitops_core::plan::{
-    self as core_plan, preview_all, Base, EnvInput, EnvPreview, Plan, COMMENT_LIMIT, MARKER,
+    self as core_plan, GatherError, Gathered, Plan, Previewed, COMMENT_LIMIT, MARKER,
 };
-use gitops_core::{git, GitTree, Repository};
 
 use super::select::{self, SelectArgs};
 use crate::aws::AwsArgs;
@@ -79,74 +78,24 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             .with_adopt(args.adopt)
             .with_max_deletions(args.max_deletions),
     );
-    let history = Arc::new(gitops_core::deploy::GitSecretHistory::new(
-        &selected.repo,
-        &selected.prefix,
-        selected.base.as_deref(),
-    ));
-    let mut inputs = Vec::new();
-    let mut repo_id = String::new();
-    let mut template_bucket = None;
-    let mut drift_ignore = Vec::new();
-    if let Some(head_id) = selected.head_id {
-        let head = head_id.to_string();
-        let head_tree = GitTree::new(selected.repo.clone(), head_id, &selected.prefix)?;
-        let head_model = super::load_valid(&head_tree)?;
-        repo_id = match head_model.owner_id() {
-            Ok(id) => id.to_string(),
-            // Without AWS the guess needs no id; with it, change sets are
-            // made and stacks' ownership read: only with an id.
-            Err(_) if args.no_aws => "(no id)".to_string(),
-            Err(e) => return Err(e.into()),
-        };
-        template_bucket.clone_from(&head_model.config.stack.template_bucket);
-        drift_ignore.clone_from(&head_model.config.drift.ignore);
-        let base = match &selected.base {
-            Some(b) if b != select::DEPLOYED => {
-                load_base(&selected.repo, b, &selected.prefix, g.color)
-            }
-            _ => None,
-        };
-        // --base deployed: each environment against its own deployed commit.
-        let mut deployed = std::collections::BTreeMap::new();
-        for c in targets.iter().filter_map(|t| t.base.clone().flatten()) {
-            if !deployed.contains_key(&c) && git::known_commit(&selected.repo, &c).is_some() {
-                let model = load_base(&selected.repo, &c, &selected.prefix, g.color);
-                deployed.insert(c, model);
-            }
-        }
-        for t in &targets {
-            let own = match t.base.as_ref() {
-                Some(Some(c)) => deployed.get(c).and_then(Option::as_ref),
-                Some(None) => None,
-                None => base.as_ref(),
-            };
-            inputs.push(
-                EnvInput::gather(&head_model, &head_tree, &head, own, t)
-                    .with_context(|| format!("environment `{}`", t.name))?,
-            );
-        }
+    let gathered = Gathered::gather(&selected, &targets, args.no_aws).map_err(|e| match e {
+        GatherError::Repository(e) => e.into(),
+        e => anyhow::Error::from(e),
+    })?;
+    for w in &gathered.warnings {
+        github::warning(w, g.color);
     }
-
     let mut failed = 0;
-    let mut previews: Vec<EnvPreview> = if args.no_aws {
-        inputs.iter().map(|i| i.guess(&repo_id, options)).collect()
-    } else if inputs.is_empty() {
+    let mut previews = if args.no_aws {
+        gathered.guess(options)
+    } else if gathered.inputs.is_empty() {
         Vec::new()
     } else {
         let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        match rt.block_on(observe_all(
-            &args,
-            g.color,
-            &repo_id,
-            template_bucket,
-            options,
-            inputs,
-            (history, drift_ignore),
-        ))? {
-            Ok((p, f)) => {
-                failed = f;
-                p
+        match rt.block_on(observe_all(&args, g.color, options, gathered)) {
+            Ok(p) => {
+                failed = p.failures.len();
+                p.previews
             }
             Err(code) => return Ok(code),
         }
@@ -170,37 +119,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     if args.comment || on_pr {
         comment(&markdown, args.pr, args.comment, g.color)?;
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else if args.exit_code && plan.has_changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// The model at the base revision, for value changes and diffs; `None`
-/// (with a warning, unless it simply has no gitops.yaml) when unreadable.
-fn load_base(repo: &gix::Repository, base: &str, prefix: &str, color: bool) -> Option<Base> {
-    let id = gix::ObjectId::from_hex(base.as_bytes()).ok()?;
-    let tree = match GitTree::new(repo.clone(), id, prefix) {
-        Ok(t) => t,
-        Err(e) => {
-            github::warning(&format!("cannot read the base revision {base}: {e}"), color);
-            return None;
-        }
-    };
-    match Repository::load(&tree) {
-        Ok(m) => Some((m, tree, base.to_string())),
-        Err(gitops_core::Error::NoConfig(_)) => None,
-        Err(e) => {
-            github::warning(
-                &format!("cannot load the repository at the base revision {base} ({e}); value changes and diffs are shown against nothing"),
-                color,
-            );
-            None
-        }
-    }
+    Ok(ExitCode::from(plan.exit_code(failed, args.exit_code)))
 }
 
 /// Plans every environment against AWS and previews it, `--concurrency` at
@@ -209,16 +128,12 @@ fn load_base(repo: &gix::Repository, base: &str, prefix: &str, color: bool) -> O
 async fn observe_all(
     args: &Args,
     color: bool,
-    repo_id: &str,
-    template_bucket: Option<String>,
     options: PlanOptions,
-    inputs: Vec<EnvInput>,
-    (history, drift_ignore): (Arc<gitops_core::deploy::GitSecretHistory>, Vec<String>),
-) -> anyhow::Result<Result<(Vec<EnvPreview>, usize), ExitCode>> {
+    gathered: Gathered,
+) -> Result<Previewed, ExitCode> {
     let interrupt =
         crate::interrupt::Interrupt::watch("deleting the preview's change sets before exiting");
-    let token = interrupt.token();
-    let factory = crate::aws::factory(&args.aws).await;
+    let factory = Arc::new(crate::aws::factory(&args.aws).await);
     let progress = Arc::new(move |env: &str, line: &str| {
         eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
     });
@@ -226,41 +141,23 @@ async fn observe_all(
         .with_timeout(Duration::from_secs(args.timeout))
         .with_poll(super::deploy::poll_interval(&args.aws))
         .with_plan(options);
-    let exec = Arc::new(
-        Executor::new(Arc::new(factory), progress, repo_id, exec_options)
-            .with_template_bucket(template_bucket)
-            .with_cancel(token.clone())
-            .with_deployed_history(history)
-            .with_drift_ignore(drift_ignore),
-    );
-    let (previews, failures) = preview_all(
-        exec.clone(),
-        repo_id,
-        options,
-        args.concurrency,
-        token,
-        inputs,
-    )
-    .await;
+    let exec = gathered.executor(factory, progress, exec_options, interrupt.token());
+    let previewed = gathered
+        .preview(Arc::new(exec), options, args.concurrency, interrupt.token())
+        .await;
+    for f in &previewed.cleanup_errors {
+        eprintln!("error: {f}");
+    }
     if let Some(code) = interrupt.exit_code() {
-        let failures = exec.cleanup_previews().await;
-        for f in &failures {
-            eprintln!("error: {f}");
-        }
-        if failures.is_empty() {
+        if previewed.cleanup_errors.is_empty() {
             eprintln!("no change set was left behind");
         }
-        return Ok(Err(code));
+        return Err(code);
     }
-    if exec.pending_previews() > 0 {
-        for f in exec.cleanup_previews().await {
-            eprintln!("error: {f}");
-        }
-    }
-    for (name, e) in &failures {
+    for (name, e) in &previewed.failures {
         eprintln!("error: the plan of `{name}` failed: {e}");
     }
-    Ok(Ok((previews, failures.len())))
+    Ok(previewed)
 }
 
 /// The pull request of the GitHub event, on pull_request(_target) events.

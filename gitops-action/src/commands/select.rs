@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context};
 use gitops_core::detect::EnvChange;
 use gitops_core::event::{Checkout, Fetch, FetchError};
+pub use gitops_core::select::Selected;
 use gitops_core::select::{self as core, GithubRun, Request, SelectError};
-pub use gitops_core::select::{Selected, DEPLOYED};
 
 use crate::aws::AwsArgs;
 use crate::Globals;

@@ -2,16 +2,218 @@
 //! ([`EnvInput`]), and how it plans and previews them all against AWS
 //! ([`preview_all`]), with a git-level guess wherever AWS could not be read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::deploy::{self, Desired, EnvPlan, Executor, PlanOptions, StackSpec};
+use crate::aws::ClientFactory;
+use crate::deploy::{self, Desired, EnvPlan, Executor, ExecutorOptions, PlanOptions, Progress};
+use crate::deploy::{GitSecretHistory, StackSpec};
 use crate::detect::{Change, EnvChange};
 use crate::fanout::{self, CancellationToken, FanOut, TaskError};
+use crate::git;
 use crate::model::{Environment, Repository};
+use crate::select::{Selected, DEPLOYED};
 use crate::source::{GitTree, Source};
 
 use super::{env_diffs, guess_plan, why_not_previewed, EnvPreview, FileDiff};
+
+/// Why `gitops plan` could not gather what git says.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatherError {
+    /// The repository at head cannot be used (invalid, or without an id
+    /// where AWS is read).
+    #[error(transparent)]
+    Repository(#[from] crate::Error),
+    /// One environment's desired state cannot be built.
+    #[error("environment `{name}`")]
+    Environment {
+        /// The environment.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<crate::Error>,
+    },
+}
+
+/// What `gitops plan` gathers from git for its targets before any AWS
+/// call: one [`EnvInput`] each, and what the executor needs to know of the
+/// repository.
+#[non_exhaustive]
+pub struct Gathered {
+    /// One input per target, in order.
+    pub inputs: Vec<EnvInput>,
+    /// The repository's id (`(no id)` for a `--no-aws` guess without one).
+    pub repo_id: String,
+    /// `stack.template-bucket` at head.
+    pub template_bucket: Option<String>,
+    /// `drift.ignore` at head.
+    pub drift_ignore: Vec<String>,
+    /// NoEcho values and the specs at deployed commits, for the previews.
+    pub history: Arc<GitSecretHistory>,
+    /// Warnings for the log (a base revision that cannot be read).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Gathered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gathered")
+            .field("inputs", &self.inputs)
+            .field("repo_id", &self.repo_id)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The previews of a run against AWS.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Previewed {
+    /// One preview per input, in order.
+    pub previews: Vec<EnvPreview>,
+    /// The environments whose plan failed, with the error.
+    pub failures: Vec<(String, String)>,
+    /// Preview change sets that could not be deleted.
+    pub cleanup_errors: Vec<String>,
+}
+
+impl Gathered {
+    /// Everything git says about `targets` of `selected`: the repository at
+    /// head (refused when invalid; without an id only when `no_aws`), and
+    /// at the base (or each target's deployed commit, with `--base
+    /// deployed`) for value changes and diffs.
+    pub fn gather(
+        selected: &Selected,
+        targets: &[EnvChange],
+        no_aws: bool,
+    ) -> Result<Self, GatherError> {
+        let mut out = Self {
+            inputs: Vec::new(),
+            repo_id: String::new(),
+            template_bucket: None,
+            drift_ignore: Vec::new(),
+            history: Arc::new(GitSecretHistory::new(
+                &selected.repo,
+                &selected.prefix,
+                selected.base.as_deref(),
+            )),
+            warnings: Vec::new(),
+        };
+        let (Some(head_id), Some(head_tree)) = (selected.head_id, selected.head_tree()?) else {
+            return Ok(out);
+        };
+        let head = head_id.to_string();
+        let head_model = Repository::load_checked(&head_tree, crate::Checks::Full)?;
+        out.repo_id = match head_model.owner_id() {
+            Ok(id) => id.to_string(),
+            // Without AWS the guess needs no id; with it, change sets are
+            // made and stacks' ownership read: only with an id.
+            Err(_) if no_aws => "(no id)".to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        out.template_bucket
+            .clone_from(&head_model.config.stack.template_bucket);
+        out.drift_ignore.clone_from(&head_model.config.drift.ignore);
+        let mut load = |c: &str| load_base(selected, c, &mut out.warnings);
+        let base = match &selected.base {
+            Some(b) if b != DEPLOYED => load(b),
+            _ => None,
+        };
+        // --base deployed: each environment against its own deployed commit.
+        let mut deployed = BTreeMap::new();
+        for c in targets.iter().filter_map(|t| t.base.clone().flatten()) {
+            if !deployed.contains_key(&c) && git::known_commit(&selected.repo, &c).is_some() {
+                let model = load(&c);
+                deployed.insert(c, model);
+            }
+        }
+        for t in targets {
+            let own = match t.base.as_ref() {
+                Some(Some(c)) => deployed.get(c).and_then(Option::as_ref),
+                Some(None) => None,
+                None => base.as_ref(),
+            };
+            let input = EnvInput::gather(&head_model, &head_tree, &head, own, t);
+            out.inputs
+                .push(input.map_err(|source| GatherError::Environment {
+                    name: t.name.clone(),
+                    source: Box::new(source),
+                })?);
+        }
+        Ok(out)
+    }
+
+    /// The git-level guess of every input (`--no-aws`).
+    pub fn guess(&self, options: PlanOptions) -> Vec<EnvPreview> {
+        let guess = |i: &EnvInput| i.guess(&self.repo_id, options);
+        self.inputs.iter().map(guess).collect()
+    }
+
+    /// The executor that plans and previews against AWS (`options` holds
+    /// the [`PlanOptions`]), with the repository's settings, stopping on
+    /// `cancel`.
+    pub fn executor(
+        &self,
+        factory: Arc<dyn ClientFactory>,
+        progress: Arc<dyn Progress>,
+        options: ExecutorOptions,
+        cancel: CancellationToken,
+    ) -> Executor {
+        Executor::new(factory, progress, &self.repo_id, options)
+            .with_template_bucket(self.template_bucket.clone())
+            .with_cancel(cancel)
+            .with_deployed_history(self.history.clone())
+            .with_drift_ignore(self.drift_ignore.clone())
+    }
+
+    /// Plans and previews every input through `exec` ([`preview_all`]),
+    /// then deletes the preview change sets left behind by a cancellation
+    /// or a preview stopped half-way.
+    pub async fn preview(
+        self,
+        exec: Arc<Executor>,
+        options: PlanOptions,
+        concurrency: usize,
+        cancel: CancellationToken,
+    ) -> Previewed {
+        let (repo_id, inputs) = (self.repo_id, self.inputs);
+        let stopped = cancel.clone();
+        let (previews, failures) =
+            preview_all(exec.clone(), &repo_id, options, concurrency, cancel, inputs).await;
+        let cleanup_errors = if stopped.is_cancelled() || exec.pending_previews() > 0 {
+            exec.cleanup_previews().await
+        } else {
+            Vec::new()
+        };
+        Previewed {
+            previews,
+            failures,
+            cleanup_errors,
+        }
+    }
+}
+
+/// The model at the base revision `base`, for value changes and diffs;
+/// `None` (with a warning, unless it simply has no gitops.yaml) when
+/// unreadable.
+fn load_base(selected: &Selected, base: &str, warnings: &mut Vec<String>) -> Option<Base> {
+    let id = gix::ObjectId::from_hex(base.as_bytes()).ok()?;
+    let tree = match GitTree::new(selected.repo.clone(), id, &selected.prefix) {
+        Ok(t) => t,
+        Err(e) => {
+            warnings.push(format!("cannot read the base revision {base}: {e}"));
+            return None;
+        }
+    };
+    match Repository::load(&tree) {
+        Ok(m) => Some((m, tree, base.to_string())),
+        Err(crate::Error::NoConfig(_)) => None,
+        Err(e) => {
+            warnings.push(format!("cannot load the repository at the base revision {base} ({e}); value changes and diffs are shown against nothing"));
+            None
+        }
+    }
+}
 
 /// What git says about one environment, gathered before any AWS call.
 #[derive(Debug, Clone)]

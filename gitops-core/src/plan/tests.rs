@@ -798,3 +798,72 @@ fn truncation_cuts_at_a_section_and_points_to_the_summary() {
     let cut = truncate_markdown(&wide, 150);
     assert!(cut.chars().count() <= 150, "{}", cut.chars().count());
 }
+
+/// A fetch for clones that have every commit.
+struct NoFetch;
+
+impl crate::event::Fetch for NoFetch {
+    fn fetch(
+        &mut self,
+        _: &std::path::Path,
+        _: &[String],
+        _: &[&str],
+    ) -> Result<(), crate::event::FetchError> {
+        Err(crate::event::FetchError::NotBrought)
+    }
+}
+
+#[test]
+fn gathered_reads_head_and_base_from_the_selection() {
+    use crate::git::tests::{commit, git, write};
+    use crate::select::{select, Request};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    // The base has no gitops.yaml: no value changes, and no warning.
+    write(dir, "README.md", "x\n");
+    let first = commit(dir).to_string();
+    write(
+        dir,
+        "gitops.yaml",
+        "version: 1\nstack: { template: t.yaml }\n",
+    );
+    write(
+        dir,
+        "t.yaml",
+        "Parameters:\n  P: { Type: String }\nResources:\n  T: { Type: AWS::SNS::Topic }\n",
+    );
+    write(
+        dir,
+        "environments/dev/environment.yaml",
+        "parameters: { P: x }\n",
+    );
+    commit(dir);
+    let mut clone = crate::event::Checkout::discover(dir, Box::new(NoFetch)).unwrap();
+    let selected = select(&mut clone, &Request::new().with_base(Some(first))).unwrap();
+    let targets = selected.changes();
+    // No id and no origin remote: only a guess without AWS can go on.
+    let err = Gathered::gather(&selected, &targets, false).unwrap_err();
+    assert!(
+        matches!(err, GatherError::Repository(crate::Error::NoId)),
+        "{err}"
+    );
+    let gathered = Gathered::gather(&selected, &targets, true).unwrap();
+    assert_eq!(
+        (gathered.repo_id.as_str(), gathered.inputs.len()),
+        ("(no id)", 1)
+    );
+    assert!(gathered.warnings.is_empty(), "{:?}", gathered.warnings);
+    let previews = gathered.guess(PlanOptions::new());
+    let plan = Plan::new(selected.base, selected.head, false, previews);
+    assert_eq!(plan.environments[0].environment, "dev");
+    assert!(plan.has_changes);
+    assert_eq!(
+        [
+            plan.exit_code(0, false),
+            plan.exit_code(0, true),
+            plan.exit_code(1, true)
+        ],
+        [0, 2, 1]
+    );
+}
