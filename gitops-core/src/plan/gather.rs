@@ -340,9 +340,12 @@ pub async fn preview_all(
             |input| {
                 let (exec, repo_id, token) = (exec.clone(), repo_id.to_string(), cancel.clone());
                 async move {
+                    // Cancellation first: the preview is dropped at once and
+                    // its change set left for `cleanup_previews`.
                     tokio::select! {
-                        p = plan_one(&exec, &repo_id, options, input) => Some(p),
+                        biased;
                         () = token.cancelled() => None,
+                        p = plan_one(&exec, &repo_id, options, input) => Some(p),
                     }
                 }
             },

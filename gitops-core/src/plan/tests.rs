@@ -867,3 +867,90 @@ fn gathered_reads_head_and_base_from_the_selection() {
         [0, 2, 1]
     );
 }
+
+/// Ctrl-C while a preview waits for its change set: the preview is dropped
+/// at once, and `Gathered::preview` deletes the change set it left behind.
+#[tokio::test]
+async fn a_preview_interrupted_mid_wait_leaves_no_change_set() {
+    use crate::aws::fake::{Fake, Script};
+    use crate::deploy::ExecutorOptions;
+    use crate::git::tests::{commit, git, write};
+    use crate::fanout::CancellationToken;
+    use crate::select::{select, Request};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    write(dir, "README.md", "x\n");
+    let first = commit(dir).to_string();
+    write(
+        dir,
+        "gitops.yaml",
+        "version: 1\nid: acme/pay\nstack: { template: t.yaml }\n",
+    );
+    write(dir, "t.yaml", TEMPLATE);
+    write(
+        dir,
+        "environments/dev/environment.yaml",
+        "parameters: { AppVersion: '1.0' }\n",
+    );
+    commit(dir);
+    let mut clone = crate::event::Checkout::discover(dir, Box::new(NoFetch)).unwrap();
+    let selected = select(&mut clone, &Request::new().with_base(Some(first))).unwrap();
+    let gathered = Gathered::gather(&selected, &selected.changes(), false).unwrap();
+    let fake = Fake::new();
+    // The change set never finishes being created.
+    fake.script(
+        "dev-app",
+        Script {
+            pending_change_set_polls: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let cancel = CancellationToken::new();
+    let options = ExecutorOptions::new()
+        .with_poll(Duration::from_millis(1))
+        .with_timeout(Duration::from_secs(60));
+    let exec = Arc::new(gathered.executor(
+        Arc::new(fake.clients()),
+        Arc::new(|_: &str, _: &str| {}),
+        options,
+        cancel.clone(),
+    ));
+    let watch = fake.clone();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        // Ctrl-C once the change set exists.
+        while watch.state.lock().unwrap().change_sets.is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stop.cancel();
+    });
+    let run = tokio::time::timeout(
+        Duration::from_secs(10),
+        gathered.preview(exec.clone(), PlanOptions::new(), 1, cancel),
+    );
+    let previewed = run.await.expect("the preview stops on cancel");
+    assert!(
+        previewed.cleanup_errors.is_empty(),
+        "{:?}",
+        previewed.cleanup_errors
+    );
+    assert_eq!(
+        previewed.previews[0].preview_note.as_deref(),
+        Some("interrupted: not previewed")
+    );
+    let state = fake.state.lock().unwrap();
+    assert!(
+        state.change_sets.is_empty(),
+        "left behind: {:?}",
+        state.change_sets.keys()
+    );
+    assert!(state
+        .stacks
+        .values()
+        .all(|s| s.status != "REVIEW_IN_PROGRESS"));
+    assert_eq!(exec.pending_previews(), 0);
+}
