@@ -152,8 +152,9 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 /// over the GitHub API.
 fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
     let gh = GitHub::from_env()?;
+    let api = gh.settings();
     let open: Vec<OpenIssue> = gh
-        .open_issues_with_label(ISSUE_LABEL)?
+        .call(api.open_issues_with_label(ISSUE_LABEL))?
         .into_iter()
         .map(|i| OpenIssue {
             number: i.number,
@@ -169,21 +170,18 @@ fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
                 Ok(())
             }
             IssueAction::Update { env, number, body } => gh
-                .update_issue_body(*number, body)
+                .call(api.update_issue_body(*number, body))
                 .map(|()| eprintln!("updated drift issue #{number} for `{env}`")),
             IssueAction::Create { env, title, body } => gh
-                .create_issue(title, body, &[ISSUE_LABEL])
+                .call(api.create_issue(title, body, &[ISSUE_LABEL]))
                 .map(|i| eprintln!("opened drift issue #{} for `{env}` {}", i.number, i.url)),
             IssueAction::Close {
                 env,
                 number,
                 comment,
             } => gh
-                .post(
-                    &format!("/repos/{}/issues/{number}/comments", gh.repo()),
-                    &serde_json::json!({ "body": comment }),
-                )
-                .and_then(|_| gh.close_issue(*number))
+                .call(api.comment(*number, comment))
+                .and_then(|()| gh.call(api.close_issue(*number)))
                 .map(|()| eprintln!("closed drift issue #{number} for `{env}`")),
             _ => Ok(()),
         };

@@ -214,7 +214,7 @@ impl Finish<'_> {
         let base = match (base, current_branch) {
             (Some(b), _) => b.to_string(),
             (None, Some(b)) => b,
-            (None, None) => gh.default_branch()?,
+            (None, None) => gh.call(gh.settings().default_branch())?.0,
         };
         // Know the remote branch, if any, so that --force-with-lease protects it.
         let _ = git(
@@ -246,14 +246,15 @@ impl Finish<'_> {
         result?;
         back?;
         let head = self.branch;
-        let (action, pr) = match gh.find_open_pr(head)? {
+        let api = gh.settings();
+        let (action, pr) = match gh.call(api.find_open_pr(head))? {
             Some(existing) => (
                 PrAction::Updated,
-                gh.update_pr(existing.number, self.pr_title, self.pr_body)?,
+                gh.call(api.update_pr(existing.number, self.pr_title, self.pr_body))?,
             ),
             None => (
                 PrAction::Created,
-                gh.create_pr(head, &base, self.pr_title, self.pr_body)?,
+                gh.call(api.create_pr(head, &base, self.pr_title, self.pr_body))?,
             ),
         };
         let PullRequest { number, url } = pr;
