@@ -59,6 +59,7 @@ pub mod render;
 pub mod report;
 pub mod select;
 pub mod source;
+mod spec;
 pub mod status;
 mod template;
 pub mod text;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::aws::ClientFactory;
 use crate::board::{self, Board, BoardKind};
 use crate::deploy::inspect::{
-    inspect_all, mark_pending, orphans_of, remediate_all, InspectOptions,
+    inspect_all, mark_pending, orphans_of, remediate_all, InspectOptions, PendingError,
 };
 use crate::deploy::{self, Desired, Executor};
 use crate::detect::{Change, EnvChange};
@@ -196,7 +196,7 @@ pub struct StatusOutcome {
     /// Its status board.
     pub board: Board,
     /// Why the rows' `pending` is unknown, if it is.
-    pub pending_error: Option<String>,
+    pub pending_error: Option<PendingError>,
 }
 
 impl StatusOutcome {
@@ -229,7 +229,7 @@ pub async fn status(
         concurrency,
         &mut drifts,
     );
-    let pending_error = pending.await.err().map(|e| e.to_string());
+    let pending_error = pending.await.err();
     let report = StatusReport {
         commit: p.head.clone(),
         environments: drifts,

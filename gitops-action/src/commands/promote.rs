@@ -137,11 +137,11 @@ pub fn read_file(work: &WorkTree, env: &Environment) -> anyhow::Result<String> {
 /// The gate: `source`'s stack must be deployed successfully and run the promoted values.
 fn run_gate(aws: &AwsArgs, source: &Environment, keys: &[PromotedKey]) -> anyhow::Result<Gate> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
+    let gate = rt.block_on(async {
         let factory = crate::aws::factory(aws).await;
         check_upstream(&factory, source, keys).await
-    })
-    .map_err(anyhow::Error::msg)
+    })?;
+    Ok(gate)
 }
 
 /// What happens to a planned edit: written, or committed and proposed.
