@@ -1,6 +1,7 @@
 //! Drift: how what AWS runs compares with what git wants. Pure: the AWS
-//! reads are in [`crate::deploy::inspect`]; this module turns what they
-//! found into a sync status, a health and a list of reasons.
+//! reads, and their assessment, are in [`crate::deploy::inspect`]; this
+//! module holds what they are made of: the comparison, the sync status,
+//! the health and the reasons.
 //!
 //! Two answers per environment, as in Argo CD:
 //!
