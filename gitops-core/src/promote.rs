@@ -42,8 +42,8 @@ use crate::problem::did_you_mean;
 mod report;
 
 pub use report::{
-    branch_safe, promotion_branch, rollback_branch, Applied, Gate, HistoryReport, PrAction,
-    PrOutcome, PromotionReport, RollbackReport,
+    branch_safe, commit_args, pr_base, promotion_branch, rollback_branch, Applied, Finishing, Gate,
+    HistoryReport, PrAction, PrOutcome, PromotionReport, RollbackReport,
 };
 
 /// The values of the promoted keys in one environment (absent keys are left out).
@@ -124,6 +124,9 @@ pub enum PromoteError {
         /// Why.
         source: EditError,
     },
+    /// The environment file changed between planning and writing.
+    #[error("{0} changed while the edit was planned; run the command again")]
+    ChangedMeanwhile(String),
 }
 
 /// Where to promote to.
