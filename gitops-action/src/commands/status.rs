@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gitops_core::board::Board;
-use gitops_core::status::{self as core_status, Prepared};
+use gitops_core::status::{self as core_status, PrepareError, Prepared};
 
 use super::select;
 use crate::aws::AwsArgs;
@@ -50,7 +50,11 @@ pub fn prepare(g: &Globals, scope: &ScopeArgs) -> anyhow::Result<Prepared> {
         .ok_or_else(|| anyhow::anyhow!("no commit at {}", scope.rev))?;
     let var = |name: &str| std::env::var(name).ok();
     let (repo, prefix, names) = (selected.repo, selected.prefix, &scope.environments);
-    Ok(Prepared::read(repo, head_id, prefix, names, var)?)
+    // A repository's own error on top, so that its problems are printed.
+    Prepared::read(repo, head_id, prefix, names, var).map_err(|e| match e {
+        PrepareError::Repository(e) => e.into(),
+        e => e.into(),
+    })
 }
 
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
