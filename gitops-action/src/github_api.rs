@@ -1,7 +1,7 @@
-//! The HTTP transport of the GitHub REST client: generic JSON requests plus
-//! the pull-request, comment and issue calls the commands make. What the
-//! answers mean, when to retry and where a redirect may go are decided in
-//! [`gitops_core::github`].
+//! The HTTP transport of the GitHub REST client: one generic `call` of the
+//! [`Call`]s [`gitops_core::github`] builds (what to send, how to read the
+//! answer), which also decides what the answers mean, when to retry and
+//! where a redirect may go.
 //!
 //! Configuration comes from `GITHUB_API_URL`, `GITHUB_TOKEN` and
 //! `GITHUB_REPOSITORY`. The token is sent as a bearer token and never
@@ -11,11 +11,11 @@
 use std::time::Duration;
 
 use gitops_core::github::{
-    encode, judge, resolve, retry_after, retry_wait, same_origin, Answer, Issue, IssueComment,
-    Judged, Settings,
+    judge, resolve, retry_after, retry_wait, same_origin, Answer, Call, CommentPage, IssueComment,
+    Judged, Settings, MAX_COMMENT_PAGES,
 };
 pub use gitops_core::github::{ApiError, PullRequest, Upserted};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,8 +23,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed (to the same origin only) per attempt.
 const MAX_REDIRECTS: u32 = 3;
-/// At most this many pages of comments are read (10,000 comments).
-const MAX_COMMENT_PAGES: u32 = 100;
 
 /// A GitHub REST client for one repository.
 #[derive(Clone, Debug)]
@@ -52,24 +50,15 @@ impl GitHub {
         })
     }
 
-    /// The repository, `owner/name`.
-    pub fn repo(&self) -> &str {
-        &self.settings.repo
+    /// Where and as whom it calls; its methods build the [`Call`]s.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    /// `GET path` (relative to the API root), as JSON.
-    pub fn get(&self, path: &str) -> Result<Value, ApiError> {
-        self.send("GET", path, None).map(|(_, v)| v)
-    }
-
-    /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
-        self.send("POST", path, Some(body)).map(|(_, v)| v)
-    }
-
-    /// `PATCH path` with a JSON body.
-    pub fn patch(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
-        self.send("PATCH", path, Some(body)).map(|(_, v)| v)
+    /// Makes `call` and reads its answer.
+    pub fn call<T>(&self, call: Call<T>) -> Result<T, ApiError> {
+        let (status, v) = self.send(call.method, &call.path, call.body.as_ref())?;
+        call.read(status, &v)
     }
 
     /// `method path`, retried as [`gitops_core::github::judge`] and
@@ -162,72 +151,6 @@ impl GitHub {
         Err(format!("more than {MAX_REDIRECTS} redirects"))
     }
 
-    /// `method path`, the answer read by `parse`; an answer it cannot read
-    /// is an error with the status the server really gave.
-    fn send_expecting<T>(
-        &self,
-        method: &'static str,
-        path: &str,
-        body: &Value,
-        what: &str,
-        parse: impl Fn(&Value) -> Option<T>,
-    ) -> Result<T, ApiError> {
-        let (status, v) = self.send(method, path, Some(body))?;
-        parse(&v).ok_or_else(|| ApiError {
-            method,
-            path: path.to_string(),
-            status: Some(status),
-            message: format!("the answer has no {what}"),
-        })
-    }
-
-    /// The open pull request whose head is `branch` in this repository, if any.
-    pub fn find_open_pr(&self, branch: &str) -> Result<Option<PullRequest>, ApiError> {
-        let head = format!("{}:{branch}", self.settings.owner());
-        let v = self.get(&format!(
-            "/repos/{}/pulls?head={}&state=open",
-            self.repo(),
-            encode(&head)
-        ))?;
-        Ok(v.as_array()
-            .and_then(|a| a.first())
-            .and_then(PullRequest::from_json))
-    }
-
-    /// Opens a pull request from `head` into `base`.
-    pub fn create_pr(
-        &self,
-        head: &str,
-        base: &str,
-        title: &str,
-        body: &str,
-    ) -> Result<PullRequest, ApiError> {
-        self.send_expecting(
-            "POST",
-            &format!("/repos/{}/pulls", self.repo()),
-            &json!({"title": title, "head": head, "base": base, "body": body}),
-            "pull request number",
-            PullRequest::from_json,
-        )
-    }
-
-    /// Changes the title and body of pull request `number`.
-    pub fn update_pr(&self, number: u64, title: &str, body: &str) -> Result<PullRequest, ApiError> {
-        self.send_expecting(
-            "PATCH",
-            &format!("/repos/{}/pulls/{number}", self.repo()),
-            &json!({"title": title, "body": body}),
-            "pull request number",
-            PullRequest::from_json,
-        )
-    }
-
-    /// The repository's default branch.
-    pub fn default_branch(&self) -> Result<String, ApiError> {
-        let v = self.get(&format!("/repos/{}", self.repo()))?;
-        Ok(v["default_branch"].as_str().unwrap_or("main").to_string())
-    }
-
     /// Keeps exactly one comment holding `marker` on issue or pull request
     /// `number`: edits the first such comment in place, or posts one.
     pub fn upsert_comment(
@@ -238,73 +161,19 @@ impl GitHub {
     ) -> Result<(Upserted, IssueComment), ApiError> {
         let mut existing = None;
         for page in 1..=MAX_COMMENT_PAGES {
-            let v = self.get(&format!(
-                "/repos/{}/issues/{number}/comments?per_page=100&page={page}",
-                self.repo()
-            ))?;
-            let items = v.as_array().cloned().unwrap_or_default();
-            existing = items
-                .iter()
-                .filter_map(IssueComment::from_json)
-                .find(|c| c.body.contains(marker));
-            if existing.is_some() || items.len() < 100 {
-                break;
+            let v = self.call(self.settings.comments_page(number, page))?;
+            match CommentPage::search(&v, marker) {
+                CommentPage::More => {}
+                CommentPage::Found(c) => {
+                    existing = Some(c);
+                    break;
+                }
+                _ => break,
             }
         }
-        let (upserted, path, method) = match existing {
-            Some(c) => (
-                Upserted::Updated,
-                format!("/repos/{}/issues/comments/{}", self.repo(), c.id),
-                "PATCH",
-            ),
-            None => (
-                Upserted::Created,
-                format!("/repos/{}/issues/{number}/comments", self.repo()),
-                "POST",
-            ),
-        };
-        let body = json!({ "body": body });
-        let comment =
-            self.send_expecting(method, &path, &body, "comment id", IssueComment::from_json)?;
-        Ok((upserted, comment))
-    }
-
-    /// The open issues (not pull requests) carrying `label`, at most 100.
-    pub fn open_issues_with_label(&self, label: &str) -> Result<Vec<Issue>, ApiError> {
-        let v = self.get(&format!(
-            "/repos/{}/issues?labels={}&state=open&per_page=100",
-            self.repo(),
-            encode(label)
-        ))?;
-        Ok(Issue::list_from_json(&v))
-    }
-
-    /// Opens an issue with `labels` (GitHub creates a missing label).
-    pub fn create_issue(
-        &self,
-        title: &str,
-        body: &str,
-        labels: &[&str],
-    ) -> Result<Issue, ApiError> {
-        self.send_expecting(
-            "POST",
-            &format!("/repos/{}/issues", self.repo()),
-            &json!({"title": title, "body": body, "labels": labels}),
-            "issue number",
-            Issue::from_json,
-        )
-    }
-
-    /// Replaces the body of issue `number`.
-    pub fn update_issue_body(&self, number: u64, body: &str) -> Result<(), ApiError> {
-        let path = format!("/repos/{}/issues/{number}", self.repo());
-        self.patch(&path, &json!({ "body": body })).map(|_| ())
-    }
-
-    /// Closes issue `number` as completed.
-    pub fn close_issue(&self, number: u64) -> Result<(), ApiError> {
-        let path = format!("/repos/{}/issues/{number}", self.repo());
-        let change = json!({"state": "closed", "state_reason": "completed"});
-        self.patch(&path, &change).map(|_| ())
+        let (upserted, call) = self
+            .settings
+            .upsert_comment(number, existing.as_ref(), body);
+        Ok((upserted, self.call(call)?))
     }
 }

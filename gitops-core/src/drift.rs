@@ -1,6 +1,7 @@
 //! Drift: how what AWS runs compares with what git wants. Pure: the AWS
-//! reads are in [`crate::deploy::inspect`]; this module turns what they
-//! found into a sync status, a health and a list of reasons.
+//! reads, and their assessment, are in [`crate::deploy::inspect`]; this
+//! module holds what they are made of: the comparison, the sync status,
+//! the health and the reasons.
 //!
 //! Two answers per environment, as in Argo CD:
 //!
@@ -22,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{ExecutionSummary, ResourceDrift, Stack};
-use crate::deploy::{Desired, Observed, StackSpec, TAG_COMMIT, TAG_REMEDIATED};
 use crate::model::{Environment, PromotedKey};
+use crate::spec::{StackSpec, TAG_COMMIT, TAG_REMEDIATED};
 
 /// Whether AWS runs what git says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,7 +324,7 @@ impl Reason {
     }
 
     /// The same reason, found on the pipeline stack: the message says so.
-    fn on_pipeline_stack(mut self) -> Self {
+    pub(crate) fn on_pipeline_stack(mut self) -> Self {
         self.message = format!("pipeline stack {}: {}", self.stack, self.message);
         self
     }
@@ -776,80 +777,6 @@ fn ignores(entry: &str, logical_id: &str, path: &str) -> bool {
     have.len() >= want.len() && have[..want.len()] == want[..]
 }
 
-/// Builds an environment's drift from what git wants and what AWS has,
-/// without CloudFormation drift detection (see [`EnvDrift::add_resource_drift`]).
-///
-/// The environment stack is compared with [`compare`]. In pipeline mode the
-/// pipeline deploys the environment stack and sets no stack tags, so only
-/// its template and parameters are compared there, while the pipeline stack
-/// (which the tool deploys itself) is compared in full.
-pub fn assess(
-    desired: &Desired,
-    observed: &Observed,
-    last_execution: Option<&ExecutionSummary>,
-    keys: &[PromotedKey],
-) -> EnvDrift {
-    let env = &desired.environment;
-    let mut d = EnvDrift::unknown(env, keys, "");
-    d.status.error = None;
-    let stack = observed.stack.as_ref().filter(|s| !s.is_deleted());
-    if let Some(s) = stack {
-        d.status.deployed_version = keys
-            .iter()
-            .map(|k| {
-                let v = match k {
-                    PromotedKey::Parameter(n) => s.parameters.get(n),
-                    PromotedKey::Tag(n) => s.tags.get(n),
-                };
-                (k.to_string(), v.cloned())
-            })
-            .collect();
-        d.status.commit = s.tags.get(TAG_COMMIT).cloned();
-        d.status.stack_status = Some(s.status.clone());
-    }
-    if let (Some(name), Some(e)) = (&env.pipeline, last_execution) {
-        d.status.pipeline = Some(PipelineRun::new(name, e));
-    }
-    d.status.health = health(stack, last_execution);
-    let pipeline_mode = desired.pipeline_stack.is_some();
-    if let Some(spec) = &desired.stack {
-        match stack {
-            None => d.reasons.push(Reason::stack_missing(&spec.name)),
-            Some(s) => {
-                let mut r = compare(spec, s, observed.stack_template.as_ref());
-                if pipeline_mode {
-                    r.retain(|r| r.kind != ReasonKind::Tag);
-                } else if s.termination_protection == Some(!env.protected) {
-                    // The tool deploys this stack: its protection follows `protected`.
-                    r.push(Reason::termination_protection(&spec.name, env.protected));
-                }
-                d.reasons.extend(r);
-            }
-        }
-    }
-    let pstack = observed.pipeline_stack.as_ref().filter(|s| !s.is_deleted());
-    if let Some(spec) = &desired.pipeline_stack {
-        match pstack {
-            None => d
-                .reasons
-                .push(Reason::stack_missing(&spec.name).on_pipeline_stack()),
-            Some(s) => {
-                let mut r = compare(spec, s, observed.pipeline_stack_template.as_ref());
-                if s.termination_protection == Some(!env.protected) {
-                    r.push(Reason::termination_protection(&spec.name, env.protected));
-                }
-                d.reasons
-                    .extend(r.into_iter().map(Reason::on_pipeline_stack));
-            }
-        }
-        d.remediated_commit = pstack.and_then(|s| s.tags.get(TAG_REMEDIATED).cloned());
-    } else {
-        d.remediated_commit = stack.and_then(|s| s.tags.get(TAG_REMEDIATED).cloned());
-    }
-    d.refresh_sync();
-    d
-}
-
 /// The stacks tagged as managed by this repository that no environment
 /// declares (`declared`: every environment's stack and pipeline stack),
 /// sorted and without duplicates.
@@ -866,6 +793,27 @@ pub fn orphans<'a>(
     found.into_iter().collect()
 }
 
+/// Why `--remediate` does not redeploy an environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoRemediation {
+    /// It is not OutOfSync.
+    #[error("it is {0}")]
+    NotOutOfSync(Sync),
+    /// Its file does not set `auto-remediate: true`.
+    #[error("`auto-remediate: true` is not set in its environment file")]
+    NotEnabled,
+    /// A deployment is running.
+    #[error("a deployment is in progress; the next run will look again")]
+    Progressing,
+    /// Its last deployment failed (the pipeline's or the stack's status).
+    #[error("its last deployment failed ({0}); a person should look before it is redeployed")]
+    Degraded(String),
+    /// It was remediated at this commit already.
+    #[error("it was already remediated at {} (tag {TAG_REMEDIATED}); it is not redeployed twice at one commit", crate::text::short_commit(.0))]
+    AlreadyRemediated(String),
+}
+
 /// Whether `--remediate` may redeploy this environment at `head`; `Err` says why not.
 ///
 /// It must be OutOfSync, have `auto-remediate: true`, not be Progressing
@@ -874,24 +822,21 @@ pub fn orphans<'a>(
 /// and not have been remediated at `head` already (tag
 /// `gitops:remediated-commit`), so that a deploy that does not fix the drift
 /// never loops.
-pub(crate) fn may_remediate(
+pub fn may_remediate(
     drift: &EnvDrift,
     auto_remediate: bool,
     head: &str,
-) -> Result<(), String> {
+) -> Result<(), NoRemediation> {
     if drift.status.sync != Sync::OutOfSync {
-        return Err(format!("it is {}", drift.status.sync));
+        return Err(NoRemediation::NotOutOfSync(drift.status.sync));
     }
     if !auto_remediate {
-        return Err("`auto-remediate: true` is not set in its environment file".into());
+        return Err(NoRemediation::NotEnabled);
     }
     match drift.status.health {
-        Health::Progressing => {
-            return Err("a deployment is in progress; the next run will look again".into())
-        }
+        Health::Progressing => return Err(NoRemediation::Progressing),
         Health::Degraded => {
-            return Err(format!(
-                "its last deployment failed ({}); a person should look before it is redeployed",
+            return Err(NoRemediation::Degraded(
                 drift
                     .status
                     .pipeline
@@ -899,16 +844,13 @@ pub(crate) fn may_remediate(
                     .filter(|p| matches!(p.status.as_str(), "Failed" | "Stopped"))
                     .map(|p| format!("pipeline {}", p.status))
                     .or_else(|| drift.status.stack_status.clone())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
             ))
         }
         _ => {}
     }
     if drift.remediated_commit.as_deref() == Some(head) {
-        return Err(format!(
-            "it was already remediated at {} (tag {TAG_REMEDIATED}); it is not redeployed twice at one commit",
-            crate::text::short_commit(head)
-        ));
+        return Err(NoRemediation::AlreadyRemediated(head.to_string()));
     }
     Ok(())
 }

@@ -147,6 +147,33 @@ pub fn branch_commit(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
     })
 }
 
+/// The branch names of the clone at or above `dir`, local and
+/// remote-tracking (without the remote's name; not `HEAD`), for the
+/// `branch:` bindings `validate` checks; `None` when `dir` is not in a git
+/// clone or its references cannot be read.
+pub fn branch_names(dir: &std::path::Path) -> Option<Vec<String>> {
+    let repo = gix::discover(dir).ok()?;
+    let refs = repo.references().ok()?;
+    let mut out = Vec::new();
+    for r in refs.all().ok()? {
+        let name = r.ok()?.name().as_bstr().to_string();
+        out.extend(branch_of_ref(&name).map(str::to_string));
+    }
+    Some(out)
+}
+
+/// The branch a full reference name is (`refs/heads/a/b` → `a/b`,
+/// `refs/remotes/origin/a` → `a`), if it is one (never `HEAD`).
+pub fn branch_of_ref(name: &str) -> Option<&str> {
+    name.strip_prefix("refs/heads/")
+        .or_else(|| {
+            name.strip_prefix("refs/remotes/")
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(_, b)| b)
+        })
+        .filter(|b| *b != "HEAD")
+}
+
 /// The GitOps models at `base` and `head` and the paths that changed between
 /// them, with the GitOps root at `prefix`, classified by [`detect`].
 ///
@@ -512,6 +539,31 @@ pub(crate) mod tests {
         );
         let repo = crate::source::open_repo(dir).unwrap();
         assert_eq!(origin_head(&repo).as_deref(), Some("trunk"));
+    }
+
+    #[test]
+    fn branch_names_are_local_and_remote_tracking_without_head() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(branch_names(dir), None);
+        git(dir, &["init", "-q", "-b", "main"]);
+        commit(dir);
+        git(dir, &["branch", "release/1"]);
+        git(dir, &["update-ref", "refs/remotes/origin/qa", "HEAD"]);
+        git(
+            dir,
+            &[
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                "refs/remotes/origin/qa",
+            ],
+        );
+        git(dir, &["tag", "v1"]);
+        write(dir, "sub/x", "1");
+        let mut names = branch_names(&dir.join("sub")).unwrap();
+        names.sort();
+        assert_eq!(names, ["main", "qa", "release/1"]);
+        assert_eq!(branch_of_ref("refs/tags/v1"), None);
     }
 
     #[test]

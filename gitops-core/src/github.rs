@@ -1,6 +1,8 @@
 //! The pure half of a GitHub REST client: the answers' types, what a failed
 //! call says, when a call is retried and how long to wait, where a redirect
-//! may go, and query encoding. The HTTP transport lives in the binary.
+//! may go, query encoding, and each call the commands make ([`Call`]: its
+//! method, path and body, and how its answer is read). The HTTP transport
+//! lives in the binary.
 //!
 //! The token is never printed: [`judge`] redacts it from every message taken
 //! from an answer, and [`Settings`] hides it from `Debug`.
@@ -19,6 +21,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod calls;
+pub use calls::{
+    Call, CommentPage, DefaultBranch, FromAnswer, COMMENTS_PER_PAGE, MAX_COMMENT_PAGES,
+};
 
 use crate::text::url_host as host_of;
 

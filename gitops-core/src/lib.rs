@@ -59,6 +59,8 @@ pub mod render;
 pub mod report;
 pub mod select;
 pub mod source;
+mod spec;
+pub mod status;
 mod template;
 pub mod text;
 pub mod yaml;

@@ -42,8 +42,8 @@ use crate::problem::did_you_mean;
 mod report;
 
 pub use report::{
-    branch_safe, promotion_branch, rollback_branch, Applied, Gate, HistoryReport, PrAction,
-    PrOutcome, PromotionReport, RollbackReport,
+    branch_safe, commit_args, pr_base, promotion_branch, rollback_branch, Applied, Finishing, Gate,
+    HistoryReport, PrAction, PrOutcome, PromotionReport, RollbackReport,
 };
 
 /// The values of the promoted keys in one environment (absent keys are left out).
@@ -124,6 +124,9 @@ pub enum PromoteError {
         /// Why.
         source: EditError,
     },
+    /// The environment file changed between planning and writing.
+    #[error("{0} changed while the edit was planned; run the command again")]
+    ChangedMeanwhile(String),
 }
 
 /// Where to promote to.
@@ -544,6 +547,19 @@ pub struct DeployedStack<'a> {
     pub tags: &'a BTreeMap<String, String>,
 }
 
+/// Why the promotion gate could not read the source environment's stack.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot check stack `{stack}` of `{environment}`: {error}; fix the credentials, or pass --skip-verify to promote without checking")]
+#[non_exhaustive]
+pub struct UpstreamError {
+    /// The stack.
+    pub stack: String,
+    /// The source environment.
+    pub environment: String,
+    /// What AWS said.
+    pub error: crate::aws::AwsError,
+}
+
 /// The promotion gate against AWS: reads `source`'s stack through
 /// `factory` and applies [`verify_upstream`] to the values of `keys`. The
 /// error says how to go on without the check.
@@ -551,17 +567,18 @@ pub async fn check_upstream(
     factory: &dyn crate::aws::ClientFactory,
     source: &Environment,
     keys: &[PromotedKey],
-) -> Result<Gate, String> {
+) -> Result<Gate, UpstreamError> {
     let values: Vec<(PromotedKey, String)> = values_of(source, keys).into_iter().collect();
     let clients = factory.clients(&source.region, source.role_arn.as_deref());
     let stack = match clients.await {
         Ok(c) => c.cloudformation.describe_stack(&source.stack).await,
         Err(e) => Err(e),
     };
-    let stack = stack.map_err(|e| format!(
-        "cannot check stack `{}` of `{}`: {e}; fix the credentials, or pass --skip-verify to promote without checking",
-        source.stack, source.name
-    ))?;
+    let stack = stack.map_err(|error| UpstreamError {
+        stack: source.stack.clone(),
+        environment: source.name.clone(),
+        error,
+    })?;
     let deployed = stack.as_ref().map(|s| DeployedStack {
         name: &s.name,
         status: &s.status,

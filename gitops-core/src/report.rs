@@ -843,6 +843,16 @@ impl IssueAction {
     }
 }
 
+/// The footer of drift issues: a link to the GitHub Actions run
+/// ([`crate::actions::run_url`], its variables read with `var`), or nothing
+/// outside one.
+pub fn issue_footer(var: impl Fn(&str) -> Option<String>) -> String {
+    match crate::actions::run_url(var) {
+        Some(url) => format!("\nLast checked by [this run]({url}).\n"),
+        None => String::new(),
+    }
+}
+
 /// One issue per OutOfSync environment, found by its marker among `open`:
 /// updated when its body changed, created when missing; closed with a
 /// comment once the environment is Synced. Unknown environments' issues
@@ -985,6 +995,22 @@ mod tests {
         d.status.sync = sync;
         d.status.error = None;
         d
+    }
+
+    #[test]
+    fn the_issue_footer_links_the_run_only_in_one() {
+        let run = |n: &str| match n {
+            "GITHUB_SERVER_URL" => Some("https://github.example.com".to_string()),
+            "GITHUB_REPOSITORY" => Some("acme/payments".to_string()),
+            "GITHUB_RUN_ID" => Some("42".to_string()),
+            _ => None,
+        };
+        expect_test::expect![[r#"
+
+            Last checked by [this run](https://github.example.com/acme/payments/actions/runs/42).
+        "#]]
+        .assert_eq(&issue_footer(run));
+        assert_eq!(issue_footer(|_| None), "");
     }
 
     #[test]

@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gitops_core::board::BoardKind;
-use gitops_core::deploy::inspect::{orphans_of, remediate_all, InspectOptions};
-use gitops_core::deploy::{Executor, ExecutorOptions};
+use gitops_core::drift::Remediation;
 use gitops_core::report::{issue_actions, DriftReport, IssueAction, OpenIssue, ISSUE_LABEL};
+use gitops_core::status::{drift, DriftRequest};
 
 use super::status::{self, ScopeArgs};
 use crate::aws::AwsArgs;
 use crate::github_api::GitHub;
-use crate::output::{paint, print_json};
-use crate::{github, Format, Globals};
+use crate::output::paint;
+use crate::{github, Globals};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,82 +79,47 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         // Remediation changes AWS: only with an id to tag stacks with.
         p.model.owner_id()?;
     }
-    let (first, longest) = status::drift_poll(&args.aws);
-    let options = InspectOptions::new()
+    let request = DriftRequest::new()
         .with_resource_drift(!args.skip_resource_drift)
-        .with_poll(first, longest)
-        .with_timeout(Duration::from_secs(args.drift_timeout))
-        .with_ignore(p.model.config.drift.ignore.clone());
+        .with_drift_timeout(Duration::from_secs(args.drift_timeout))
+        .with_concurrency(args.scope.concurrency)
+        .with_local(args.aws.is_local());
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let color = g.color;
-    let (drifts, orphans, interrupt) = rt.block_on(async {
+    let label = move |env: &str| paint(&format!("[{env}]"), "36", color);
+    let (out, interrupt) = rt.block_on(async {
         let interrupt = args.remediate.then(|| {
             crate::interrupt::Interrupt::watch(
                 "remediating nothing new, deleting the change sets not executed; stack operations already executing go on in AWS",
             )
         });
         let factory = Arc::new(crate::aws::factory(&args.aws).await);
-        let drifts = status::inspect(
-            &p,
-            factory.clone(),
-            options,
-            args.scope.concurrency,
-            status::is_local(&args.aws),
-        )
-        .await;
-        let orphans = orphans_of(factory.as_ref(), &p.model).await;
-        let mut drifts = drifts;
+        let mut exec = None;
         if args.remediate {
-            let progress = Arc::new(move |env: &str, line: &str| {
-                eprintln!("{} {line}", paint(&format!("[{env}]"), "36", color));
+            let progress = Arc::new(move |env: &str, line: &str| eprintln!("{} {line}", label(env)));
+            let timeout = Duration::from_secs(args.timeout);
+            let e = p.remediator(factory.clone(), progress, timeout, request.local)?;
+            exec = Some(match &interrupt {
+                Some(i) => e.with_cancel(i.token()),
+                None => e,
             });
-            let exec = Executor::new(
-                factory,
-                progress,
-                p.model.id.clone().unwrap_or_default(),
-                ExecutorOptions::new()
-                    .with_timeout(Duration::from_secs(args.timeout))
-                    .with_poll(if status::is_local(&args.aws) {
-                        Duration::from_millis(200)
-                    } else {
-                        Duration::from_secs(5)
-                    }),
-            )
-            .with_template_bucket(p.model.config.stack.template_bucket.clone());
-            let exec = match &interrupt {
-                Some(i) => exec.with_cancel(i.token()),
-                None => exec,
-            };
-            remediate_all(&exec, &p.desired, &mut drifts, &p.head, |env, r| {
-                eprintln!(
-                    "{} remediation {}: {}",
-                    paint(&format!("[{env}]"), "36", color),
-                    r.action,
-                    r.message
-                );
-            })
-            .await;
         }
-        (drifts, orphans, interrupt)
-    });
-    let report = DriftReport::new(p.head.clone(), p.model.id.clone(), drifts)
-        .with_orphans(orphans)
-        .with_skipped_resource_drift(args.skip_resource_drift);
-    let board = status::board_of(&p, report.environments.clone(), BoardKind::Drift)
-        .with_orphans(report.orphans.clone(), report.orphans_error.clone())
-        .with_notes(report.unchecked_note().into_iter().collect());
-    let board_md = board.render_markdown();
-    let markdown = report.render_markdown(&board_md);
-    match g.format {
-        _ if g.html => print!("{}", board.render_html()),
-        Format::Json => print_json(&report)?,
-        Format::Markdown => print!("{markdown}"),
-        Format::Text => print!("{}", report.render_text(g.color)),
-    }
-    github::append_summary(&markdown)?;
-    if let Some(path) = &args.html {
-        status::write_board(path, &board)?;
-    }
+        let done = |env: &str, r: &Remediation| {
+            eprintln!("{} remediation {}: {}", label(env), r.action, r.message);
+        };
+        let out = drift(&p, factory, &request, exec.as_ref(), done).await;
+        anyhow::Ok((out, interrupt))
+    })?;
+    let (report, markdown) = (&out.report, out.markdown());
+    let text = report.render_text(g.color);
+    status::show(
+        g,
+        report,
+        &text,
+        &markdown,
+        &out.board,
+        args.html.as_deref(),
+    )?;
     if std::env::var_os("GITHUB_OUTPUT").is_some() {
         github::write_outputs(&[
             ("in-sync", report.in_sync().to_string()),
@@ -164,7 +128,7 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     if args.open_issues {
-        if let Err(e) = sync_issues(&report, &board_md) {
+        if let Err(e) = sync_issues(report, &out.board.render_markdown()) {
             crate::output::print_error(&e.context("keeping the drift issues"), g.color);
             failed = true;
         }
@@ -188,24 +152,16 @@ pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 /// over the GitHub API.
 fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
     let gh = GitHub::from_env()?;
+    let api = gh.settings();
     let open: Vec<OpenIssue> = gh
-        .open_issues_with_label(ISSUE_LABEL)?
+        .call(api.open_issues_with_label(ISSUE_LABEL))?
         .into_iter()
         .map(|i| OpenIssue {
             number: i.number,
             body: i.body,
         })
         .collect();
-    let footer = match (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
-        (Ok(server), Ok(repo), Ok(run)) => {
-            format!("\nLast checked by [this run]({server}/{repo}/actions/runs/{run}).\n")
-        }
-        _ => String::new(),
-    };
+    let footer = gitops_core::report::issue_footer(|name| std::env::var(name).ok());
     let mut errors = Vec::new();
     for action in issue_actions(r, &open, board, &footer) {
         let result = match &action {
@@ -214,21 +170,18 @@ fn sync_issues(r: &DriftReport, board: &str) -> anyhow::Result<()> {
                 Ok(())
             }
             IssueAction::Update { env, number, body } => gh
-                .update_issue_body(*number, body)
+                .call(api.update_issue_body(*number, body))
                 .map(|()| eprintln!("updated drift issue #{number} for `{env}`")),
             IssueAction::Create { env, title, body } => gh
-                .create_issue(title, body, &[ISSUE_LABEL])
+                .call(api.create_issue(title, body, &[ISSUE_LABEL]))
                 .map(|i| eprintln!("opened drift issue #{} for `{env}` {}", i.number, i.url)),
             IssueAction::Close {
                 env,
                 number,
                 comment,
             } => gh
-                .post(
-                    &format!("/repos/{}/issues/{number}/comments", gh.repo()),
-                    &serde_json::json!({ "body": comment }),
-                )
-                .and_then(|_| gh.close_issue(*number))
+                .call(api.comment(*number, comment))
+                .and_then(|()| gh.call(api.close_issue(*number)))
                 .map(|()| eprintln!("closed drift issue #{number} for `{env}`")),
             _ => Ok(()),
         };

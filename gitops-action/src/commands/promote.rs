@@ -6,8 +6,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use gitops_core::promote::{
-    check_upstream, plan_promotion, promotion_branch, resolve_target, Applied, FileEdit, Gate,
-    PrAction, PrOutcome, PromotionReport, Target,
+    check_upstream, commit_args, plan_promotion, pr_base, promotion_branch, resolve_target,
+    Applied, FileEdit, Finishing, Gate, PrAction, PrOutcome, PromotionReport, Target,
 };
 use gitops_core::{Checks, Environment, PromotedKey, Repository, WorkTree};
 
@@ -137,11 +137,11 @@ pub fn read_file(work: &WorkTree, env: &Environment) -> anyhow::Result<String> {
 /// The gate: `source`'s stack must be deployed successfully and run the promoted values.
 fn run_gate(aws: &AwsArgs, source: &Environment, keys: &[PromotedKey]) -> anyhow::Result<Gate> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
+    let gate = rt.block_on(async {
         let factory = crate::aws::factory(aws).await;
         check_upstream(&factory, source, keys).await
-    })
-    .map_err(anyhow::Error::msg)
+    })?;
+    Ok(gate)
 }
 
 /// What happens to a planned edit: written, or committed and proposed.
@@ -166,12 +166,13 @@ impl Finish<'_> {
             written: false,
             pull_request: None,
         };
-        if self.edit.changes.is_empty() {
-        } else if pr.open_pr {
-            applied.pull_request = Some(self.open_pr(pr.base.as_deref().or(self.bound_branch))?);
-        } else if write {
-            self.write()?;
-            applied.written = true;
+        match Finishing::of(self.edit, write, pr.open_pr) {
+            Finishing::OpenPr => applied.pull_request = Some(self.open_pr(pr.base.as_deref())?),
+            Finishing::Write => {
+                self.write()?;
+                applied.written = true;
+            }
+            _ => {}
         }
         Ok(applied)
     }
@@ -185,17 +186,14 @@ impl Finish<'_> {
         // The plan was made from this text: refuse if it changed meanwhile.
         let now = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        if now != self.edit.old_text {
-            bail!(
-                "{} changed while the edit was planned; run the command again",
-                self.edit.file
-            );
-        }
+        self.edit.check_unchanged(&now)?;
         std::fs::write(&path, &self.edit.new_text)
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    fn open_pr(&self, base: Option<&str>) -> anyhow::Result<PrOutcome> {
+    /// Commits the edit on its branch, pushes it and opens or updates the
+    /// pull request into `--base` (`explicit`) or [`pr_base`]'s choice.
+    fn open_pr(&self, explicit: Option<&str>) -> anyhow::Result<PrOutcome> {
         let gh = GitHub::from_env()?;
         let root = self.work.root();
         let file = self.edit.file.as_str();
@@ -211,10 +209,9 @@ impl Finish<'_> {
             Some(b) => b.clone(),
             None => git(root, &["rev-parse", "HEAD"])?.trim().to_string(),
         };
-        let base = match (base, current_branch) {
-            (Some(b), _) => b.to_string(),
-            (None, Some(b)) => b,
-            (None, None) => gh.default_branch()?,
+        let base = match pr_base(explicit, self.bound_branch, current_branch.as_deref()) {
+            Some(b) => b,
+            None => gh.call(gh.settings().default_branch())?.0,
         };
         // Know the remote branch, if any, so that --force-with-lease protects it.
         let _ = git(
@@ -246,14 +243,15 @@ impl Finish<'_> {
         result?;
         back?;
         let head = self.branch;
-        let (action, pr) = match gh.find_open_pr(head)? {
+        let api = gh.settings();
+        let (action, pr) = match gh.call(api.find_open_pr(head))? {
             Some(existing) => (
                 PrAction::Updated,
-                gh.update_pr(existing.number, self.pr_title, self.pr_body)?,
+                gh.call(api.update_pr(existing.number, self.pr_title, self.pr_body))?,
             ),
             None => (
                 PrAction::Created,
-                gh.create_pr(head, &base, self.pr_title, self.pr_body)?,
+                gh.call(api.create_pr(head, &base, self.pr_title, self.pr_body))?,
             ),
         };
         let PullRequest { number, url } = pr;
@@ -270,20 +268,11 @@ impl Finish<'_> {
         std::fs::write(self.path(), &self.edit.new_text)
             .with_context(|| format!("cannot write {}", self.path().display()))?;
         git(root, &["add", "--", &self.edit.file])?;
-        let mut commit: Vec<&str> = Vec::new();
         let has_identity = git(root, &["config", "user.email"])
             .map(|e| !e.trim().is_empty())
             .unwrap_or(false);
-        if !has_identity {
-            commit.extend([
-                "-c",
-                "user.name=github-actions[bot]",
-                "-c",
-                "user.email=41898282+github-actions[bot]@users.noreply.github.com",
-            ]);
-        }
-        commit.extend(["commit", "-q", "-m", self.commit_message]);
-        git(root, &commit)?;
+        let commit = commit_args(self.commit_message, has_identity);
+        git(root, &commit.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok(())
     }
 }

@@ -5,13 +5,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use gitops_core::aws::{ClientFactory, FindingType};
-use gitops_core::policy::{self, AccessOptions, ValidateOptions};
-use gitops_core::{Error, GitTree, Problem, Repository};
-use serde::Serialize;
+use gitops_core::policy::{validate_request, AwsUse, ValidateReport, ValidateRequest};
+use gitops_core::{git, Error, GitTree, Repository, Source};
 
 use super::select::{select, SelectArgs};
 use gitops_core::actions::workspace_prefix;
-use gitops_core::render::validation;
 
 use crate::output::{annotation, in_github_actions, print_json, workflow_command};
 use crate::{Format, Globals};
@@ -70,181 +68,92 @@ impl From<FailOn> for FindingType {
     }
 }
 
-#[derive(Serialize)]
-struct Report<'a> {
-    valid: bool,
-    problems: &'a [Problem],
-    /// Checks that did not run, and why.
-    skipped: &'a [String],
-}
-
 pub fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let source = super::worktree(&g.repo)?;
-    let mut skipped = Vec::new();
-    let problems = match Repository::load(&source) {
+    let aws = match (args.no_aws, args.force_aws) {
+        (true, _) => AwsUse::Never,
+        (_, true) => AwsUse::Force,
+        _ => AwsUse::Auto {
+            credentials: crate::aws::credentials_present(),
+        },
+    };
+    let request = ValidateRequest::new(aws, args.fail_on.into())
+        .with_check_no_new_access(args.check_no_new_access);
+    let report = match Repository::load(&source) {
         Ok(repo) => {
-            let mut problems = check(g, &args, &repo, &source, &mut skipped)?;
-            problems.extend(branch_warnings(source.root(), &repo, &mut skipped));
-            problems
+            let mut report = check(g, &args, &request, &repo, &source)?;
+            report.check_branches(&repo, git::branch_names(source.root()).as_deref());
+            report
         }
-        Err(Error::Invalid(problems)) => {
-            skipped.push("policy checks: gitops.yaml cannot be used".into());
-            problems
-        }
+        Err(Error::Invalid(problems)) => ValidateReport::unusable(problems),
         Err(e) => return Err(e.into()),
     };
-    let valid = !problems.iter().any(Problem::is_error);
     match g.format {
-        Format::Json => print_json(&Report {
-            valid,
-            problems: &problems,
-            skipped: &skipped,
-        })?,
+        Format::Json => print_json(&report)?,
         Format::Text | Format::Markdown => {
-            for s in &skipped {
+            for s in &report.skipped {
                 eprintln!("note: {s}");
             }
-            print!("{}", validation(&problems, source.root(), g.color));
+            print!("{}", report.render_text(source.root(), g.color));
         }
     }
     if in_github_actions() {
         let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
         let prefix = workspace_prefix(source.root(), workspace.as_deref());
-        for p in &problems {
+        for p in &report.problems {
             workflow_command(&annotation(p, &prefix));
         }
     }
-    Ok(if valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
-/// Every check of a loaded repository: its own, the guard rules, and the
-/// Access Analyzer checks when they may run. What was not checked is added
-/// to `skipped`.
+/// The checks of a loaded repository ([`policy::validate_request`]), with
+/// the Access Analyzer and the base revision when they run.
 fn check(
     g: &Globals,
     args: &Args,
+    request: &ValidateRequest,
     repo: &Repository,
     source: &gitops_core::WorkTree,
-    skipped: &mut Vec<String>,
-) -> anyhow::Result<Vec<Problem>> {
-    let has_policies =
-        !policy::templates_in_use(repo).is_empty() || !repo.config.policies.iam.is_empty();
-    let why_not = if args.no_aws {
-        Some("--no-aws")
-    } else if args.force_aws || crate::aws::credentials_present() {
-        None
-    } else {
-        Some("no AWS credentials (use --aws to force)")
-    };
-    if let Some(why) = why_not {
-        skipped.push(format!("Access Analyzer checks skipped: {why}"));
-        if args.check_no_new_access {
-            skipped.push(format!("CheckNoNewAccess skipped: {why}"));
-        }
-    }
-    if why_not.is_some() || !has_policies {
-        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        let v = rt.block_on(policy::validate(repo, source, ValidateOptions::offline()))?;
-        skipped.extend(v.notes);
-        return Ok(v.problems);
-    }
-
-    // Access Analyzer.
-    let base_tree = if args.check_no_new_access {
-        if args.base.is_none() && !args.github {
-            bail!("--check-no-new-access needs the base revision: --base REV, or --github in GitHub Actions");
-        }
-        let selected = select(
-            g,
-            &SelectArgs {
-                base: args.base.clone(),
-                head: None,
-                github: args.github,
-                branch: None,
-                default_branch: None,
-            },
-        )?;
-        match selected.base {
-            Some(b) => {
-                let id = gix::ObjectId::from_hex(b.as_bytes())
-                    .with_context(|| format!("`{b}` is not a commit id"))?;
-                Some(GitTree::new(selected.repo, id, &selected.prefix)?)
-            }
-            None => {
-                skipped.push("CheckNoNewAccess skipped: this event has no base revision".into());
-                None
-            }
-        }
-    } else {
-        None
-    };
+) -> anyhow::Result<ValidateReport> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let v = rt.block_on(async {
+    if !request.uses_analyzer(repo) {
+        return Ok(rt.block_on(validate_request(repo, source, request, None, None))?);
+    }
+    let base_tree = if args.check_no_new_access {
+        base_tree(g, args)?
+    } else {
+        None
+    };
+    rt.block_on(async {
         let factory = crate::aws::factory(&args.aws).await;
         let region = factory.default_region().unwrap_or_default().to_string();
-        let clients = factory.clients(&region, None).await?;
-        let mut options = ValidateOptions::offline()
-            .with_analyzer(Arc::clone(&clients.access_analyzer))
-            .with_access(AccessOptions::new(
-                args.fail_on.into(),
-                repo.config.policies.deny_actions.clone(),
-            ));
-        if let Some(t) = &base_tree {
-            options = options.with_base(t);
-        }
-        policy::validate(repo, source, options).await.map_err(|e| {
-            anyhow::Error::from(e).context(
-                "the IAM Access Analyzer checks failed; pass --no-aws to run the offline checks only",
-            )
-        })
-    })?;
-    skipped.extend(v.notes);
-    Ok(v.problems)
+        let analyzer = Arc::clone(&factory.clients(&region, None).await?.access_analyzer);
+        let base = base_tree.as_ref().map(|t| t as &dyn Source);
+        validate_request(repo, source, request, Some(analyzer), base)
+            .await
+            .context("the IAM Access Analyzer checks failed; pass --no-aws to run the offline checks only")
+    })
 }
 
-/// Warnings for `branch:` bindings that match no branch of the clone
-/// (local and remote-tracking); nothing when no environment is bound.
-fn branch_warnings(
-    dir: &std::path::Path,
-    repo: &Repository,
-    skipped: &mut Vec<String>,
-) -> Vec<Problem> {
-    if repo.environments.iter().all(|e| e.branch.is_none()) {
-        return Vec::new();
+/// The repository at the base revision of `--check-no-new-access`; `None`
+/// when the GitHub event has none.
+fn base_tree(g: &Globals, args: &Args) -> anyhow::Result<Option<GitTree>> {
+    if args.base.is_none() && !args.github {
+        bail!("--check-no-new-access needs the base revision: --base REV, or --github in GitHub Actions");
     }
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "for-each-ref",
-            "--format=%(refname)",
-            "refs/heads",
-            "refs/remotes",
-        ])
-        .output();
-    let Some(text) = out
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-    else {
-        skipped.push("branch bindings not checked: the repository is not a git clone".into());
-        return Vec::new();
+    let how = SelectArgs {
+        base: args.base.clone(),
+        head: None,
+        github: args.github,
+        branch: None,
+        default_branch: None,
     };
-    let branches: Vec<String> = text
-        .lines()
-        .filter_map(|r| {
-            r.strip_prefix("refs/heads/").or_else(|| {
-                r.strip_prefix("refs/remotes/")
-                    .and_then(|rest| rest.split_once('/'))
-                    .map(|(_, b)| b)
-            })
-        })
-        .filter(|b| *b != "HEAD")
-        .map(str::to_string)
-        .collect();
-    gitops_core::unmatched_bindings(repo, &branches)
+    let selected = select(g, &how)?;
+    let Some(b) = selected.base else {
+        return Ok(None);
+    };
+    let id = gix::ObjectId::from_hex(b.as_bytes())
+        .with_context(|| format!("`{b}` is not a commit id"))?;
+    Ok(Some(GitTree::new(selected.repo, id, &selected.prefix)?))
 }

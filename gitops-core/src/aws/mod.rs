@@ -936,6 +936,61 @@ pub struct Identity {
     pub user_id: String,
 }
 
+/// What `gitops whoami` reports: who the credentials belong to, the
+/// region and the endpoint calls go to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct WhoAmI {
+    /// The account id.
+    pub account: String,
+    /// The caller's ARN.
+    pub arn: String,
+    /// The caller's unique id.
+    pub user_id: String,
+    /// The default region.
+    pub region: String,
+    /// The custom endpoint, if any.
+    pub endpoint: Option<String>,
+}
+
+impl WhoAmI {
+    /// `identity` in `region`, calling `endpoint`.
+    pub fn new(identity: Identity, region: &str, endpoint: Option<&str>) -> Self {
+        Self {
+            account: identity.account,
+            arn: identity.arn,
+            user_id: identity.user_id,
+            region: region.to_string(),
+            endpoint: endpoint.map(str::to_string),
+        }
+    }
+
+    /// One `name: value` line each (the endpoint only when there is one).
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "account:  {}\narn:      {}\nregion:   {}\n",
+            self.account, self.arn, self.region
+        );
+        if let Some(e) = &self.endpoint {
+            out.push_str(&format!("endpoint: {e}\n"));
+        }
+        out
+    }
+}
+
+/// Why `gitops whoami` cannot say who the credentials belong to.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhoAmIError {
+    /// The clients could not be made.
+    #[error(transparent)]
+    Clients(AwsError),
+    /// GetCallerIdentity failed (its error names the next step, such as how
+    /// to provide credentials).
+    #[error("cannot resolve the AWS identity: {0}")]
+    Identity(AwsError),
+}
+
 /// The STS operation the tool uses.
 pub trait Sts: Send + Sync {
     /// Who the credentials belong to.
@@ -1154,6 +1209,27 @@ impl ClientFactory for AwsClients {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whoami_text_names_the_endpoint_only_when_set() {
+        let id = Identity {
+            account: "123456789012".into(),
+            arn: "arn:aws:iam::123456789012:user/ci".into(),
+            user_id: "AIDA".into(),
+        };
+        expect_test::expect![[r#"
+            account:  123456789012
+            arn:      arn:aws:iam::123456789012:user/ci
+            region:   eu-west-1
+            endpoint: http://127.0.0.1:5000
+        "#]]
+        .assert_eq(
+            &WhoAmI::new(id.clone(), "eu-west-1", Some("http://127.0.0.1:5000")).render_text(),
+        );
+        assert!(!WhoAmI::new(id, "eu-west-1", None)
+            .render_text()
+            .contains("endpoint"));
+    }
 
     fn stack(status: &str) -> Stack {
         Stack {

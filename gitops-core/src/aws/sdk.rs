@@ -291,6 +291,18 @@ impl SdkFactory {
         self.base.endpoint_url()
     }
 
+    /// `gitops whoami`: who the credentials belong to, in the default
+    /// region, with the endpoint.
+    pub async fn whoami(&self) -> Result<super::WhoAmI, super::WhoAmIError> {
+        use super::{ClientFactory, WhoAmIError};
+        let region = self.default_region().unwrap_or_default().to_string();
+        let clients = self.clients(&region, None).await;
+        let clients = clients.map_err(WhoAmIError::Clients)?;
+        let id = clients.sts.caller_identity().await;
+        let id = id.map_err(WhoAmIError::Identity)?;
+        Ok(super::WhoAmI::new(id, &region, self.endpoint_url()))
+    }
+
     /// The configuration for `region` (the base region when empty), with
     /// `role_arn` assumed on top of the base credentials when given.
     pub async fn config_for(&self, region: &str, role_arn: Option<&str>) -> SdkConfig {

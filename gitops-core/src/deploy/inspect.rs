@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Desired, Executor, Observed, Outcome, TAG_MANAGED_BY, TAG_REMEDIATED};
+use super::{Desired, Executor, Observed, Outcome, TAG_COMMIT, TAG_MANAGED_BY, TAG_REMEDIATED};
 use crate::aws::{
     AwsClients, AwsError, AwsResult, ClientFactory, CloudFormation, ExecutionSummary,
     ResourceDrift, Stack,
 };
 use crate::deployed::{Deployed, RegionStacks};
 use crate::detect::Change;
-use crate::drift::{assess, may_remediate, orphans, EnvDrift, Remediation};
+use crate::drift::{
+    compare, health, may_remediate, orphans, EnvDrift, PipelineRun, Reason, ReasonKind, Remediation,
+};
 use crate::fanout::{self, FanOut};
 use crate::model::Environment;
 use crate::model::{PromotedKey, Repository};
@@ -472,7 +474,7 @@ pub async fn remediate(
         return Remediation::skipped("its folder was removed; remediation never deletes");
     }
     if let Err(why) = may_remediate(drift, desired.environment.auto_remediate, head) {
-        return Remediation::skipped(why);
+        return Remediation::skipped(why.to_string());
     }
     let mut d = desired.clone();
     d.change = Change::Updated;
@@ -496,6 +498,80 @@ pub async fn remediate(
             Remediation::failed(m)
         }
     }
+}
+
+/// Builds an environment's drift from what git wants and what AWS has,
+/// without CloudFormation drift detection (see [`EnvDrift::add_resource_drift`]).
+///
+/// The environment stack is compared with [`compare`]. In pipeline mode the
+/// pipeline deploys the environment stack and sets no stack tags, so only
+/// its template and parameters are compared there, while the pipeline stack
+/// (which the tool deploys itself) is compared in full.
+pub fn assess(
+    desired: &Desired,
+    observed: &Observed,
+    last_execution: Option<&ExecutionSummary>,
+    keys: &[PromotedKey],
+) -> EnvDrift {
+    let env = &desired.environment;
+    let mut d = EnvDrift::unknown(env, keys, "");
+    d.status.error = None;
+    let stack = observed.stack.as_ref().filter(|s| !s.is_deleted());
+    if let Some(s) = stack {
+        d.status.deployed_version = keys
+            .iter()
+            .map(|k| {
+                let v = match k {
+                    PromotedKey::Parameter(n) => s.parameters.get(n),
+                    PromotedKey::Tag(n) => s.tags.get(n),
+                };
+                (k.to_string(), v.cloned())
+            })
+            .collect();
+        d.status.commit = s.tags.get(TAG_COMMIT).cloned();
+        d.status.stack_status = Some(s.status.clone());
+    }
+    if let (Some(name), Some(e)) = (&env.pipeline, last_execution) {
+        d.status.pipeline = Some(PipelineRun::new(name, e));
+    }
+    d.status.health = health(stack, last_execution);
+    let pipeline_mode = desired.pipeline_stack.is_some();
+    if let Some(spec) = &desired.stack {
+        match stack {
+            None => d.reasons.push(Reason::stack_missing(&spec.name)),
+            Some(s) => {
+                let mut r = compare(spec, s, observed.stack_template.as_ref());
+                if pipeline_mode {
+                    r.retain(|r| r.kind != ReasonKind::Tag);
+                } else if s.termination_protection == Some(!env.protected) {
+                    // The tool deploys this stack: its protection follows `protected`.
+                    r.push(Reason::termination_protection(&spec.name, env.protected));
+                }
+                d.reasons.extend(r);
+            }
+        }
+    }
+    let pstack = observed.pipeline_stack.as_ref().filter(|s| !s.is_deleted());
+    if let Some(spec) = &desired.pipeline_stack {
+        match pstack {
+            None => d
+                .reasons
+                .push(Reason::stack_missing(&spec.name).on_pipeline_stack()),
+            Some(s) => {
+                let mut r = compare(spec, s, observed.pipeline_stack_template.as_ref());
+                if s.termination_protection == Some(!env.protected) {
+                    r.push(Reason::termination_protection(&spec.name, env.protected));
+                }
+                d.reasons
+                    .extend(r.into_iter().map(Reason::on_pipeline_stack));
+            }
+        }
+        d.remediated_commit = pstack.and_then(|s| s.tags.get(TAG_REMEDIATED).cloned());
+    } else {
+        d.remediated_commit = stack.and_then(|s| s.tags.get(TAG_REMEDIATED).cloned());
+    }
+    d.refresh_sync();
+    d
 }
 
 /// How many executions of a pipeline [`observe_bases`] reads to find its
@@ -622,12 +698,21 @@ pub async fn mark_pending(
     head_model: &Repository,
     concurrency: usize,
     drifts: &mut [EnvDrift],
-) -> Result<(), String> {
-    let deployed = observe_bases(factory, head_model, concurrency)
-        .await
-        .map_err(|e| e.to_string())?;
-    let detection = crate::git::detect_deployed(repo, head, prefix, head_model, &deployed)
-        .map_err(|e| e.to_string())?;
+) -> Result<(), PendingError> {
+    let deployed = observe_bases(factory, head_model, concurrency).await?;
+    let detection = crate::git::detect_deployed(repo, head, prefix, head_model, &deployed)?;
     crate::deployed::mark_pending(drifts, &detection);
     Ok(())
+}
+
+/// Why [`mark_pending`] could not tell which environments have changes pending.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingError {
+    /// Reading what is deployed failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Comparing it with git failed.
+    #[error(transparent)]
+    Git(#[from] crate::Error),
 }

@@ -28,6 +28,7 @@ use crate::template::Template;
 pub use gate::{DeployedHistory, DriftGate, GateFinding, HistoryError};
 pub use secrets::GitSecretHistory;
 
+pub use crate::spec::{StackSpec, TAG_COMMIT, TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_REMEDIATED};
 pub use execute::{
     EnvOutcome, Executor, ExecutorOptions, Outcome, Preview, PreviewError, Progress,
     ResourceChange, SecretHistory, CHANGE_SET_PREFIX, PREVIEW_CHANGE_SET_PREFIX,
@@ -37,42 +38,8 @@ pub use safety::{
     DEFAULT_MAX_DELETIONS,
 };
 
-/// Tag key naming the repository that manages a stack.
-pub const TAG_MANAGED_BY: &str = "gitops:managed-by";
-/// Tag key naming the environment a stack belongs to.
-pub const TAG_ENVIRONMENT: &str = "gitops:environment";
-/// Tag key naming the commit a stack was last deployed from.
-pub const TAG_COMMIT: &str = "gitops:commit";
-/// Tag key naming the commit `gitops drift --remediate` last redeployed an
-/// environment to, so that it never remediates it twice at one commit.
-pub const TAG_REMEDIATED: &str = "gitops:remediated-commit";
 /// Templates larger than this must go through S3.
 pub const MAX_TEMPLATE_BODY: usize = 51_200;
-
-/// A stack as git wants it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct StackSpec {
-    /// Stack name.
-    pub name: String,
-    /// Repository-relative template path.
-    pub template_path: String,
-    /// Template text.
-    #[serde(skip)]
-    pub template_body: String,
-    /// The template, normalised, for comparisons.
-    #[serde(skip)]
-    pub template_normalized: serde_json::Value,
-    /// Parameters to pass: only those the template declares.
-    pub parameters: BTreeMap<String, String>,
-    /// Tags: the environment's plus the `gitops:*` ownership tags.
-    pub tags: BTreeMap<String, String>,
-    /// Capabilities to acknowledge.
-    pub capabilities: Vec<String>,
-    /// Parameters whose values must not be printed (`NoEcho`).
-    #[serde(skip)]
-    pub secret_parameters: Vec<String>,
-}
 
 /// Everything git says about one environment's deployment.
 #[derive(Debug, Clone, PartialEq, Serialize)]

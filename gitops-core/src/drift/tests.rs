@@ -7,10 +7,12 @@ use super::*;
 use crate::aws::fake::{DriftScript, Fake, Script};
 use crate::aws::{PropertyDifference, ResourceDrift};
 use crate::deploy::inspect::{
-    detect_resource_drift, find_orphans, inspect, inspect_all, remediate, DriftCheckError,
+    assess, detect_resource_drift, find_orphans, inspect, inspect_all, remediate, DriftCheckError,
     InspectOptions,
 };
-use crate::deploy::{desired, Executor, ExecutorOptions, TAG_ENVIRONMENT, TAG_MANAGED_BY};
+use crate::deploy::{
+    desired, Desired, Executor, ExecutorOptions, Observed, TAG_ENVIRONMENT, TAG_MANAGED_BY,
+};
 use crate::detect::{Change, EnvChange};
 use crate::model::Repository;
 use crate::source::Memory;
@@ -419,6 +421,7 @@ fn remediation_rules() {
     let mut e = EnvDrift::unknown(&d.environment, &keys(), "x");
     assert!(may_remediate(&e, true, "c1")
         .unwrap_err()
+        .to_string()
         .contains("Unknown"));
     e.status.error = None;
     e.reasons.push(Reason::stack_missing("dev-app"));
@@ -426,17 +429,20 @@ fn remediation_rules() {
     e.status.health = Health::Healthy;
     assert!(may_remediate(&e, false, "c1")
         .unwrap_err()
+        .to_string()
         .contains("auto-remediate"));
     assert_eq!(may_remediate(&e, true, "c1"), Ok(()));
     e.remediated_commit = Some("c1".into());
     assert!(may_remediate(&e, true, "c1")
         .unwrap_err()
+        .to_string()
         .contains("already remediated at c1"));
     assert_eq!(may_remediate(&e, true, "c2"), Ok(()));
     e.status.health = Health::Degraded;
     e.status.stack_status = Some("UPDATE_ROLLBACK_COMPLETE".into());
     assert!(may_remediate(&e, true, "c2")
         .unwrap_err()
+        .to_string()
         .contains("UPDATE_ROLLBACK_COMPLETE"));
     e.status.health = Health::Progressing;
     assert!(may_remediate(&e, true, "c2").is_err());

@@ -11,7 +11,8 @@
 //!
 //! [`check_offline`] runs the first two; [`validate`] is the whole of
 //! `gitops validate`: [`Repository::validate`], the offline gates, then the
-//! Access Analyzer checks when an analyzer is given.
+//! Access Analyzer checks when an analyzer is given; [`validate_request`]
+//! decides whether they run and makes the [`ValidateReport`].
 //!
 //! ```
 //! use gitops_core::{policy, Memory, Repository};
@@ -32,6 +33,7 @@
 pub mod access;
 pub mod guard;
 pub mod iam;
+mod request;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ use crate::template::Template;
 
 pub use access::{AccessOptions, AccessReport};
 pub use iam::PolicyDoc;
+pub use request::{validate_request, AwsUse, ValidateReport, ValidateRequest};
 
 /// Most files a glob walk visits before it stops.
 const MAX_WALK: usize = 20_000;

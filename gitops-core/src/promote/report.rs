@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{FileEdit, HistoryEntry, Promotion, Rollback};
+use super::{FileEdit, HistoryEntry, PromoteError, Promotion, Rollback};
 use crate::markdown::{cell, code};
 use crate::model::PromotedKey;
 use crate::render::{color_diff, markdown_table, paint, table};
@@ -112,6 +112,71 @@ pub fn promotion_branch(from: &str, to: &str) -> String {
 /// The branch of a rollback's pull request.
 pub fn rollback_branch(env: &str) -> String {
     format!("gitops/rollback-{}", branch_safe(env))
+}
+
+/// What becomes of a planned edit (`--write`, `--open-pr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Finishing {
+    /// It changes nothing: nothing to do.
+    Nothing,
+    /// Commit it on its branch, push it, and open or update the pull request.
+    OpenPr,
+    /// Write the file in the working tree.
+    Write,
+    /// Only show the diff.
+    Show,
+}
+
+impl Finishing {
+    /// What `write` and `open_pr` ask for `edit` (a pull request wins).
+    pub fn of(edit: &FileEdit, write: bool, open_pr: bool) -> Self {
+        match (edit.changes.is_empty(), open_pr, write) {
+            (true, _, _) => Self::Nothing,
+            (false, true, _) => Self::OpenPr,
+            (false, false, true) => Self::Write,
+            (false, false, false) => Self::Show,
+        }
+    }
+}
+
+impl FileEdit {
+    /// Refuses to write over a file (`now`) that is no longer the text the
+    /// edit was planned from.
+    pub fn check_unchanged(&self, now: &str) -> Result<(), PromoteError> {
+        if now == self.old_text {
+            Ok(())
+        } else {
+            Err(PromoteError::ChangedMeanwhile(self.file.clone()))
+        }
+    }
+}
+
+/// The branch a pull request goes into: `--base`, else the target
+/// environment's bound branch, else the current branch; `None`: the
+/// repository's default branch (asked of GitHub).
+pub fn pr_base(
+    explicit: Option<&str>,
+    bound: Option<&str>,
+    current: Option<&str>,
+) -> Option<String> {
+    explicit.or(bound).or(current).map(str::to_string)
+}
+
+/// The `git` arguments that commit the staged edit with `message`; as the
+/// github-actions bot when the clone has no identity (`user.email`).
+pub fn commit_args(message: &str, has_identity: bool) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    if !has_identity {
+        for c in [
+            "user.name=github-actions[bot]",
+            "user.email=41898282+github-actions[bot]@users.noreply.github.com",
+        ] {
+            args.extend(["-c".to_string(), c.to_string()]);
+        }
+    }
+    args.extend(["commit", "-q", "-m", message].map(str::to_string));
+    args
 }
 
 /// What happened to a planned edit of an environment file, for the report
@@ -411,5 +476,70 @@ impl HistoryReport {
             &["commit", "date", "author", "key", "change"],
             &self.rows(true),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn edit(changes: bool) -> FileEdit {
+        let change = super::super::KeyChange {
+            key: PromotedKey::Parameter("AppVersion".into()),
+            old: Some("1".into()),
+            new: "2".into(),
+        };
+        FileEdit {
+            environment: "qa".into(),
+            file: "environments/qa/environment.yaml".into(),
+            keys: Vec::new(),
+            changes: if changes { vec![change] } else { Vec::new() },
+            old_text: "a: 1\n".into(),
+            new_text: "a: 2\n".into(),
+            diff: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_edit_is_proposed_written_or_shown() {
+        assert_eq!(Finishing::of(&edit(false), true, true), Finishing::Nothing);
+        assert_eq!(Finishing::of(&edit(true), true, true), Finishing::OpenPr);
+        assert_eq!(Finishing::of(&edit(true), true, false), Finishing::Write);
+        assert_eq!(Finishing::of(&edit(true), false, false), Finishing::Show);
+    }
+
+    #[test]
+    fn a_file_changed_meanwhile_is_not_written_over() {
+        let e = edit(true);
+        assert_eq!(e.check_unchanged("a: 1\n"), Ok(()));
+        expect_test::expect!["environments/qa/environment.yaml changed while the edit was planned; run the command again"]
+            .assert_eq(&e.check_unchanged("a: 3\n").unwrap_err().to_string());
+    }
+
+    #[test]
+    fn the_pull_request_base_and_the_commit_identity() {
+        assert_eq!(
+            pr_base(Some("b"), Some("r"), Some("c")).as_deref(),
+            Some("b")
+        );
+        assert_eq!(pr_base(None, Some("r"), Some("c")).as_deref(), Some("r"));
+        assert_eq!(pr_base(None, None, Some("c")).as_deref(), Some("c"));
+        assert_eq!(pr_base(None, None, None), None);
+        assert_eq!(commit_args("m", true), ["commit", "-q", "-m", "m"]);
+        expect_test::expect![[r#"
+            [
+                "-c",
+                "user.name=github-actions[bot]",
+                "-c",
+                "user.email=41898282+github-actions[bot]@users.noreply.github.com",
+                "commit",
+                "-q",
+                "-m",
+                "m",
+            ]
+        "#]]
+        .assert_debug_eq(&commit_args("m", false));
     }
 }
