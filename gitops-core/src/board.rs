@@ -32,7 +32,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::{EnvDrift, EnvStatus, Health, ReasonKind, Sync};
-use crate::markdown::{code, html};
+use crate::markdown::{code, commit, html};
 use crate::text::short_commit;
 
 /// The most reasons (and resource drifts) shown per environment; the rest are counted.
@@ -653,10 +653,7 @@ impl Board {
                 "| {name} | {} | {} | {} | {} | {} | {} | {} |",
                 code(&version_text(&s.git_version)),
                 code(&version_text(&s.deployed_version)),
-                s.commit
-                    .as_deref()
-                    .map(|c| code(short_commit(c)))
-                    .unwrap_or_else(|| "-".into()),
+                commit(s.commit.as_deref(), "-"),
                 s.stack_status.as_deref().map_or_else(|| "-".into(), code),
                 s.pipeline
                     .as_ref()

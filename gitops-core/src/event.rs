@@ -150,7 +150,7 @@ impl Checkout {
     }
 
     /// The repository as read now (opened again after each fetch).
-    pub fn repo(&self) -> &gix::Repository {
+    pub(crate) fn repo(&self) -> &gix::Repository {
         &self.repo
     }
 

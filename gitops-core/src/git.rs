@@ -94,7 +94,11 @@ fn subtree(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Vec
 
 /// The best common ancestor of commits `a` and `b`, or `None` when they share
 /// no history in this clone (unrelated, or cut off by a shallow clone).
-pub fn merge_base(repo: &gix::Repository, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+pub(crate) fn merge_base(
+    repo: &gix::Repository,
+    a: ObjectId,
+    b: ObjectId,
+) -> Result<Option<ObjectId>> {
     if a == b {
         return Ok(Some(a));
     }
@@ -124,18 +128,18 @@ pub fn is_ancestor(
 }
 
 /// Whether the repository is a shallow clone.
-pub fn is_shallow(repo: &gix::Repository) -> bool {
+pub(crate) fn is_shallow(repo: &gix::Repository) -> bool {
     repo.is_shallow().unwrap_or(false)
 }
 
 /// Whether commit `id` is in the object database.
-pub fn has_commit(repo: &gix::Repository, id: ObjectId) -> bool {
+pub(crate) fn has_commit(repo: &gix::Repository, id: ObjectId) -> bool {
     repo.has_object(id)
 }
 
 /// The commit branch `name` points at: the remote-tracking branch
 /// `origin/<name>` if the clone has it, else the local branch `<name>`.
-pub fn branch_commit(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
+pub(crate) fn branch_commit(repo: &gix::Repository, name: &str) -> Option<ObjectId> {
     [
         format!("refs/remotes/origin/{name}"),
         format!("refs/heads/{name}"),
@@ -291,7 +295,7 @@ fn detect_with(
 }
 
 /// `--base deployed`: classifies every environment against the commit it
-/// was last deployed from ([`crate::deployed::classify`]). One tree diff
+/// was last deployed from (`deployed::classify`). One tree diff
 /// per distinct deployed commit that this clone has (a missing one counts
 /// as not in history); each undeclared environment's declaration is read
 /// at its own deployed commit (one model load per distinct commit).
@@ -328,7 +332,7 @@ pub fn detect_deployed(
 
 /// The branch `origin/HEAD` points at (`main` for
 /// `refs/remotes/origin/main`), when the clone knows it.
-pub fn origin_head(repo: &gix::Repository) -> Option<String> {
+pub(crate) fn origin_head(repo: &gix::Repository) -> Option<String> {
     use gix::bstr::ByteSlice;
     let reference = repo.try_find_reference("refs/remotes/origin/HEAD").ok()??;
     match reference.target() {
@@ -344,7 +348,7 @@ pub fn origin_head(repo: &gix::Repository) -> Option<String> {
 }
 
 /// The commit `c` names, when this clone has it.
-pub fn known_commit(repo: &gix::Repository, c: &str) -> Option<ObjectId> {
+pub(crate) fn known_commit(repo: &gix::Repository, c: &str) -> Option<ObjectId> {
     ObjectId::from_hex(c.as_bytes())
         .ok()
         .filter(|id| commit_exists(repo, *id))
@@ -358,7 +362,7 @@ pub struct Models {
 
 impl Models {
     /// How environment `name` was declared at `commit`, with its
-    /// configuration there ([`AtCommit::unknown`] for a missing commit or a
+    /// configuration there (`AtCommit::unknown` for a missing commit or a
     /// repository that cannot be read there).
     pub fn declaration(
         &mut self,
@@ -471,7 +475,11 @@ impl Source for OnlyEnvs<'_> {
 }
 
 /// Loads the model at `commit`, refusing one with errors.
-pub fn load_at(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Repository> {
+pub(crate) fn load_at(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    prefix: &str,
+) -> Result<Repository> {
     load_checked(&GitTree::new(repo.clone(), commit, prefix)?)
 }
 

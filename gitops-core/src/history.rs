@@ -30,7 +30,7 @@ use crate::source::{normalize, Memory};
 
 /// Reads one environment's promoted values at any commit, with caches so
 /// that walking a long history parses each distinct file only once.
-pub struct ValueReader<'r> {
+pub(crate) struct ValueReader<'r> {
     repo: &'r gix::Repository,
     prefix: String,
     env: String,
@@ -149,7 +149,7 @@ impl<'r> ValueReader<'r> {
 }
 
 /// Author, date and summary of commit `id`.
-pub fn commit_info(repo: &gix::Repository, id: ObjectId) -> Result<CommitInfo> {
+pub(crate) fn commit_info(repo: &gix::Repository, id: ObjectId) -> Result<CommitInfo> {
     let commit = repo.find_commit(id).map_err(Error::git)?;
     let author = commit.author().map_err(Error::git)?;
     let date = author
@@ -171,7 +171,7 @@ pub fn commit_info(repo: &gix::Repository, id: ObjectId) -> Result<CommitInfo> {
 /// The environment's values along the first-parent chain from `head`,
 /// newest first, at most `max` commits, skipping commits where it does not
 /// exist: the candidates for a rollback.
-pub fn first_parent_snapshots(
+pub(crate) fn first_parent_snapshots(
     reader: &mut ValueReader<'_>,
     head: ObjectId,
     max: usize,
@@ -321,7 +321,7 @@ pub fn rollback_target(
 /// Every commit reachable from `head`, newest first (by commit time), at
 /// most `max`, with the environment's values there and at its parents:
 /// the input of [`crate::promote::key_history`].
-pub fn commit_states(
+pub(crate) fn commit_states(
     reader: &mut ValueReader<'_>,
     head: ObjectId,
     max: usize,

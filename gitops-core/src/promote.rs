@@ -3,7 +3,7 @@
 //! A promotion copies the values of `promotion.keys` (such as
 //! `parameters.AppVersion`) from one environment's resolved configuration
 //! into the next environment's file, edited in place by
-//! [`crate::edit::set_values`]. [`plan_promotion`] checks the order given by
+//! `edit::set_values`. [`plan_promotion`] checks the order given by
 //! `promotion.order` and returns a [`Promotion`]: the changes, the new file
 //! text, its unified diff, a commit message and a pull request's title and
 //! body. [`plan_rollback`] does the same to restore the values an

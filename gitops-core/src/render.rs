@@ -1,6 +1,6 @@
 //! Text rendering shared by every report: ANSI colour, padded tables,
 //! coloured diffs and problem lines. Markdown escaping is in
-//! [`crate::markdown`]; each report renders itself with these.
+//! `markdown`; each report renders itself with these.
 //!
 //! ```
 //! use gitops_core::render::{paint, table};
@@ -49,7 +49,7 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
 }
 
 /// A markdown table: a header row, its rule and one row per entry. Cells
-/// are written as given: escape them with [`crate::markdown`].
+/// are written as given: escape them with the crate's `markdown` helpers.
 pub fn markdown_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(N));
     for r in rows {

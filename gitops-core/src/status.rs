@@ -63,7 +63,7 @@ impl Prepared {
     /// of truth, so the committed state, not the working tree), refuses one
     /// with errors or an unknown name in `environments` (empty: all), and
     /// builds each selected environment's desired stacks. `var` reads the
-    /// process environment, for the web address (see [`web_url`]).
+    /// process environment, for the web address (`web_url`).
     pub fn read(
         repo: gix::Repository,
         head_id: gix::ObjectId,
@@ -160,7 +160,10 @@ impl Prepared {
 /// The repository's web address: the GitHub run's repository
 /// (`GITHUB_SERVER_URL`/`GITHUB_REPOSITORY`, read with `var`), else the
 /// `origin` remote's (without credentials).
-pub fn web_url(repo: &gix::Repository, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn web_url(
+    repo: &gix::Repository,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
     let var = |n: &str| var(n).filter(|v| !v.is_empty());
     if let (Some(server), Some(name)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
         return board::web_url_of_remote(&format!("{server}/{name}"));

@@ -179,28 +179,6 @@ impl Node {
         }
     }
 
-    /// The entries, if this is a mapping.
-    pub fn entries(&self) -> &[(Node, Node)] {
-        match &self.kind {
-            NodeKind::Map { entries, .. } => entries,
-            _ => &[],
-        }
-    }
-
-    /// Whether this node or any node below it is an anchor or an alias.
-    pub fn has_anchor_or_alias(&self) -> bool {
-        if self.anchored || matches!(self.kind, NodeKind::Alias) {
-            return true;
-        }
-        match &self.kind {
-            NodeKind::Map { entries, .. } => entries
-                .iter()
-                .any(|(k, v)| k.has_anchor_or_alias() || v.has_anchor_or_alias()),
-            NodeKind::Seq { items, .. } => items.iter().any(Node::has_anchor_or_alias),
-            _ => false,
-        }
-    }
-
     /// Where the node's content starts in `src`: past its anchor (`&name`)
     /// and tag (`!Tag`), which saphyr counts as part of the node.
     pub fn content_start(&self, src: &str) -> usize {

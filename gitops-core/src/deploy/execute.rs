@@ -650,7 +650,7 @@ impl Executor {
             };
             let then = match &self.history {
                 Some(h) => h.spec_at(commit, &desired.environment.name, &spec.name),
-                None => Err(super::HistoryError::NoHistory),
+                None => Err(super::DeployedHistoryError::NoHistory),
             };
             match then {
                 Ok(then) => {

@@ -56,7 +56,7 @@ pub enum GateFinding {
         /// The commit it was deployed from.
         commit: String,
         /// Why it could not be compared.
-        why: HistoryError,
+        why: DeployedHistoryError,
     },
 }
 
@@ -99,14 +99,14 @@ pub trait DeployedHistory: Send + Sync {
         commit: &str,
         env: &str,
         stack: &str,
-    ) -> Result<super::StackSpec, HistoryError>;
+    ) -> Result<super::StackSpec, DeployedHistoryError>;
 }
 
 /// Why the gate could not read what git said at a stack's deployed commit.
 /// Each message completes "its deployed commit C …".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum HistoryError {
+pub enum DeployedHistoryError {
     /// The `gitops:commit` tag is not a full commit id.
     #[error("is not a full commit id")]
     NotACommitId,
@@ -136,7 +136,7 @@ pub enum HistoryError {
     },
 }
 
-impl Serialize for HistoryError {
+impl Serialize for DeployedHistoryError {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }

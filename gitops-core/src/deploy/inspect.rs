@@ -688,7 +688,7 @@ pub async fn observe_bases(
 /// classifies every environment against its deployed commit
 /// ([`crate::git::detect_deployed`], `head` being the commit `head_model`
 /// was read at, under `prefix` in `repo`) and sets each row's `pending`
-/// ([`crate::deployed::mark_pending`]). On an error the rows stay unknown
+/// (`deployed::mark_pending`). On an error the rows stay unknown
 /// and the error is returned, as one line.
 pub async fn mark_pending(
     factory: Arc<dyn ClientFactory>,

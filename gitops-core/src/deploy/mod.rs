@@ -25,7 +25,7 @@ use crate::model::{Environment, Repository};
 use crate::source::Source;
 use crate::template::Template;
 
-pub use gate::{DeployedHistory, DriftGate, GateFinding, HistoryError};
+pub use gate::{DeployedHistory, DeployedHistoryError, DriftGate, GateFinding};
 pub use secrets::GitSecretHistory;
 
 pub use crate::spec::{StackSpec, TAG_COMMIT, TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_REMEDIATED};

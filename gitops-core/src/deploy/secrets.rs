@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gix::ObjectId;
 
-use super::{DeployedHistory, HistoryError, SecretHistory, StackSpec};
+use super::{DeployedHistory, DeployedHistoryError, SecretHistory, StackSpec};
 use crate::detect::{Change, EnvChange};
 use crate::model::Repository;
 use crate::source::GitTree;
@@ -73,17 +73,24 @@ impl SecretHistory for GitSecretHistory {
 }
 
 impl DeployedHistory for GitSecretHistory {
-    fn spec_at(&self, commit: &str, env: &str, stack: &str) -> Result<StackSpec, HistoryError> {
-        let unreadable = |e: &dyn std::fmt::Display| HistoryError::Unreadable(e.to_string());
-        let id = ObjectId::from_hex(commit.as_bytes()).map_err(|_| HistoryError::NotACommitId)?;
+    fn spec_at(
+        &self,
+        commit: &str,
+        env: &str,
+        stack: &str,
+    ) -> Result<StackSpec, DeployedHistoryError> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| DeployedHistoryError::Unreadable(e.to_string());
+        let id = ObjectId::from_hex(commit.as_bytes())
+            .map_err(|_| DeployedHistoryError::NotACommitId)?;
         let repo = gix::open(&self.git_dir).map_err(|e| unreadable(&e))?;
         if !crate::git::has_commit(&repo, id) {
-            return Err(HistoryError::NotInClone);
+            return Err(DeployedHistoryError::NotInClone);
         }
-        let model = self.model(id).ok_or(HistoryError::NoConfig)?;
+        let model = self.model(id).ok_or(DeployedHistoryError::NoConfig)?;
         let declared = model
             .environment(env)
-            .ok_or_else(|| HistoryError::Undeclared(env.to_string()))?;
+            .ok_or_else(|| DeployedHistoryError::Undeclared(env.to_string()))?;
         let tree = GitTree::new(repo, id, &self.prefix).map_err(|e| unreadable(&e))?;
         let desired = super::desired(
             &model,
@@ -96,7 +103,7 @@ impl DeployedHistory for GitSecretHistory {
             .into_iter()
             .flatten()
             .find(|s| s.name == stack)
-            .ok_or_else(|| HistoryError::NoSuchStack {
+            .ok_or_else(|| DeployedHistoryError::NoSuchStack {
                 stack: stack.to_string(),
                 env: env.to_string(),
             })

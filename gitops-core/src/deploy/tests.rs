@@ -1183,12 +1183,17 @@ async fn an_unchanged_stack_gets_termination_protection_turned_on_and_off() {
 struct Specs(BTreeMap<String, StackSpec>);
 
 impl DeployedHistory for Specs {
-    fn spec_at(&self, commit: &str, _env: &str, stack: &str) -> Result<StackSpec, HistoryError> {
+    fn spec_at(
+        &self,
+        commit: &str,
+        _env: &str,
+        stack: &str,
+    ) -> Result<StackSpec, DeployedHistoryError> {
         self.0
             .get(commit)
             .filter(|s| s.name == stack)
             .cloned()
-            .ok_or(HistoryError::NotInClone)
+            .ok_or(DeployedHistoryError::NotInClone)
     }
 }
 

@@ -874,8 +874,8 @@ fn gathered_reads_head_and_base_from_the_selection() {
 async fn a_preview_interrupted_mid_wait_leaves_no_change_set() {
     use crate::aws::fake::{Fake, Script};
     use crate::deploy::ExecutorOptions;
-    use crate::git::tests::{commit, git, write};
     use crate::fanout::CancellationToken;
+    use crate::git::tests::{commit, git, write};
     use crate::select::{select, Request};
     use std::sync::Arc;
     use std::time::Duration;
