@@ -8,7 +8,7 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
-use gitops_e2e::fixture::{describe, entry, json_of, streams, SSM_TEMPLATE};
+use gitops_e2e::fixture::{describe, entry, json_of, streams, update_out_of_band, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::github_stub::{GitHubStub, Route, TOKEN};
 use gitops_e2e::moto::Moto;
@@ -52,19 +52,10 @@ fn deploy(repo: &GitRepo, moto: &Moto, envs: &[&str]) {
     assert_eq!(out.status.code(), Some(0), "{}", streams(&out));
 }
 
-/// Changes a parameter behind the tool's back, as a person in the console would.
+/// Changes a parameter behind the tool's back, as a person in the console
+/// would, keeping the stack's tags.
 fn set_version(moto: &Moto, stack: &str, version: &str) {
-    let xml = moto.query(&[
-        ("Action", "UpdateStack"),
-        ("StackName", stack),
-        ("UsePreviousTemplate", "true"),
-        ("Parameters.member.1.ParameterKey", "AppVersion"),
-        ("Parameters.member.1.ParameterValue", version),
-        ("Parameters.member.2.ParameterKey", "EnvironmentName"),
-        ("Parameters.member.2.UsePreviousValue", "true"),
-        ("Version", "2010-05-15"),
-    ]);
-    assert!(xml.contains("<StackId>"), "{xml}");
+    update_out_of_band(moto, stack, version, |_, value| Some(value));
 }
 
 fn drift_json(

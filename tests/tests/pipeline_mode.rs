@@ -10,23 +10,10 @@
 use std::process::Output;
 
 use gitops_e2e::bin::gitops;
-use gitops_e2e::fixture::text;
+use gitops_e2e::fixture::{text, SSM_TEMPLATE};
 use gitops_e2e::git::GitRepo;
 use gitops_e2e::moto::Moto;
 use serde_json::Value;
-
-const APP: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  EnvironmentName: {Type: String}
-  AppVersion: {Type: String}
-Resources:
-  Version:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${EnvironmentName}/app/version"
-      Type: String
-      Value: !Ref AppVersion
-"#;
 
 const PIPELINE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
 Parameters:
@@ -78,7 +65,7 @@ fn plan_in_pipeline_mode_previews_the_application_stack_and_leaves_no_change_set
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\n",
     )
-    .write("common/app.yaml", APP);
+    .write("common/app.yaml", SSM_TEMPLATE);
     let empty = repo.commit("templates");
     repo.write(
         "environments/dev/environment.yaml",
@@ -111,7 +98,7 @@ fn plan_in_pipeline_mode_previews_the_application_stack_and_leaves_no_change_set
     )
     .write(
         "common/app.yaml",
-        &APP.replace(
+        &SSM_TEMPLATE.replace(
             "      Type: String\n      Value",
             "      Type: String\n      Description: the app version\n      Value",
         ),
@@ -183,8 +170,8 @@ fn render_writes_the_template_and_every_parameter_and_tag() {
         "gitops.yaml",
         "version: 1\nid: acme/e2e\nstack: {template: common/app.yaml}\npipeline: {template: common/pipeline.yaml}\n",
     )
-    .write("common/app.yaml", APP)
-    .write("common/other.yaml", &APP.replace("app/version", "other/version"))
+    .write("common/app.yaml", SSM_TEMPLATE)
+    .write("common/other.yaml", &SSM_TEMPLATE.replace("app/version", "other/version"))
     .write("common/pipeline.yaml", PIPELINE)
     .write(
         "environments/dev/environment.yaml",

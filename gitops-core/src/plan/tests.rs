@@ -813,34 +813,39 @@ impl crate::event::Fetch for NoFetch {
     }
 }
 
-#[test]
-fn gathered_reads_head_and_base_from_the_selection() {
+/// A repository whose first commit has only a README and whose second
+/// adds `files`, selected from the first commit to the second.
+fn selected_after(files: &[(&str, &str)]) -> (tempfile::TempDir, crate::select::Selected) {
     use crate::git::tests::{commit, git, write};
     use crate::select::{select, Request};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     git(dir, &["init", "-q", "-b", "main"]);
-    // The base has no gitops.yaml: no value changes, and no warning.
     write(dir, "README.md", "x\n");
     let first = commit(dir).to_string();
-    write(
-        dir,
-        "gitops.yaml",
-        "version: 1\nstack: { template: t.yaml }\n",
-    );
-    write(
-        dir,
-        "t.yaml",
-        "Parameters:\n  P: { Type: String }\nResources:\n  T: { Type: AWS::SNS::Topic }\n",
-    );
-    write(
-        dir,
-        "environments/dev/environment.yaml",
-        "parameters: { P: x }\n",
-    );
+    for (path, text) in files {
+        write(dir, path, text);
+    }
     commit(dir);
     let mut clone = crate::event::Checkout::discover(dir, Box::new(NoFetch)).unwrap();
     let selected = select(&mut clone, &Request::new().with_base(Some(first))).unwrap();
+    (tmp, selected)
+}
+
+#[test]
+fn gathered_reads_head_and_base_from_the_selection() {
+    // The base has no gitops.yaml: no value changes, and no warning.
+    let (_tmp, selected) = selected_after(&[
+        ("gitops.yaml", "version: 1\nstack: { template: t.yaml }\n"),
+        (
+            "t.yaml",
+            "Parameters:\n  P: { Type: String }\nResources:\n  T: { Type: AWS::SNS::Topic }\n",
+        ),
+        (
+            "environments/dev/environment.yaml",
+            "parameters: { P: x }\n",
+        ),
+    ]);
     let targets = selected.changes();
     // No id and no origin remote: only a guess without AWS can go on.
     let err = Gathered::gather(&selected, &targets, false).unwrap_err();
@@ -875,29 +880,19 @@ async fn a_preview_interrupted_mid_wait_leaves_no_change_set() {
     use crate::aws::fake::{Fake, Script};
     use crate::deploy::ExecutorOptions;
     use crate::fanout::CancellationToken;
-    use crate::git::tests::{commit, git, write};
-    use crate::select::{select, Request};
     use std::sync::Arc;
     use std::time::Duration;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    git(dir, &["init", "-q", "-b", "main"]);
-    write(dir, "README.md", "x\n");
-    let first = commit(dir).to_string();
-    write(
-        dir,
-        "gitops.yaml",
-        "version: 1\nid: acme/pay\nstack: { template: t.yaml }\n",
-    );
-    write(dir, "t.yaml", TEMPLATE);
-    write(
-        dir,
-        "environments/dev/environment.yaml",
-        "parameters: { AppVersion: '1.0' }\n",
-    );
-    commit(dir);
-    let mut clone = crate::event::Checkout::discover(dir, Box::new(NoFetch)).unwrap();
-    let selected = select(&mut clone, &Request::new().with_base(Some(first))).unwrap();
+    let (_tmp, selected) = selected_after(&[
+        (
+            "gitops.yaml",
+            "version: 1\nid: acme/pay\nstack: { template: t.yaml }\n",
+        ),
+        ("t.yaml", TEMPLATE),
+        (
+            "environments/dev/environment.yaml",
+            "parameters: { AppVersion: '1.0' }\n",
+        ),
+    ]);
     let gathered = Gathered::gather(&selected, &selected.changes(), false).unwrap();
     let fake = Fake::new();
     // The change set never finishes being created.
