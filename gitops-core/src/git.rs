@@ -32,45 +32,87 @@ pub fn changed_paths(
     let lhs = subtree(repo, base, &prefix)?;
     let rhs = subtree(repo, head, &prefix)?;
     let kind = repo.object_hash();
-    let mut recorder = gix::diff::tree::Recorder::default();
+    let mut files = Files::default();
     gix::diff::tree(
         gix::objs::TreeRefIter::from_bytes(&lhs, kind),
         gix::objs::TreeRefIter::from_bytes(&rhs, kind),
         gix::diff::tree::State::default(),
         &repo.objects,
-        &mut recorder,
+        &mut files,
     )
     .map_err(|e| Error::Git(format!("cannot diff {base} and {head}: {e}")))?;
-    use gix::diff::tree::recorder::Change as C;
-    let mut out = Vec::with_capacity(recorder.records.len());
-    for change in recorder.records {
-        let (path, status) = match change {
-            C::Addition {
-                entry_mode, path, ..
-            } if !entry_mode.is_tree() => (path, Status::Added),
-            C::Deletion {
-                entry_mode, path, ..
-            } if !entry_mode.is_tree() => (path, Status::Deleted),
+    let mut out = files.out;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The changed files of a tree diff, by path: what gix's `Recorder` keeps,
+/// without a path copied for each of the thousands of folders that differ.
+#[derive(Default)]
+struct Files {
+    /// The path of the entry being visited.
+    path: Vec<u8>,
+    /// The paths of the folders still to be compared, in the diff's order.
+    queue: std::collections::VecDeque<Vec<u8>>,
+    out: Vec<ChangedPath>,
+}
+
+impl Files {
+    fn push(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            return;
+        }
+        if !self.path.is_empty() {
+            self.path.push(b'/');
+        }
+        self.path.extend_from_slice(name);
+    }
+}
+
+impl gix::diff::tree::Visit for Files {
+    fn pop_front_tracked_path_and_set_current(&mut self) {
+        self.path = self.queue.pop_front().unwrap_or_default();
+    }
+
+    fn push_back_tracked_path_component(&mut self, component: &gix::bstr::BStr) {
+        self.push(component);
+        self.queue.push_back(self.path.clone());
+    }
+
+    fn push_path_component(&mut self, component: &gix::bstr::BStr) {
+        self.push(component);
+    }
+
+    fn pop_path_component(&mut self) {
+        let end = self.path.iter().rposition(|b| *b == b'/').unwrap_or(0);
+        self.path.truncate(end);
+    }
+
+    fn visit(&mut self, change: gix::diff::tree::visit::Change) -> gix::diff::tree::visit::Action {
+        use gix::diff::tree::visit::Change as C;
+        let status = match change {
+            C::Addition { entry_mode, .. } if !entry_mode.is_tree() => Some(Status::Added),
+            C::Deletion { entry_mode, .. } if !entry_mode.is_tree() => Some(Status::Deleted),
             C::Modification {
                 previous_entry_mode,
                 entry_mode,
-                path,
                 ..
             } => match (previous_entry_mode.is_tree(), entry_mode.is_tree()) {
-                (false, false) => (path, Status::Modified),
+                (false, false) => Some(Status::Modified),
                 // A folder replaced by a file (its old files are reported one by one).
-                (true, false) => (path, Status::Added),
-                (false, true) => (path, Status::Deleted),
-                (true, true) => continue,
+                (true, false) => Some(Status::Added),
+                (false, true) => Some(Status::Deleted),
+                (true, true) => None,
             },
-            _ => continue,
+            _ => None,
         };
-        let path = String::from_utf8(path.into())
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        out.push(ChangedPath::new(path, status));
+        if let Some(status) = status {
+            let path = String::from_utf8(self.path.clone())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.out.push(ChangedPath::new(path, status));
+        }
+        std::ops::ControlFlow::Continue(())
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
 }
 
 use crate::detect::PathStatus as Status;
@@ -224,7 +266,12 @@ fn detect_against(
     let changes = changed_paths(repo, base, head, prefix)?;
     let mut once = repo.clone();
     once.object_cache_size(None);
-    detect_with(&GitTree::new(once, base, prefix)?, head_model, &changes, links)
+    detect_with(
+        &GitTree::new(once, base, prefix)?,
+        head_model,
+        &changes,
+        links,
+    )
 }
 
 /// The environment files of `head_model` (at `head`) that are symlinks.

@@ -49,9 +49,7 @@ pub fn normalize(path: &str) -> Option<String> {
     // Most paths (those of a git diff, say) are already normal: keep them as they are.
     if !path.is_empty()
         && !path.contains('\\')
-        && path
-            .split('/')
-            .all(|part| !matches!(part, "" | "." | ".."))
+        && path.split('/').all(|part| !matches!(part, "" | "." | ".."))
     {
         return Some(path.to_string());
     }
@@ -666,6 +664,14 @@ mod tests {
         assert_eq!(normalize("a/../b").as_deref(), Some("b"));
         assert_eq!(normalize("../x"), None);
         assert_eq!(normalize("/etc/passwd"), None);
+        // Already normal paths come back as they are; the others go the long way.
+        assert_eq!(normalize("a/b.yaml").as_deref(), Some("a/b.yaml"));
+        assert_eq!(normalize("a/b/").as_deref(), Some("a/b"));
+        assert_eq!(normalize("./a").as_deref(), Some("a"));
+        assert_eq!(normalize("a\\b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("a/..").as_deref(), Some(""));
+        assert_eq!(normalize("a/../..").as_deref(), None);
+        assert_eq!(normalize("").as_deref(), Some(""));
     }
 
     #[test]
