@@ -241,16 +241,120 @@ pub fn detect_between(
     let Some(base) = base else {
         return Ok(detect(None, &load_checked(&head_tree)?, &[]));
     };
-    // One handle, one thread: the head model, the tree diff and the base
-    // folders are read through one object database and one delta base
-    // cache, so what one step decoded the next finds. (A diff on a second
-    // thread, with a repository opened again for it, cost about a tenth
-    // more CPU time, and was slower whenever the machine had no idle core.)
-    let head_model = load_checked(&head_tree)?;
-    let changes = changed_paths(head_tree.repo(), base, head, prefix)?;
+    // One repository handle reads everything (the head files, the tree diff,
+    // the base folders), so what one step decoded the next finds in its delta
+    // base cache; a second handle, opened again for a second thread, cost
+    // about a tenth more CPU. Only the parsing of the head files, which
+    // needs no git, runs on a second thread while this one diffs.
+    let ahead = ReadAhead::of(&head_tree);
+    let (head_model, changes) = std::thread::scope(|s| {
+        let parse = ahead.ok().map(|ahead| {
+            s.spawn(move || {
+                let model = load_checked(&ahead);
+                (model, ahead.missed.into_inner())
+            })
+        });
+        let changes = changed_paths(head_tree.repo(), base, head, prefix);
+        let head_model = match parse.map(|p| p.join()) {
+            Some(Ok((model, false))) => model,
+            // Loading asked for something not read ahead (or stopped): load here.
+            _ => load_checked(&head_tree),
+        };
+        (head_model, changes)
+    });
+    let (head_model, changes) = (head_model?, changes?);
     let links = head_tree.links_read();
     let base_tree = head_tree.at(base)?;
     detect_with(&base_tree, &head_model, &changes, &links)
+}
+
+/// What [`Repository::load`] reads from a [`GitTree`] (`gitops.yaml`, the
+/// environments folder's list, each environment file), read ahead, so that
+/// another thread can load the model from it: a gix handle cannot cross
+/// threads. Anything else asked for is a miss (`missed`), and the caller
+/// then loads from the tree itself.
+struct ReadAhead {
+    entries: std::collections::HashMap<String, Entry>,
+    subdirs: std::collections::HashMap<String, Vec<String>>,
+    default_id: Option<String>,
+    describe: String,
+    missed: std::sync::atomic::AtomicBool,
+}
+
+impl ReadAhead {
+    fn of(tree: &GitTree) -> Result<Self> {
+        let mut ahead = ReadAhead {
+            entries: Default::default(),
+            subdirs: Default::default(),
+            default_id: None,
+            describe: tree.describe(),
+            missed: Default::default(),
+        };
+        let config = tree.read(CONFIG_FILE)?;
+        let parsed = match &config {
+            Entry::File(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| crate::config::parse(text, &mut Vec::new())),
+            _ => None,
+        };
+        ahead.entries.insert(CONFIG_FILE.to_string(), config);
+        // When gitops.yaml is unusable, loading stops there.
+        let Some((config, _)) = parsed else {
+            return Ok(ahead);
+        };
+        if config.id.is_none() {
+            ahead.default_id = tree.default_id();
+        }
+        let root = normalize(&config.environments_path).unwrap_or_default();
+        let names = tree.subdirs(&root)?;
+        for name in &names {
+            let dir = join(&root, name);
+            let file = join(&dir, &config.environment_file);
+            let entry = tree.read(&file)?;
+            ahead.entries.insert(file, entry);
+        }
+        ahead.subdirs.insert(root, names);
+        Ok(ahead)
+    }
+
+    fn miss<T>(&self, path: &str) -> Result<T> {
+        self.missed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::Message(format!("`{path}` was not read ahead")))
+    }
+}
+
+/// `a/b`, or `b` when `a` is empty (as the loader joins paths).
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+impl Source for ReadAhead {
+    fn read(&self, path: &str) -> Result<Entry> {
+        match self.entries.get(path) {
+            Some(entry) => Ok(entry.clone()),
+            None => self.miss(path),
+        }
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        match self.subdirs.get(path) {
+            Some(names) => Ok(names.clone()),
+            None => self.miss(path),
+        }
+    }
+
+    fn default_id(&self) -> Option<String> {
+        self.default_id.clone()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
 }
 
 /// [`detect_between`] with the model at `head` already loaded; `links`:
@@ -514,7 +618,7 @@ pub(crate) fn load_at(
 }
 
 /// Loads the model of `tree`, refusing one with errors.
-fn load_checked(tree: &GitTree) -> Result<Repository> {
+fn load_checked(tree: &dyn Source) -> Result<Repository> {
     Repository::load_checked(tree, crate::Checks::Model)
 }
 
