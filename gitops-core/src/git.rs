@@ -916,6 +916,63 @@ pub(crate) mod tests {
         assert!(at.declaration.allows_deletion());
     }
 
+    /// The head files read ahead load into the same model as the tree they
+    /// were read from (a symlink, a folder with no environment file, an id
+    /// from the origin remote), and loading asks for nothing else; a read
+    /// of anything else is a miss, which makes the caller load from git.
+    #[test]
+    fn read_ahead_loads_what_the_tree_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        git(
+            dir,
+            &["remote", "add", "origin", "git@github.com:acme/pay.git"],
+        );
+        write(
+            dir,
+            "ops/gitops.yaml",
+            "version: 1\nenvironments: { path: envs, file: env.yaml }\nstack: { template: common/app.yaml }\n",
+        );
+        write(dir, "ops/common/app.yaml", "Resources: {}\n");
+        write(dir, "ops/targets/linked.yaml", "region: eu-west-1\n");
+        write(dir, "ops/envs/a/env.yaml", "parameters: { X: \"1\" }\n");
+        write(dir, "ops/envs/empty/readme.txt", "not an environment\n");
+        std::fs::create_dir_all(dir.join("ops/envs/link")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../targets/linked.yaml",
+            dir.join("ops/envs/link/env.yaml"),
+        )
+        .unwrap();
+        let c = commit(dir);
+        let repo = crate::source::open_repo(dir).unwrap();
+        let tree = GitTree::new(repo.clone(), c, "ops").unwrap();
+        let ahead = ReadAhead::of(&tree).unwrap();
+        let from_ahead = Repository::load(&ahead).unwrap();
+        assert!(!ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
+        let from_tree = Repository::load(&GitTree::new(repo, c, "ops").unwrap()).unwrap();
+        assert_eq!(from_ahead.environments, from_tree.environments);
+        assert_eq!(from_ahead.id.as_deref(), Some("acme/pay"));
+        assert_eq!(from_ahead.id, from_tree.id);
+        assert_eq!(
+            format!("{:?}", from_ahead.problems()),
+            format!("{:?}", from_tree.problems())
+        );
+        assert_eq!(
+            from_ahead.problems().len(),
+            1,
+            "{:?}",
+            from_ahead.problems()
+        );
+        assert_eq!(from_ahead.environment("link").unwrap().region, "eu-west-1");
+        assert_eq!(
+            tree.links_read(),
+            BTreeSet::from(["envs/link/env.yaml".to_string()])
+        );
+        assert!(ahead.read("common/app.yaml").is_err());
+        assert!(ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
     /// At base only the folders whose environment file changed are read
     /// again; an environment file that is a symlink is read again too, as
     /// its target may change outside the folder.
