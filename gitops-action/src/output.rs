@@ -114,6 +114,10 @@ fn prepare(text: &str, stream: usize, actions: bool) -> String {
 
 /// Prints `value` as pretty JSON to standard output.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    // Straight to write_out: `println!` would copy the text once more (a
+    // detection of 1,000 environments is over a megabyte).
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_out(&text);
     Ok(())
 }

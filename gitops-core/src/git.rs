@@ -32,44 +32,87 @@ pub fn changed_paths(
     let lhs = subtree(repo, base, &prefix)?;
     let rhs = subtree(repo, head, &prefix)?;
     let kind = repo.object_hash();
-    let mut recorder = gix::diff::tree::Recorder::default();
+    let mut files = Files::default();
     gix::diff::tree(
         gix::objs::TreeRefIter::from_bytes(&lhs, kind),
         gix::objs::TreeRefIter::from_bytes(&rhs, kind),
         gix::diff::tree::State::default(),
         &repo.objects,
-        &mut recorder,
+        &mut files,
     )
     .map_err(|e| Error::Git(format!("cannot diff {base} and {head}: {e}")))?;
-    use gix::diff::tree::recorder::Change as C;
-    let mut out = Vec::with_capacity(recorder.records.len());
-    for change in recorder.records {
-        let (path, status) = match change {
-            C::Addition {
-                entry_mode, path, ..
-            } if !entry_mode.is_tree() => (path, Status::Added),
-            C::Deletion {
-                entry_mode, path, ..
-            } if !entry_mode.is_tree() => (path, Status::Deleted),
+    let mut out = files.out;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The changed files of a tree diff, by path: what gix's `Recorder` keeps,
+/// without a path copied for each of the thousands of folders that differ.
+#[derive(Default)]
+struct Files {
+    /// The path of the entry being visited.
+    path: Vec<u8>,
+    /// The paths of the folders still to be compared, in the diff's order.
+    queue: std::collections::VecDeque<Vec<u8>>,
+    out: Vec<ChangedPath>,
+}
+
+impl Files {
+    fn push(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            return;
+        }
+        if !self.path.is_empty() {
+            self.path.push(b'/');
+        }
+        self.path.extend_from_slice(name);
+    }
+}
+
+impl gix::diff::tree::Visit for Files {
+    fn pop_front_tracked_path_and_set_current(&mut self) {
+        self.path = self.queue.pop_front().unwrap_or_default();
+    }
+
+    fn push_back_tracked_path_component(&mut self, component: &gix::bstr::BStr) {
+        self.push(component);
+        self.queue.push_back(self.path.clone());
+    }
+
+    fn push_path_component(&mut self, component: &gix::bstr::BStr) {
+        self.push(component);
+    }
+
+    fn pop_path_component(&mut self) {
+        let end = self.path.iter().rposition(|b| *b == b'/').unwrap_or(0);
+        self.path.truncate(end);
+    }
+
+    fn visit(&mut self, change: gix::diff::tree::visit::Change) -> gix::diff::tree::visit::Action {
+        use gix::diff::tree::visit::Change as C;
+        let status = match change {
+            C::Addition { entry_mode, .. } if !entry_mode.is_tree() => Some(Status::Added),
+            C::Deletion { entry_mode, .. } if !entry_mode.is_tree() => Some(Status::Deleted),
             C::Modification {
                 previous_entry_mode,
                 entry_mode,
-                path,
                 ..
             } => match (previous_entry_mode.is_tree(), entry_mode.is_tree()) {
-                (false, false) => (path, Status::Modified),
+                (false, false) => Some(Status::Modified),
                 // A folder replaced by a file (its old files are reported one by one).
-                (true, false) => (path, Status::Added),
-                (false, true) => (path, Status::Deleted),
-                (true, true) => continue,
+                (true, false) => Some(Status::Added),
+                (false, true) => Some(Status::Deleted),
+                (true, true) => None,
             },
-            _ => continue,
+            _ => None,
         };
-        let path = String::from_utf8_lossy(&path).into_owned();
-        out.push(ChangedPath::new(path, status));
+        if let Some(status) = status {
+            let path = String::from_utf8(self.path.clone())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.out.push(ChangedPath::new(path, status));
+        }
+        std::ops::ControlFlow::Continue(())
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
 }
 
 use crate::detect::PathStatus as Status;
@@ -198,33 +241,120 @@ pub fn detect_between(
     let Some(base) = base else {
         return Ok(detect(None, &load_checked(&head_tree)?, &[]));
     };
-    // The tree diff and the head model do not depend on each other: compute
-    // the diff on a second thread (with its own handle on the repository)
-    // while this one reads head.
+    // One repository handle reads everything (the head files, the tree diff,
+    // the base folders), so what one step decoded the next finds in its delta
+    // base cache; a second handle, opened again for a second thread, cost
+    // about a tenth more CPU. Only the parsing of the head files, which
+    // needs no git, runs on a second thread while this one diffs.
+    let ahead = ReadAhead::of(&head_tree);
     let (head_model, changes) = std::thread::scope(|s| {
-        let git_dir = repo.path().to_path_buf();
-        let diff = s.spawn(move || {
-            // A gix handle cannot cross threads: open one here.
-            let repo = crate::source::open_for_diff(&git_dir)?;
-            changed_paths(&repo, base, head, prefix)
+        let parse = ahead.ok().map(|ahead| {
+            s.spawn(move || {
+                let model = load_checked(&ahead);
+                (model, ahead.missed.into_inner())
+            })
         });
-        let head_model = load_checked(&head_tree);
-        let changes = diff.join().unwrap_or_else(|_| {
-            Err(Error::Message(
-                "the tree diff stopped unexpectedly (a bug; please report it)".into(),
-            ))
-        });
+        let changes = changed_paths(head_tree.repo(), base, head, prefix);
+        let head_model = match parse.map(|p| p.join()) {
+            Some(Ok((model, false))) => model,
+            // Loading asked for something not read ahead (or stopped): load here.
+            _ => load_checked(&head_tree),
+        };
         (head_model, changes)
     });
     let (head_model, changes) = (head_model?, changes?);
-    detect_with(
-        repo,
-        base,
-        prefix,
-        &head_model,
-        &changes,
-        &head_tree.links_read(),
-    )
+    let links = head_tree.links_read();
+    let base_tree = head_tree.at(base)?;
+    detect_with(&base_tree, &head_model, &changes, &links)
+}
+
+/// What [`Repository::load`] reads from a [`GitTree`] (`gitops.yaml`, the
+/// environments folder's list, each environment file), read ahead, so that
+/// another thread can load the model from it: a gix handle cannot cross
+/// threads. Anything else asked for is a miss (`missed`), and the caller
+/// then loads from the tree itself.
+struct ReadAhead {
+    entries: std::collections::HashMap<String, Entry>,
+    subdirs: std::collections::HashMap<String, Vec<String>>,
+    default_id: Option<String>,
+    describe: String,
+    missed: std::sync::atomic::AtomicBool,
+}
+
+impl ReadAhead {
+    fn of(tree: &GitTree) -> Result<Self> {
+        let mut ahead = ReadAhead {
+            entries: Default::default(),
+            subdirs: Default::default(),
+            default_id: None,
+            describe: tree.describe(),
+            missed: Default::default(),
+        };
+        let config = tree.read(CONFIG_FILE)?;
+        let parsed = match &config {
+            Entry::File(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| crate::config::parse(text, &mut Vec::new())),
+            _ => None,
+        };
+        ahead.entries.insert(CONFIG_FILE.to_string(), config);
+        // When gitops.yaml is unusable, loading stops there.
+        let Some((config, _)) = parsed else {
+            return Ok(ahead);
+        };
+        if config.id.is_none() {
+            ahead.default_id = tree.default_id();
+        }
+        let root = normalize(&config.environments_path).unwrap_or_default();
+        let names = tree.subdirs(&root)?;
+        for name in &names {
+            let dir = join(&root, name);
+            let file = join(&dir, &config.environment_file);
+            let entry = tree.read(&file)?;
+            ahead.entries.insert(file, entry);
+        }
+        ahead.subdirs.insert(root, names);
+        Ok(ahead)
+    }
+
+    fn miss<T>(&self, path: &str) -> Result<T> {
+        self.missed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::Message(format!("`{path}` was not read ahead")))
+    }
+}
+
+/// `a/b`, or `b` when `a` is empty (as the loader joins paths).
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+impl Source for ReadAhead {
+    fn read(&self, path: &str) -> Result<Entry> {
+        match self.entries.get(path) {
+            Some(entry) => Ok(entry.clone()),
+            None => self.miss(path),
+        }
+    }
+
+    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
+        match self.subdirs.get(path) {
+            Some(names) => Ok(names.clone()),
+            None => self.miss(path),
+        }
+    }
+
+    fn default_id(&self) -> Option<String> {
+        self.default_id.clone()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
 }
 
 /// [`detect_between`] with the model at `head` already loaded; `links`:
@@ -238,7 +368,14 @@ fn detect_against(
     links: &BTreeSet<String>,
 ) -> Result<Detection> {
     let changes = changed_paths(repo, base, head, prefix)?;
-    detect_with(repo, base, prefix, head_model, &changes, links)
+    let mut once = repo.clone();
+    once.object_cache_size(None);
+    detect_with(
+        &GitTree::new(once, base, prefix)?,
+        head_model,
+        &changes,
+        links,
+    )
 }
 
 /// The environment files of `head_model` (at `head`) that are symlinks.
@@ -255,24 +392,21 @@ fn links_at(
     Ok(tree.links_read())
 }
 
-/// Classifies the `changes` between `base` and head, given the model at head.
+/// Classifies the `changes` between the base (`base_tree`) and head, given
+/// the model at head.
 fn detect_with(
-    repo: &gix::Repository,
-    base: ObjectId,
-    prefix: &str,
+    base_tree: &GitTree,
     head_model: &Repository,
     changes: &[ChangedPath],
     links: &BTreeSet<String>,
 ) -> Result<Detection> {
-    let mut once = repo.clone();
-    once.object_cache_size(None);
-    let base_tree = GitTree::new(once, base, prefix)?;
+    let base = base_tree.commit();
     let config_changed = changes
         .iter()
         .flat_map(ChangedPath::paths)
         .any(|p| p == CONFIG_FILE);
     let base_model = if config_changed {
-        match Repository::load(&base_tree) {
+        match Repository::load(base_tree) {
             Ok(m) => Some(m),
             Err(Error::NoConfig(_)) => None,
             Err(Error::Invalid(problems)) => {
@@ -289,7 +423,7 @@ fn detect_with(
             Err(e) => return Err(e),
         }
     } else {
-        Some(load_touched(&base_tree, head_model, changes, links)?)
+        Some(load_touched(base_tree, head_model, changes, links)?)
     };
     Ok(detect(base_model.as_ref(), head_model, changes))
 }
@@ -484,7 +618,7 @@ pub(crate) fn load_at(
 }
 
 /// Loads the model of `tree`, refusing one with errors.
-fn load_checked(tree: &GitTree) -> Result<Repository> {
+fn load_checked(tree: &dyn Source) -> Result<Repository> {
     Repository::load_checked(tree, crate::Checks::Model)
 }
 
@@ -780,6 +914,63 @@ pub(crate) mod tests {
         assert!(at.environment("gone", "gone-app", "us-east-1").protected);
         let at = models.declaration(&repo, "", Some(&c1.to_string()), "gone");
         assert!(at.declaration.allows_deletion());
+    }
+
+    /// The head files read ahead load into the same model as the tree they
+    /// were read from (a symlink, a folder with no environment file, an id
+    /// from the origin remote), and loading asks for nothing else; a read
+    /// of anything else is a miss, which makes the caller load from git.
+    #[test]
+    fn read_ahead_loads_what_the_tree_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        git(
+            dir,
+            &["remote", "add", "origin", "git@github.com:acme/pay.git"],
+        );
+        write(
+            dir,
+            "ops/gitops.yaml",
+            "version: 1\nenvironments: { path: envs, file: env.yaml }\nstack: { template: common/app.yaml }\n",
+        );
+        write(dir, "ops/common/app.yaml", "Resources: {}\n");
+        write(dir, "ops/targets/linked.yaml", "region: eu-west-1\n");
+        write(dir, "ops/envs/a/env.yaml", "parameters: { X: \"1\" }\n");
+        write(dir, "ops/envs/empty/readme.txt", "not an environment\n");
+        std::fs::create_dir_all(dir.join("ops/envs/link")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../targets/linked.yaml",
+            dir.join("ops/envs/link/env.yaml"),
+        )
+        .unwrap();
+        let c = commit(dir);
+        let repo = crate::source::open_repo(dir).unwrap();
+        let tree = GitTree::new(repo.clone(), c, "ops").unwrap();
+        let ahead = ReadAhead::of(&tree).unwrap();
+        let from_ahead = Repository::load(&ahead).unwrap();
+        assert!(!ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
+        let from_tree = Repository::load(&GitTree::new(repo, c, "ops").unwrap()).unwrap();
+        assert_eq!(from_ahead.environments, from_tree.environments);
+        assert_eq!(from_ahead.id.as_deref(), Some("acme/pay"));
+        assert_eq!(from_ahead.id, from_tree.id);
+        assert_eq!(
+            format!("{:?}", from_ahead.problems()),
+            format!("{:?}", from_tree.problems())
+        );
+        assert_eq!(
+            from_ahead.problems().len(),
+            1,
+            "{:?}",
+            from_ahead.problems()
+        );
+        assert_eq!(from_ahead.environment("link").unwrap().region, "eu-west-1");
+        assert_eq!(
+            tree.links_read(),
+            BTreeSet::from(["envs/link/env.yaml".to_string()])
+        );
+        assert!(ahead.read("common/app.yaml").is_err());
+        assert!(ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// At base only the folders whose environment file changed are read

@@ -46,6 +46,13 @@ pub fn normalize(path: &str) -> Option<String> {
     if path.starts_with('/') || path.starts_with('\\') || Path::new(path).is_absolute() {
         return None;
     }
+    // Most paths (those of a git diff, say) are already normal: keep them as they are.
+    if !path.is_empty()
+        && !path.contains('\\')
+        && path.split('/').all(|part| !matches!(part, "" | "." | ".."))
+    {
+        return Some(path.to_string());
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split(['/', '\\']) {
         match part {
@@ -348,6 +355,17 @@ impl GitTree {
         Self::new(repo, commit, &prefix)
     }
 
+    /// The same GitOps root at commit `commit`, read through this tree's
+    /// repository handle (and so its delta base cache).
+    pub(crate) fn at(self, commit: gix::ObjectId) -> Result<Self> {
+        Self::new(self.repo, commit, &self.prefix)
+    }
+
+    /// The repository handle this tree reads through.
+    pub(crate) fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
     /// The commit this tree belongs to.
     pub fn commit(&self) -> gix::ObjectId {
         self.commit
@@ -563,19 +581,6 @@ pub fn open_repo(dir: &Path) -> Result<gix::Repository> {
     Ok(with_caches(repo))
 }
 
-/// Opens the git directory `git_dir` (a repository's `.git`, as
-/// `gix::Repository::path` gives it) for one tree diff: with the delta base
-/// cache of [`open_repo`] but no object cache, as a diff reads each object once.
-pub(crate) fn open_for_diff(git_dir: &Path) -> Result<gix::Repository> {
-    let repo = gix::open(git_dir).map_err(|e| {
-        Error::Git(format!(
-            "cannot open the git repository {}: {e}",
-            git_dir.display()
-        ))
-    })?;
-    Ok(with_pack_cache(repo))
-}
-
 fn with_caches(mut repo: gix::Repository) -> gix::Repository {
     repo.object_cache_size(Some(32 * 1024 * 1024));
     with_pack_cache(repo)
@@ -659,6 +664,14 @@ mod tests {
         assert_eq!(normalize("a/../b").as_deref(), Some("b"));
         assert_eq!(normalize("../x"), None);
         assert_eq!(normalize("/etc/passwd"), None);
+        // Already normal paths come back as they are; the others go the long way.
+        assert_eq!(normalize("a/b.yaml").as_deref(), Some("a/b.yaml"));
+        assert_eq!(normalize("a/b/").as_deref(), Some("a/b"));
+        assert_eq!(normalize("./a").as_deref(), Some("a"));
+        assert_eq!(normalize("a\\b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("a/..").as_deref(), Some(""));
+        assert_eq!(normalize("a/../..").as_deref(), None);
+        assert_eq!(normalize("").as_deref(), Some(""));
     }
 
     #[test]
