@@ -241,120 +241,31 @@ pub fn detect_between(
     let Some(base) = base else {
         return Ok(detect(None, &load_checked(&head_tree)?, &[]));
     };
-    // One repository handle reads everything (the head files, the tree diff,
-    // the base folders), so what one step decoded the next finds in its delta
-    // base cache; a second handle, opened again for a second thread, cost
-    // about a tenth more CPU. Only the parsing of the head files, which
-    // needs no git, runs on a second thread while this one diffs.
-    let ahead = ReadAhead::of(&head_tree);
+    // The head model loads on a second thread while this one diffs. A gix
+    // handle cannot cross threads, so that thread opens the repository again
+    // (with this handle's options); should that fail, the model loads here
+    // after the diff.
+    let git_dir = repo.git_dir().to_owned();
+    let options = repo.open_options().clone();
     let (head_model, changes) = std::thread::scope(|s| {
-        let parse = ahead.ok().map(|ahead| {
-            s.spawn(move || {
-                let model = load_checked(&ahead);
-                (model, ahead.missed.into_inner())
-            })
+        let parse = s.spawn(move || {
+            let mut own = gix::open_opts(git_dir, options).ok()?;
+            own.object_cache_size(None);
+            Some(GitTree::new(own, head, prefix).and_then(|tree| {
+                let model = load_checked(&tree)?;
+                Ok((model, tree.links_read()))
+            }))
         });
         let changes = changed_paths(head_tree.repo(), base, head, prefix);
-        let head_model = match parse.map(|p| p.join()) {
-            Some(Ok((model, false))) => model,
-            // Loading asked for something not read ahead (or stopped): load here.
-            _ => load_checked(&head_tree),
+        let head_model = match parse.join() {
+            Ok(Some(loaded)) => loaded,
+            _ => load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
         };
         (head_model, changes)
     });
-    let (head_model, changes) = (head_model?, changes?);
-    let links = head_tree.links_read();
+    let ((head_model, links), changes) = (head_model?, changes?);
     let base_tree = head_tree.at(base)?;
     detect_with(&base_tree, &head_model, &changes, &links)
-}
-
-/// What [`Repository::load`] reads from a [`GitTree`] (`gitops.yaml`, the
-/// environments folder's list, each environment file), read ahead, so that
-/// another thread can load the model from it: a gix handle cannot cross
-/// threads. Anything else asked for is a miss (`missed`), and the caller
-/// then loads from the tree itself.
-struct ReadAhead {
-    entries: std::collections::HashMap<String, Entry>,
-    subdirs: std::collections::HashMap<String, Vec<String>>,
-    default_id: Option<String>,
-    describe: String,
-    missed: std::sync::atomic::AtomicBool,
-}
-
-impl ReadAhead {
-    fn of(tree: &GitTree) -> Result<Self> {
-        let mut ahead = ReadAhead {
-            entries: Default::default(),
-            subdirs: Default::default(),
-            default_id: None,
-            describe: tree.describe(),
-            missed: Default::default(),
-        };
-        let config = tree.read(CONFIG_FILE)?;
-        let parsed = match &config {
-            Entry::File(bytes) => std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|text| crate::config::parse(text, &mut Vec::new())),
-            _ => None,
-        };
-        ahead.entries.insert(CONFIG_FILE.to_string(), config);
-        // When gitops.yaml is unusable, loading stops there.
-        let Some((config, _)) = parsed else {
-            return Ok(ahead);
-        };
-        if config.id.is_none() {
-            ahead.default_id = tree.default_id();
-        }
-        let root = normalize(&config.environments_path).unwrap_or_default();
-        let names = tree.subdirs(&root)?;
-        for name in &names {
-            let dir = join(&root, name);
-            let file = join(&dir, &config.environment_file);
-            let entry = tree.read(&file)?;
-            ahead.entries.insert(file, entry);
-        }
-        ahead.subdirs.insert(root, names);
-        Ok(ahead)
-    }
-
-    fn miss<T>(&self, path: &str) -> Result<T> {
-        self.missed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        Err(Error::Message(format!("`{path}` was not read ahead")))
-    }
-}
-
-/// `a/b`, or `b` when `a` is empty (as the loader joins paths).
-fn join(a: &str, b: &str) -> String {
-    if a.is_empty() {
-        b.to_string()
-    } else {
-        format!("{a}/{b}")
-    }
-}
-
-impl Source for ReadAhead {
-    fn read(&self, path: &str) -> Result<Entry> {
-        match self.entries.get(path) {
-            Some(entry) => Ok(entry.clone()),
-            None => self.miss(path),
-        }
-    }
-
-    fn subdirs(&self, path: &str) -> Result<Vec<String>> {
-        match self.subdirs.get(path) {
-            Some(names) => Ok(names.clone()),
-            None => self.miss(path),
-        }
-    }
-
-    fn default_id(&self) -> Option<String> {
-        self.default_id.clone()
-    }
-
-    fn describe(&self) -> String {
-        self.describe.clone()
-    }
 }
 
 /// [`detect_between`] with the model at `head` already loaded; `links`:
@@ -920,15 +831,15 @@ pub(crate) mod tests {
     /// were read from (a symlink, a folder with no environment file, an id
     /// from the origin remote), and loading asks for nothing else; a read
     /// of anything else is a miss, which makes the caller load from git.
+    /// The head model loads on a second thread through a handle opened
+    /// again with the first one's options: from a linked worktree too, with a
+    /// symlinked environment file, it gives what loading on this thread gives.
     #[test]
-    fn read_ahead_loads_what_the_tree_loads() {
+    fn detect_between_loads_head_through_its_own_handle() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
+        let dir = &tmp.path().join("main");
+        std::fs::create_dir_all(dir).unwrap();
         git(dir, &["init", "-q", "-b", "main"]);
-        git(
-            dir,
-            &["remote", "add", "origin", "git@github.com:acme/pay.git"],
-        );
         write(
             dir,
             "ops/gitops.yaml",
@@ -937,40 +848,31 @@ pub(crate) mod tests {
         write(dir, "ops/common/app.yaml", "Resources: {}\n");
         write(dir, "ops/targets/linked.yaml", "region: eu-west-1\n");
         write(dir, "ops/envs/a/env.yaml", "parameters: { X: \"1\" }\n");
-        write(dir, "ops/envs/empty/readme.txt", "not an environment\n");
         std::fs::create_dir_all(dir.join("ops/envs/link")).unwrap();
         std::os::unix::fs::symlink(
             "../../targets/linked.yaml",
             dir.join("ops/envs/link/env.yaml"),
         )
         .unwrap();
-        let c = commit(dir);
-        let repo = crate::source::open_repo(dir).unwrap();
-        let tree = GitTree::new(repo.clone(), c, "ops").unwrap();
-        let ahead = ReadAhead::of(&tree).unwrap();
-        let from_ahead = Repository::load(&ahead).unwrap();
-        assert!(!ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
-        let from_tree = Repository::load(&GitTree::new(repo, c, "ops").unwrap()).unwrap();
-        assert_eq!(from_ahead.environments, from_tree.environments);
-        assert_eq!(from_ahead.id.as_deref(), Some("acme/pay"));
-        assert_eq!(from_ahead.id, from_tree.id);
-        assert_eq!(
-            format!("{:?}", from_ahead.problems()),
-            format!("{:?}", from_tree.problems())
+        let first = commit(dir);
+        write(dir, "ops/targets/linked.yaml", "region: us-east-1\n");
+        write(dir, "ops/envs/a/env.yaml", "parameters: { X: \"2\" }\n");
+        let second = commit(dir);
+        let linked = tmp.path().join("linked");
+        git(
+            dir,
+            &["worktree", "add", "-q", linked.to_str().unwrap(), "HEAD"],
         );
-        assert_eq!(
-            from_ahead.problems().len(),
-            1,
-            "{:?}",
-            from_ahead.problems()
-        );
-        assert_eq!(from_ahead.environment("link").unwrap().region, "eu-west-1");
-        assert_eq!(
-            tree.links_read(),
-            BTreeSet::from(["envs/link/env.yaml".to_string()])
-        );
-        assert!(ahead.read("common/app.yaml").is_err());
-        assert!(ahead.missed.load(std::sync::atomic::Ordering::Relaxed));
+
+        let repo = crate::source::open_repo(&linked).unwrap();
+        assert_ne!(repo.git_dir(), repo.common_dir());
+        let d = detect_between(&repo, Some(first), second, "ops").unwrap();
+        assert_eq!(d.updated, ["a", "link"]);
+        assert_eq!(d.environment("link").unwrap().region, "us-east-1");
+        let base = Repository::load(&GitTree::new(repo.clone(), first, "ops").unwrap()).unwrap();
+        let head = load_at(&repo, second, "ops").unwrap();
+        let changes = changed_paths(&repo, first, second, "ops").unwrap();
+        assert_eq!(d, detect(Some(&base), &head, &changes));
     }
 
     /// At base only the folders whose environment file changed are read
