@@ -33,14 +33,15 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::model::{Environment, Repository};
-use crate::source::normalize;
+use crate::source::{normalize, normalized};
 
 /// One path that changed between two revisions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -438,26 +439,29 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
     let ignore = crate::glob::set(&cfg.ignore);
     let shared = crate::glob::set(&cfg.shared);
 
-    let mut paths: Vec<String> = changes
+    // The changed paths, sorted and without duplicates, borrowed from
+    // `changes` where they are already normal (a git diff's are).
+    let mut paths: Vec<Cow<'_, str>> = changes
         .iter()
         .flat_map(ChangedPath::paths)
-        .filter_map(normalize)
-        .filter(|p| !p.is_empty() && !ignore.is_match(p))
+        .filter_map(normalized)
+        .filter(|p| !p.is_empty())
         .collect();
-    paths.sort();
+    paths.sort_unstable();
     paths.dedup();
-    let changed: HashSet<&str> = paths.iter().map(String::as_str).collect();
-    let config_changed = changed.contains(CONFIG_FILE);
+    paths.retain(|p| !ignore.is_match(p.as_ref()));
     let shared_paths: Vec<&str> = paths
         .iter()
-        .map(String::as_str)
+        .map(AsRef::as_ref)
         .filter(|p| shared.is_match(p))
         .collect();
+    let changed = |path: &str| paths.binary_search_by(|p| p.as_ref().cmp(path)).is_ok();
+    let config_changed = changed(CONFIG_FILE);
     let pipeline_template_changed = cfg
         .pipeline
         .as_ref()
         .and_then(|p| normalize(&p.template))
-        .filter(|t| changed.contains(t.as_str()));
+        .filter(|t| changed(t));
 
     // Changed paths by the environment folder they are in.
     let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
@@ -466,35 +470,14 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
     if let Some(b) = base {
         roots.extend(normalize(&b.config.environments_path));
     }
-    let mut by_folder: HashMap<String, Vec<&str>> = HashMap::new();
+    let mut by_folder: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in &paths {
         for root in &roots {
             if let Some(dir) = env_folder(p, root) {
-                by_folder.entry(dir.to_string()).or_default().push(p);
+                by_folder.entry(dir).or_default().push(p);
             }
         }
     }
-    let folder_reasons = |env: &Environment, reasons: &mut BTreeMap<String, Why>| {
-        for p in by_folder.get(env.dir()).into_iter().flatten() {
-            let why = if *p == env.template {
-                Why::Template
-            } else {
-                Why::Folder
-            };
-            reasons.entry((*p).to_string()).or_insert(why);
-        }
-    };
-    let config_reason = |env: &Environment, reasons: &mut BTreeMap<String, Why>| {
-        let path = if config_changed {
-            CONFIG_FILE
-        } else {
-            env.file.as_str()
-        };
-        if config_changed || reasons.is_empty() {
-            reasons.entry(path.to_string()).or_insert(Why::Config);
-        }
-    };
-
     let heads: BTreeMap<&str, &Environment> = head
         .environments
         .iter()
@@ -506,38 +489,38 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
 
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let mut reasons: BTreeMap<String, Why> = BTreeMap::new();
+        let mut reasons: BTreeMap<&str, Why> = BTreeMap::new();
         let (env, change) = match (bases.get(name), heads.get(name)) {
             (None, Some(h)) => {
-                folder_reasons(h, &mut reasons);
+                folder_reasons(&by_folder, h, &mut reasons);
                 if base.is_some() && config_changed && reasons.is_empty() {
-                    config_reason(h, &mut reasons);
+                    config_reason(config_changed, h, &mut reasons);
                 }
                 (*h, Change::Created)
             }
             (Some(b), None) => {
-                folder_reasons(b, &mut reasons);
+                folder_reasons(&by_folder, b, &mut reasons);
                 if config_changed && reasons.is_empty() {
-                    config_reason(b, &mut reasons);
+                    config_reason(config_changed, b, &mut reasons);
                 }
                 (*b, Change::Deleted)
             }
             (Some(b), Some(h)) => {
-                folder_reasons(h, &mut reasons);
+                folder_reasons(&by_folder, h, &mut reasons);
                 if b.dir() != h.dir() {
-                    folder_reasons(b, &mut reasons);
+                    folder_reasons(&by_folder, b, &mut reasons);
                 }
-                if changed.contains(h.template.as_str()) {
-                    reasons.insert(h.template.clone(), Why::Template);
+                if changed(&h.template) {
+                    reasons.insert(&h.template, Why::Template);
                 }
                 if let (Some(t), Some(_)) = (&pipeline_template_changed, &h.pipeline) {
-                    reasons.insert(t.clone(), Why::Template);
+                    reasons.insert(t, Why::Template);
                 }
                 for p in &shared_paths {
-                    reasons.entry((*p).to_string()).or_insert(Why::Shared);
+                    reasons.entry(p).or_insert(Why::Shared);
                 }
                 if b != h {
-                    config_reason(h, &mut reasons);
+                    config_reason(config_changed, h, &mut reasons);
                 }
                 let change = if reasons.is_empty() {
                     Change::Unchanged
@@ -555,6 +538,39 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
         out.push(env_change(env, change, reasons));
     }
     Detection::from_changes(out)
+}
+
+/// Adds the changed paths inside `env`'s folder (from `by_folder`) to `reasons`.
+fn folder_reasons<'a>(
+    by_folder: &HashMap<&str, Vec<&'a str>>,
+    env: &Environment,
+    reasons: &mut BTreeMap<&'a str, Why>,
+) {
+    for p in by_folder.get(env.dir()).into_iter().flatten() {
+        let why = if *p == env.template {
+            Why::Template
+        } else {
+            Why::Folder
+        };
+        reasons.entry(p).or_insert(why);
+    }
+}
+
+/// Adds the configuration reason: `gitops.yaml` when it changed, otherwise
+/// `env`'s file when nothing else touched it.
+fn config_reason<'a>(
+    config_changed: bool,
+    env: &'a Environment,
+    reasons: &mut BTreeMap<&'a str, Why>,
+) {
+    let path = if config_changed {
+        CONFIG_FILE
+    } else {
+        env.file.as_str()
+    };
+    if config_changed || reasons.is_empty() {
+        reasons.entry(path).or_insert(Why::Config);
+    }
 }
 
 /// The environment folder (`<root>/<name>`) that `path` lies inside, if any.
