@@ -395,6 +395,11 @@ impl Detection {
 }
 
 fn env_change(env: &Environment, change: Change, reasons: Vec<Reason>) -> EnvChange {
+    moved_change(env.clone(), change, reasons)
+}
+
+/// [`env_change`] taking the environment.
+fn moved_change(env: Environment, change: Change, reasons: Vec<Reason>) -> EnvChange {
     EnvChange {
         name: env.name.clone(),
         change,
@@ -405,7 +410,7 @@ fn env_change(env: &Environment, change: Change, reasons: Vec<Reason>) -> EnvCha
         base: None,
         stack_status: None,
         declaration: None,
-        environment: env.clone(),
+        environment: env,
     }
 }
 
@@ -435,6 +440,59 @@ pub fn all_updated(head: &Repository) -> Detection {
 /// Paths matching an `ignore` glob never count. The globs, the environments
 /// folder and the pipeline template come from `head`'s configuration.
 pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPath]) -> Detection {
+    let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
+    Detection::from_changes(
+        classify(base, head, changes)
+            .into_iter()
+            .map(|(side, change, reasons)| {
+                let env = match side {
+                    Side::Head(i) => &head.environments[i],
+                    Side::Base(i) => &base_envs[i],
+                };
+                env_change(env, change, reasons)
+            })
+            .collect(),
+    )
+}
+
+/// [`detect`] taking the model at head, whose environments then move into
+/// the result rather than being copied (for a caller done with it).
+pub(crate) fn detect_owned(
+    base: Option<&Repository>,
+    head: Repository,
+    changes: &[ChangedPath],
+) -> Detection {
+    let verdicts = classify(base, &head, changes);
+    let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
+    let mut heads: Vec<Option<Environment>> = head.environments.into_iter().map(Some).collect();
+    Detection::from_changes(
+        verdicts
+            .into_iter()
+            .map(|(side, change, reasons)| match side {
+                // Each head environment has one name, so one verdict.
+                Side::Head(i) => {
+                    moved_change(heads[i].take().unwrap_or_else(unresolved), change, reasons)
+                }
+                Side::Base(i) => env_change(&base_envs[i], change, reasons),
+            })
+            .collect(),
+    )
+}
+
+/// Which model an environment's verdict describes it from, by index.
+#[derive(Clone, Copy)]
+enum Side {
+    Head(usize),
+    Base(usize),
+}
+
+/// The verdict for each environment of `base` and `head`, sorted by name
+/// (see [`detect`]).
+fn classify(
+    base: Option<&Repository>,
+    head: &Repository,
+    changes: &[ChangedPath],
+) -> Vec<(Side, Change, Vec<Reason>)> {
     let cfg = &head.config;
     let ignore = crate::glob::set(&cfg.ignore);
     let shared = crate::glob::set(&cfg.shared);
@@ -478,34 +536,38 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
             }
         }
     }
-    let heads: BTreeMap<&str, &Environment> = head
+    let heads: BTreeMap<&str, (usize, &Environment)> = head
         .environments
         .iter()
-        .map(|e| (e.name.as_str(), e))
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), (i, e)))
         .collect();
-    let bases: BTreeMap<&str, &Environment> =
-        base_envs.iter().map(|e| (e.name.as_str(), e)).collect();
+    let bases: BTreeMap<&str, (usize, &Environment)> = base_envs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), (i, e)))
+        .collect();
     let names: BTreeSet<&str> = heads.keys().chain(bases.keys()).copied().collect();
 
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let mut reasons: BTreeMap<&str, Why> = BTreeMap::new();
-        let (env, change) = match (bases.get(name), heads.get(name)) {
-            (None, Some(h)) => {
+        let (side, change) = match (bases.get(name), heads.get(name)) {
+            (None, Some(&(i, h))) => {
                 folder_reasons(&by_folder, h, &mut reasons);
                 if base.is_some() && config_changed && reasons.is_empty() {
                     config_reason(config_changed, h, &mut reasons);
                 }
-                (*h, Change::Created)
+                (Side::Head(i), Change::Created)
             }
-            (Some(b), None) => {
+            (Some(&(i, b)), None) => {
                 folder_reasons(&by_folder, b, &mut reasons);
                 if config_changed && reasons.is_empty() {
                     config_reason(config_changed, b, &mut reasons);
                 }
-                (*b, Change::Deleted)
+                (Side::Base(i), Change::Deleted)
             }
-            (Some(b), Some(h)) => {
+            (Some(&(_, b)), Some(&(i, h))) => {
                 folder_reasons(&by_folder, h, &mut reasons);
                 if b.dir() != h.dir() {
                     folder_reasons(&by_folder, b, &mut reasons);
@@ -527,7 +589,7 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
                 } else {
                     Change::Updated
                 };
-                (*h, change)
+                (Side::Head(i), change)
             }
             (None, None) => continue,
         };
@@ -535,9 +597,9 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
             .into_iter()
             .map(|(path, why)| Reason::new(path, why))
             .collect();
-        out.push(env_change(env, change, reasons));
+        out.push((side, change, reasons));
     }
-    Detection::from_changes(out)
+    out
 }
 
 /// Adds the changed paths inside `env`'s folder (from `by_folder`) to `reasons`.

@@ -265,7 +265,14 @@ pub fn detect_between(
     });
     let ((head_model, links), changes) = (head_model?, changes?);
     let base_tree = head_tree.at(base)?;
-    detect_with(&base_tree, &head_model, &changes, &links)
+    let base_model = base_model(&base_tree, &head_model, &changes, &links)?;
+    // The head model is not needed afterwards: its environments move into
+    // the result instead of being copied.
+    Ok(crate::detect::detect_owned(
+        base_model.as_ref(),
+        head_model,
+        &changes,
+    ))
 }
 
 /// [`detect_between`] with the model at `head` already loaded; `links`:
@@ -281,12 +288,13 @@ fn detect_against(
     let changes = changed_paths(repo, base, head, prefix)?;
     let mut once = repo.clone();
     once.object_cache_size(None);
-    detect_with(
+    let base_model = base_model(
         &GitTree::new(once, base, prefix)?,
         head_model,
         &changes,
         links,
-    )
+    )?;
+    Ok(detect(base_model.as_ref(), head_model, &changes))
 }
 
 /// The environment files of `head_model` (at `head`) that are symlinks.
@@ -303,14 +311,16 @@ fn links_at(
     Ok(tree.links_read())
 }
 
-/// Classifies the `changes` between the base (`base_tree`) and head, given
-/// the model at head.
-fn detect_with(
+/// The model at the base (`base_tree`) that [`detect`] needs to classify
+/// the `changes` against the model at head: every environment when
+/// `gitops.yaml` changed (`None` when the base has none), otherwise only
+/// the environments the changes touch.
+fn base_model(
     base_tree: &GitTree,
     head_model: &Repository,
     changes: &[ChangedPath],
     links: &BTreeSet<String>,
-) -> Result<Detection> {
+) -> Result<Option<Repository>> {
     let base = base_tree.commit();
     let config_changed = changes
         .iter()
@@ -336,7 +346,7 @@ fn detect_with(
     } else {
         Some(load_touched(base_tree, head_model, changes, links)?)
     };
-    Ok(detect(base_model.as_ref(), head_model, changes))
+    Ok(base_model)
 }
 
 /// `--base deployed`: classifies every environment against the commit it
