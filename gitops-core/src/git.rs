@@ -837,10 +837,6 @@ pub(crate) mod tests {
         assert!(at.declaration.allows_deletion());
     }
 
-    /// The head files read ahead load into the same model as the tree they
-    /// were read from (a symlink, a folder with no environment file, an id
-    /// from the origin remote), and loading asks for nothing else; a read
-    /// of anything else is a miss, which makes the caller load from git.
     /// The head model loads on a second thread through a handle opened
     /// again with the first one's options: from a linked worktree too, with a
     /// symlinked environment file, it gives what loading on this thread gives.
