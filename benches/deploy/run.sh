@@ -16,18 +16,8 @@ cargo build --release -q -p gitops-action
 bin="$PWD/${CARGO_TARGET_DIR:-target}/release/gitops"
 
 work=$(mktemp -d)
-log="$work/moto.log"
-moto_server -H 127.0.0.1 -p 0 >"$log" 2>&1 &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*Running on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)
-  [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing \
-  AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_MAX_ATTEMPTS=2
+source benches/moto.sh
+start_moto "$work"
 
 repo="$work/repo"
 mkdir -p "$repo/common"

@@ -30,21 +30,9 @@ else
 fi
 
 work=$(mktemp -d)
-log="$work/moto.log"
-MOTO_RECORDER_FILEPATH="$work/recording.jsonl" moto_server -H 127.0.0.1 -p 0 >"$log" 2>&1 &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*Running on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)
-  [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "moto_server did not start:" >&2; cat "$log" >&2; exit 1; }
-endpoint="http://127.0.0.1:$port"
-export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=testing \
-  AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_MAX_ATTEMPTS=2
+source benches/moto.sh
+start_moto "$work" MOTO_RECORDER_FILEPATH="$work/recording.jsonl"
+endpoint=$AWS_ENDPOINT_URL
 
 repo="$work/repo"
 mkdir -p "$repo/common"
