@@ -24,7 +24,8 @@ Usage: gen_deep.py DIR    (prints "A B": the two commit ids)
 
 import subprocess
 import sys
-from pathlib import Path
+
+from gen_repo import new_repo
 
 ENVS = 1000
 FILES_PER_ENV = 40  # including environment.yaml
@@ -88,29 +89,8 @@ def app_path(k):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    repo = Path(sys.argv[1])
-    if repo.exists():
-        sys.exit(f"{repo} exists; remove it first")
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    chunks = []
-
-    def commit(message, files, deletes=(), mark=None, parent=None, when=1_700_000_000):
-        chunks.append(b"commit refs/heads/main\n")
-        if mark:
-            chunks.append(f"mark :{mark}\n".encode())
-        chunks.append(f"author Bench <bench@example.com> {when} +0000\n".encode())
-        chunks.append(f"committer Bench <bench@example.com> {when} +0000\n".encode())
-        msg = message.encode()
-        chunks.append(f"data {len(msg)}\n".encode() + msg + b"\n")
-        if parent:
-            chunks.append(f"from :{parent}\n".encode())
-        for path in deletes:
-            chunks.append(f"D {path}\n".encode())
-        for path, content in files.items():
-            chunks.append(f"M 100644 inline {path}\n".encode())
-            chunks.append(f"data {len(content)}\n".encode() + content + b"\n")
+    fi = new_repo(__doc__)
+    repo, commit = fi.repo, fi.commit
 
     a = {
         f"{ROOT}/gitops.yaml": CONFIG,
@@ -166,10 +146,7 @@ def main():
     commit(f"{modified} modified, {renamed} renamed, {deleted} deleted", b, deletes=deletes,
            mark=2, parent=1, when=1_700_000_600)
 
-    stream = b"".join(chunks) + b"done\n"
-    subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet", "--done"], input=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
-    subprocess.run(["git", "-C", str(repo), "gc", "-q", "--aggressive"], check=True)
+    fi.run()
     ids = subprocess.run(["git", "-C", str(repo), "rev-parse", "main~1", "main"], check=True,
                          capture_output=True, text=True).stdout.split()
     files = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "main~1"], check=True,

@@ -65,17 +65,15 @@ def env_files(name, i, version):
 
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    repo = Path(sys.argv[1])
-    if repo.exists():
-        sys.exit(f"{repo} exists; remove it first")
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+class FastImport:
+    """Two-commit histories for `git fast-import`, shared by gen_deep.py."""
 
-    chunks = []
+    def __init__(self, repo):
+        self.repo = repo
+        self.chunks = []
 
-    def commit(message, files, deletes=(), mark=None, parent=None, when=1_700_000_000):
+    def commit(self, message, files, deletes=(), mark=None, parent=None, when=1_700_000_000):
+        chunks = self.chunks
         chunks.append(b"commit refs/heads/main\n")
         if mark:
             chunks.append(f"mark :{mark}\n".encode())
@@ -90,6 +88,30 @@ def main():
         for path, content in files.items():
             chunks.append(f"M 100644 inline {path}\n".encode())
             chunks.append(f"data {len(content)}\n".encode() + content + b"\n")
+
+    def run(self):
+        """Writes the commits, checks out main and packs everything, as a clone would have it."""
+        stream = b"".join(self.chunks) + b"done\n"
+        git = ["git", "-C", str(self.repo)]
+        subprocess.run(git + ["fast-import", "--quiet", "--done"], input=stream, check=True)
+        subprocess.run(git + ["checkout", "-q", "main"], check=True)
+        subprocess.run(git + ["gc", "-q", "--aggressive"], check=True)
+
+
+def new_repo(doc):
+    """The empty repository named by the one argument (`doc` is the usage)."""
+    if len(sys.argv) != 2:
+        sys.exit(doc)
+    repo = Path(sys.argv[1])
+    if repo.exists():
+        sys.exit(f"{repo} exists; remove it first")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    return FastImport(repo)
+
+
+def main():
+    fi = new_repo(__doc__)
+    repo, commit = fi.repo, fi.commit
 
     # Commit A.
     a = {"gitops.yaml": CONFIG, "common/app.yaml": TEMPLATE, "common/macros.yaml": b"a: 1\n"}
@@ -134,13 +156,7 @@ def main():
     changed += 1
     commit(f"{changed} changed files", b, deletes=deletes, mark=2, parent=1, when=1_700_000_600)
 
-    stream = b"".join(chunks) + b"done\n"
-    subprocess.run(
-        ["git", "-C", str(repo), "fast-import", "--quiet", "--done"], input=stream, check=True
-    )
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
-    # Pack everything, as a clone would have it.
-    subprocess.run(["git", "-C", str(repo), "gc", "-q", "--aggressive"], check=True)
+    fi.run()
     ids = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "main~1", "main"], check=True, capture_output=True, text=True
     ).stdout.split()
