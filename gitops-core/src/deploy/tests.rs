@@ -1210,27 +1210,40 @@ fn gated(fake: &Fake, specs: &Specs, accept: bool) -> Arc<Executor> {
     Arc::new(exec.with_deployed_history(Arc::new(Specs(specs.0.clone()))))
 }
 
-#[tokio::test]
-async fn the_drift_gate_refuses_an_out_of_band_change_unless_accepted() {
-    let fake = Fake::new();
-    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
+/// The environment of `env_file` deployed to `fake` through the gate at
+/// commit c1: what git said at c1, and the deploy's outcome.
+async fn deployed_at_c1(fake: &Fake, env_file: &str) -> (Specs, EnvOutcome) {
+    let (_, first) = desired_for(false, env_file, Change::Created, "c1");
     let specs = Specs(BTreeMap::from([(
         "c1".to_string(),
         first.stack.clone().unwrap(),
     )]));
-    let o = gated(&fake, &specs, false).run(&first).await;
-    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
-    // A hotfix in the console.
-    fake.edit_stack("dev-app", |s| {
-        s.parameters
-            .insert("AppVersion".into(), "1.0-hotfix".into());
-    });
+    let o = gated(fake, &specs, false).run(&first).await;
+    (specs, o)
+}
+
+/// The protected environment at commit c2, with AppVersion 2.0.
+fn protected_at_c2() -> Desired {
     let (_, mut next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
     next.stack
         .as_mut()
         .unwrap()
         .parameters
         .insert("AppVersion".into(), "2.0".into());
+    next
+}
+
+#[tokio::test]
+async fn the_drift_gate_refuses_an_out_of_band_change_unless_accepted() {
+    let fake = Fake::new();
+    let (specs, o) = deployed_at_c1(&fake, "protected: true\n").await;
+    assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
+    // A hotfix in the console.
+    fake.edit_stack("dev-app", |s| {
+        s.parameters
+            .insert("AppVersion".into(), "1.0-hotfix".into());
+    });
+    let next = protected_at_c2();
     let before = fake.mutating_calls().len();
     let o = gated(&fake, &specs, false).run(&next).await;
     assert_eq!(o.outcome, Outcome::Refused, "{o:?}");
@@ -1275,12 +1288,7 @@ async fn the_drift_gate_refuses_an_out_of_band_change_unless_accepted() {
 #[tokio::test]
 async fn the_drift_gate_leaves_unprotected_environments_and_clean_stacks_alone() {
     let fake = Fake::new();
-    let (_, first) = desired_for(false, "", Change::Created, "c1");
-    let specs = Specs(BTreeMap::from([(
-        "c1".to_string(),
-        first.stack.clone().unwrap(),
-    )]));
-    gated(&fake, &specs, false).run(&first).await;
+    let (specs, _) = deployed_at_c1(&fake, "").await;
     fake.edit_stack("dev-app", |s| {
         s.parameters
             .insert("AppVersion".into(), "1.0-hotfix".into());
@@ -1295,18 +1303,8 @@ async fn the_drift_gate_leaves_unprotected_environments_and_clean_stacks_alone()
 
     // Protected and as deployed: the gate passes.
     let fake = Fake::new();
-    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
-    let specs = Specs(BTreeMap::from([(
-        "c1".to_string(),
-        first.stack.clone().unwrap(),
-    )]));
-    gated(&fake, &specs, false).run(&first).await;
-    let (_, mut next) = desired_for(false, "protected: true\n", Change::Updated, "c2");
-    next.stack
-        .as_mut()
-        .unwrap()
-        .parameters
-        .insert("AppVersion".into(), "2.0".into());
+    let (specs, _) = deployed_at_c1(&fake, "protected: true\n").await;
+    let next = protected_at_c2();
     let o = gated(&fake, &specs, false).run(&next).await;
     assert_eq!(o.outcome, Outcome::Succeeded, "{o:?}");
     assert!(o.plan.unwrap().accepted_drift.is_empty());
@@ -1317,12 +1315,7 @@ async fn the_drift_gate_refuses_resource_drift_except_what_drift_ignore_names() 
     use crate::aws::fake::DriftScript;
     use crate::aws::{PropertyDifference, ResourceDrift};
     let fake = Fake::new();
-    let (_, first) = desired_for(false, "protected: true\n", Change::Created, "c1");
-    let specs = Specs(BTreeMap::from([(
-        "c1".to_string(),
-        first.stack.clone().unwrap(),
-    )]));
-    gated(&fake, &specs, false).run(&first).await;
+    let (specs, _) = deployed_at_c1(&fake, "protected: true\n").await;
     fake.script_drift(
         "dev-app",
         DriftScript {
