@@ -109,23 +109,11 @@ impl Environment {
         role_arn: Option<String>,
     ) -> Self {
         Self {
-            name: name.to_string(),
-            stack: stack.to_string(),
-            pipeline: None,
             pipeline_stack,
-            region: region.to_string(),
-            account: None,
             protected: true,
             protection: Protection::Set(true),
             role_arn,
-            auto_remediate: false,
-            template: String::new(),
-            file: String::new(),
-            parameters: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            branch: None,
-            branch_from_file: false,
-            template_from_file: false,
+            ..Self::undeclared(name, stack, region)
         }
     }
 

@@ -163,7 +163,13 @@ impl Moto {
     pub fn query_service(&self, service: &str, params: &[(&str, &str)]) -> String {
         let body: Vec<String> = params
             .iter()
-            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    gitops_core::github::encode(k),
+                    gitops_core::github::encode(v)
+                )
+            })
             .collect();
         let auth = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
         let auth = auth.as_str();
@@ -237,15 +243,4 @@ fn decode_base64(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
