@@ -28,22 +28,261 @@ pub fn changed_paths(
     head: ObjectId,
     prefix: &str,
 ) -> Result<Vec<ChangedPath>> {
-    let prefix = normalize(prefix).unwrap_or_default();
-    let lhs = subtree(repo, base, &prefix)?;
-    let rhs = subtree(repo, head, &prefix)?;
-    let kind = repo.object_hash();
-    let mut files = Files::default();
-    gix::diff::tree(
-        gix::objs::TreeRefIter::from_bytes(&lhs, kind),
-        gix::objs::TreeRefIter::from_bytes(&rhs, kind),
-        gix::diff::tree::State::default(),
-        &repo.objects,
-        &mut files,
-    )
-    .map_err(|e| Error::Git(format!("cannot diff {base} and {head}: {e}")))?;
-    let mut out = files.out;
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    let diff = SplitDiff::new(PIECES);
+    let mut out = diff.plan(repo, base, head, prefix)?;
+    out.extend(diff.take(repo)?);
+    Ok(sorted(out))
+}
+
+/// The changed files two threads found, or the first error.
+fn both(
+    mine: Result<Vec<ChangedPath>>,
+    theirs: Result<Vec<ChangedPath>>,
+) -> Result<Vec<ChangedPath>> {
+    let mut all = mine?;
+    all.extend(theirs?);
+    Ok(all)
+}
+
+/// `changes` sorted by path.
+fn sorted(mut changes: Vec<ChangedPath>) -> Vec<ChangedPath> {
+    changes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    changes
+}
+
+/// A tree diff cut into pieces (the pairs of folders that differ a few
+/// levels down) that several threads, each with its own repository
+/// handle, take in turn: [`SplitDiff::plan`] on one thread, then
+/// [`SplitDiff::take`] on each. The changed files are those of one diff of
+/// the two whole trees, in another order.
+struct SplitDiff {
+    /// How many pieces `plan` cuts the diff into, at least, when the trees
+    /// have that many folders that differ.
+    min_pieces: usize,
+    /// Set once by `plan`.
+    pieces: std::sync::OnceLock<Vec<Piece>>,
+    /// The index of the next piece no thread has taken.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// One piece of a [`SplitDiff`]: the folder at `path` (relative to the
+/// GitOps root) at base and at head; `None` where it is missing.
+struct Piece {
+    path: Vec<u8>,
+    base: Option<ObjectId>,
+    head: Option<ObjectId>,
+}
+
+/// How many pieces a [`SplitDiff`] cuts a diff into, at least, when the
+/// trees have that many folders that differ: enough for two threads to end
+/// at about the same time.
+const PIECES: usize = 64;
+
+impl SplitDiff {
+    /// A diff to cut into at least `min_pieces` pieces.
+    fn new(min_pieces: usize) -> Self {
+        SplitDiff {
+            min_pieces,
+            pieces: std::sync::OnceLock::new(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Compares the trees of `base` and `head` at `prefix` level by level
+    /// until there are `min_pieces` pairs of differing folders (or no folder
+    /// left to open), and keeps those for [`SplitDiff::take`]. Returns the
+    /// changed files found on the way.
+    fn plan(
+        &self,
+        repo: &gix::Repository,
+        base: ObjectId,
+        head: ObjectId,
+        prefix: &str,
+    ) -> Result<Vec<ChangedPath>> {
+        let prefix = normalize(prefix).unwrap_or_default();
+        let mut open = std::collections::VecDeque::from([Piece {
+            path: Vec::new(),
+            base: subtree(repo, base, &prefix)?,
+            head: subtree(repo, head, &prefix)?,
+        }]);
+        let mut pieces = Vec::new();
+        let mut out = Vec::new();
+        let (mut lhs, mut rhs) = (Vec::new(), Vec::new());
+        while let Some(piece) = open.pop_front() {
+            match (piece.base, piece.head) {
+                (Some(b), Some(h)) if b == h => {}
+                (Some(b), Some(h)) if pieces.len() + open.len() < self.min_pieces => {
+                    let kind = repo.object_hash();
+                    let lhs = tree_data(repo, b, &mut lhs)?;
+                    let rhs = tree_data(repo, h, &mut rhs)?;
+                    one_level(&piece.path, lhs, rhs, kind, &mut open, &mut out)?;
+                }
+                (None, None) => {}
+                _ => pieces.push(piece),
+            }
+        }
+        // `plan` runs once per diff.
+        let _ = self.pieces.set(pieces);
+        Ok(out)
+    }
+
+    /// Diffs the pieces that no other thread has taken, one at a time,
+    /// reading objects through `repo`, until none is left. Returns nothing
+    /// before [`SplitDiff::plan`] has run.
+    fn take(&self, repo: &gix::Repository) -> Result<Vec<ChangedPath>> {
+        let Some(pieces) = self.pieces.get() else {
+            return Ok(Vec::new());
+        };
+        let kind = repo.object_hash();
+        let mut state = gix::diff::tree::State::default();
+        let mut files = Files::default();
+        let (mut lhs, mut rhs) = (Vec::new(), Vec::new());
+        loop {
+            let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(piece) = pieces.get(next) else {
+                return Ok(files.out);
+            };
+            let lhs = match piece.base {
+                Some(id) => tree_data(repo, id, &mut lhs)?,
+                None => &[],
+            };
+            let rhs = match piece.head {
+                Some(id) => tree_data(repo, id, &mut rhs)?,
+                None => &[],
+            };
+            files.path.clone_from(&piece.path);
+            gix::diff::tree(
+                gix::objs::TreeRefIter::from_bytes(lhs, kind),
+                gix::objs::TreeRefIter::from_bytes(rhs, kind),
+                &mut state,
+                &repo.objects,
+                &mut files,
+            )
+            .map_err(|e| {
+                Error::Git(format!(
+                    "cannot compare the trees {}: {e}",
+                    piece.describe()
+                ))
+            })?;
+        }
+    }
+}
+
+impl Piece {
+    /// The folder's path and its trees, for an error message.
+    fn describe(&self) -> String {
+        let id = |id: Option<ObjectId>| {
+            id.map_or("none".to_string(), |id| id.to_hex_with_len(12).to_string())
+        };
+        format!(
+            "at `{}` ({} and {})",
+            String::from_utf8_lossy(&self.path),
+            id(self.base),
+            id(self.head)
+        )
+    }
+}
+
+/// The raw data of tree `id`, read into `buf`.
+fn tree_data<'a>(repo: &gix::Repository, id: ObjectId, buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    use gix::objs::FindExt;
+    repo.objects
+        .find_tree_iter(&id, buf)
+        .map_err(|e| Error::Git(format!("cannot read tree {id}: {e}")))?;
+    Ok(buf.as_slice())
+}
+
+/// Compares the entries of two trees (`lhs` at base, `rhs` at head) of the
+/// folder at `path`, in git's tree order: a file that differs goes to
+/// `out`, a folder that differs (or exists on one side only) to `open`.
+/// The same verdicts as [`Files`] over a full diff.
+fn one_level(
+    path: &[u8],
+    lhs: &[u8],
+    rhs: &[u8],
+    kind: gix::hash::Kind,
+    open: &mut std::collections::VecDeque<Piece>,
+    out: &mut Vec<ChangedPath>,
+) -> Result<()> {
+    use gix::objs::tree::EntryRef;
+    let bad = |e| {
+        Error::Git(format!(
+            "cannot parse a tree at `{}`: {e}",
+            String::from_utf8_lossy(path)
+        ))
+    };
+    let mut lhs = gix::objs::TreeRefIter::from_bytes(lhs, kind).peekable();
+    let mut rhs = gix::objs::TreeRefIter::from_bytes(rhs, kind).peekable();
+    let child = |name: &[u8]| {
+        let mut p = path.to_vec();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        p
+    };
+    // The verdict for one name, present at base (`l`), at head (`r`) or both.
+    let mut meet = |l: Option<EntryRef<'_>>, r: Option<EntryRef<'_>>| match (l, r) {
+        (Some(l), Some(r)) if l.oid == r.oid && l.mode == r.mode => {}
+        (Some(l), Some(r)) if l.mode.is_tree() && r.mode.is_tree() => open.push_back(Piece {
+            path: child(l.filename),
+            base: Some(l.oid.to_owned()),
+            head: Some(r.oid.to_owned()),
+        }),
+        (Some(l), Some(r)) if !l.mode.is_tree() && !r.mode.is_tree() => {
+            out.push(ChangedPath::new(utf8(child(l.filename)), Status::Modified));
+        }
+        // On one side only (or, should git's order let them meet, a file
+        // and a folder of the same name: each side counts on its own).
+        (l, r) => {
+            for (e, at_head) in [(l, false), (r, true)] {
+                let Some(e) = e else { continue };
+                let path = child(e.filename);
+                let id = Some(e.oid.to_owned());
+                if e.mode.is_tree() {
+                    let (base, head) = if at_head { (None, id) } else { (id, None) };
+                    open.push_back(Piece { path, base, head });
+                } else {
+                    let status = if at_head {
+                        Status::Added
+                    } else {
+                        Status::Deleted
+                    };
+                    out.push(ChangedPath::new(utf8(path), status));
+                }
+            }
+        }
+    };
+    loop {
+        let order = match (lhs.peek(), rhs.peek()) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(Err(_)), _) | (_, Some(Err(_))) => std::cmp::Ordering::Equal,
+            (Some(Ok(l)), Some(Ok(r))) => gix::objs::tree::name_order(
+                l.filename,
+                l.mode.is_tree(),
+                r.filename,
+                r.mode.is_tree(),
+            ),
+        };
+        let l = if order.is_gt() {
+            None
+        } else {
+            lhs.next().transpose().map_err(bad)?
+        };
+        let r = if order.is_lt() {
+            None
+        } else {
+            rhs.next().transpose().map_err(bad)?
+        };
+        meet(l, r);
+    }
+}
+
+/// A path from a tree as text (invalid UTF-8 replaced).
+fn utf8(path: Vec<u8>) -> String {
+    String::from_utf8(path).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The changed files of a tree diff, by path: what gix's `Recorder` keeps,
@@ -107,9 +346,8 @@ impl gix::diff::tree::Visit for Files {
             _ => None,
         };
         if let Some(status) = status {
-            let path = String::from_utf8(self.path.clone())
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            self.out.push(ChangedPath::new(path, status));
+            self.out
+                .push(ChangedPath::new(utf8(self.path.clone()), status));
         }
         std::ops::ControlFlow::Continue(())
     }
@@ -117,8 +355,8 @@ impl gix::diff::tree::Visit for Files {
 
 use crate::detect::PathStatus as Status;
 
-/// The raw data of the tree at `prefix` in `commit` (empty when it is missing).
-fn subtree(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Vec<u8>> {
+/// The tree at `prefix` in `commit` (`None` when it is missing).
+fn subtree(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Option<ObjectId>> {
     let tree = repo
         .find_object(commit)
         .map_err(Error::git)?
@@ -127,11 +365,11 @@ fn subtree(repo: &gix::Repository, commit: ObjectId, prefix: &str) -> Result<Vec
         .tree()
         .map_err(Error::git)?;
     if prefix.is_empty() {
-        return Ok(tree.detach().data);
+        return Ok(Some(tree.id));
     }
     match tree.lookup_entry_by_path(prefix).map_err(Error::git)? {
-        Some(e) if e.mode().is_tree() => Ok(e.object().map_err(Error::git)?.detach().data),
-        _ => Ok(Vec::new()),
+        Some(e) if e.mode().is_tree() => Ok(Some(e.object_id())),
+        _ => Ok(None),
     }
 }
 
@@ -241,29 +479,47 @@ pub fn detect_between(
     let Some(base) = base else {
         return Ok(detect(None, &load_checked(&head_tree)?, &[]));
     };
-    // The head model loads on a second thread while this one diffs. A gix
-    // handle cannot cross threads, so that thread opens the repository again
+    // The head model loads on a second thread while this one diffs; once
+    // loaded, that thread takes pieces of the diff too. A gix handle
+    // cannot cross threads, so that thread opens the repository again
     // (with this handle's options); should that fail, the model loads here
     // after the diff.
     let git_dir = repo.git_dir().to_owned();
     let options = repo.open_options().clone();
+    let diff = SplitDiff::new(PIECES);
     let (head_model, changes) = std::thread::scope(|s| {
-        let parse = s.spawn(move || {
+        let helper = s.spawn(|| {
             let mut own = gix::open_opts(git_dir, options).ok()?;
             own.object_cache_size(None);
-            Some(GitTree::new(own, head, prefix).and_then(|tree| {
-                let model = load_checked(&tree)?;
-                Ok((model, tree.links_read()))
-            }))
+            let tree = match GitTree::new(own, head, prefix) {
+                Ok(tree) => tree,
+                Err(e) => return Some((Err(e), Ok(Vec::new()))),
+            };
+            let loaded = load_checked(&tree).map(|model| (model, tree.links_read()));
+            Some((loaded, diff.take(tree.repo())))
         });
-        let changes = changed_paths(head_tree.repo(), base, head, prefix);
-        let head_model = match parse.join() {
-            Ok(Some(loaded)) => loaded,
-            _ => load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
-        };
-        (head_model, changes)
+        let repo = head_tree.repo();
+        let mine = diff.plan(repo, base, head, prefix).and_then(|mut found| {
+            found.extend(diff.take(repo)?);
+            Ok(found)
+        });
+        match helper.join() {
+            Ok(Some((loaded, theirs))) => (loaded, both(mine, theirs)),
+            // The second handle did not open: the diff was all this thread's.
+            Ok(None) => (
+                load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
+                mine,
+            ),
+            // The helper panicked, maybe holding pieces of the diff: diff
+            // again here rather than miss them.
+            Err(_) => (
+                load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
+                changed_paths(repo, base, head, prefix),
+            ),
+        }
     });
-    let ((head_model, links), changes) = (head_model?, changes?);
+    let (head_model, links) = head_model?;
+    let changes = sorted(changes?);
     let base_tree = head_tree.at(base)?;
     let base_model = base_model(&base_tree, &head_model, &changes, &links)?;
     // The head model is not needed afterwards: its environments move into
@@ -714,6 +970,125 @@ pub(crate) mod tests {
         assert_eq!(d, detect(Some(&full_base), &head_model, &changes));
         let d = detect_between(&repo, None, second, "ops").unwrap();
         assert_eq!(d.created, ["a", "d", "e"]);
+    }
+
+    /// `git diff --name-status --no-renames` between `a` and `b`, as
+    /// [`changed_paths`] words it (a type change is a modification).
+    fn git_name_status(dir: &Path, a: ObjectId, b: ObjectId, prefix: &str) -> Vec<String> {
+        let relative = format!("--relative={prefix}");
+        let mut args = vec!["diff", "--name-status", "--no-renames"];
+        if !prefix.is_empty() {
+            args.push(&relative);
+        }
+        let (a, b) = (a.to_string(), b.to_string());
+        args.extend([a.as_str(), b.as_str()]);
+        let mut out: Vec<String> = git(dir, &args)
+            .lines()
+            .map(|line| {
+                let (status, path) = line.split_once('\t').unwrap();
+                let status = match status {
+                    "A" => "Added",
+                    "D" => "Deleted",
+                    "M" | "T" => "Modified",
+                    other => panic!("unexpected status {other}"),
+                };
+                format!("{status} {path}")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_diff_cut_into_pieces_finds_what_git_finds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        write(dir, "outside.txt", "1");
+        for i in 0..12 {
+            for f in [
+                "environment.yaml",
+                "app/config/a.json",
+                "app/config/b.json",
+                "ops/x.json",
+            ] {
+                write(dir, &format!("ops/envs/e{i:02}/{f}"), &format!("{i} {f}"));
+            }
+        }
+        write(dir, "ops/common/app.yaml", "Resources: {}\n");
+        write(dir, "ops/folder/inner.txt", "x");
+        write(dir, "ops/a", "file a");
+        write(dir, "ops/a-b/x", "x");
+        write(dir, "ops/script.sh", "echo");
+        write(dir, "ops/to-link", "t");
+        let first = commit(dir);
+        write(dir, "outside.txt", "2");
+        for i in (0..12).step_by(2) {
+            write(
+                dir,
+                &format!("ops/envs/e{i:02}/app/config/a.json"),
+                "changed",
+            );
+        }
+        for i in (1..12).step_by(3) {
+            std::fs::rename(
+                dir.join(format!("ops/envs/e{i:02}/ops")),
+                dir.join(format!("ops/envs/e{i:02}/moved")),
+            )
+            .unwrap();
+        }
+        std::fs::remove_dir_all(dir.join("ops/envs/e11")).unwrap();
+        write(dir, "ops/envs/e12/environment.yaml", "new");
+        // A file replaced by a folder, a folder by a file, a file by a
+        // symlink, an executable bit, and names that sort around `a/`.
+        std::fs::remove_file(dir.join("ops/common/app.yaml")).unwrap();
+        write(dir, "ops/common/app.yaml/inner", "x");
+        std::fs::remove_dir_all(dir.join("ops/folder")).unwrap();
+        write(dir, "ops/folder", "now a file");
+        std::fs::remove_file(dir.join("ops/to-link")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("ops/to-link")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("ops/script.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_file(dir.join("ops/a")).unwrap();
+        write(dir, "ops/a/inside", "a is a folder");
+        write(dir, "ops/a.txt", "next to a");
+        let second = commit(dir);
+
+        let repo = crate::source::open_repo(dir).unwrap();
+        for prefix in ["ops", ""] {
+            let want = git_name_status(dir, first, second, prefix);
+            assert!(want.len() > 20, "{want:?}");
+            assert!(want.iter().any(|c| c.ends_with("script.sh")), "{want:?}");
+            for min_pieces in [0, 1, 2, 3, 5, 8, 64] {
+                // Two threads, each with its own handle, take the pieces.
+                let diff = SplitDiff::new(min_pieces);
+                let mut got = diff.plan(&repo, first, second, prefix).unwrap();
+                let theirs = std::thread::scope(|s| {
+                    let helper = s.spawn(|| {
+                        let own = crate::source::open_repo(dir).unwrap();
+                        diff.take(&own).unwrap()
+                    });
+                    got.extend(diff.take(&repo).unwrap());
+                    helper.join().unwrap()
+                });
+                got.extend(theirs);
+                let mut got: Vec<String> = got
+                    .iter()
+                    .map(|c| format!("{:?} {}", c.status, c.path))
+                    .collect();
+                got.sort();
+                assert_eq!(got, want, "prefix `{prefix}`, {min_pieces} pieces");
+            }
+            let whole = changed_paths(&repo, first, second, prefix).unwrap();
+            assert!(whole.is_sorted_by(|a, b| a.path < b.path));
+            let mut whole: Vec<String> = whole
+                .iter()
+                .map(|c| format!("{:?} {}", c.status, c.path))
+                .collect();
+            whole.sort();
+            assert_eq!(whole, want, "changed_paths, prefix `{prefix}`");
+        }
     }
 
     #[test]
