@@ -440,9 +440,21 @@ pub fn all_updated(head: &Repository) -> Detection {
 /// Paths matching an `ignore` glob never count. The globs, the environments
 /// folder and the pipeline template come from `head`'s configuration.
 pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPath]) -> Detection {
+    detect_against(base, None, head, changes)
+}
+
+/// [`detect`]; with `read_at_base`, `base` was read only for the
+/// environments so named (those the change may have touched), and every
+/// other environment at head is the same at base (rather than created).
+pub(crate) fn detect_against(
+    base: Option<&Repository>,
+    read_at_base: Option<&BTreeSet<String>>,
+    head: &Repository,
+    changes: &[ChangedPath],
+) -> Detection {
     let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
     Detection::from_changes(
-        classify(base, head, changes)
+        classify(base, read_at_base, head, changes)
             .into_iter()
             .map(|(side, change, reasons)| {
                 let env = match side {
@@ -455,14 +467,15 @@ pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPa
     )
 }
 
-/// [`detect`] taking the model at head, whose environments then move into
-/// the result rather than being copied (for a caller done with it).
+/// [`detect_against`] taking the model at head, whose environments then
+/// move into the result rather than being copied (for a caller done with it).
 pub(crate) fn detect_owned(
     base: Option<&Repository>,
+    read_at_base: Option<&BTreeSet<String>>,
     head: Repository,
     changes: &[ChangedPath],
 ) -> Detection {
-    let verdicts = classify(base, &head, changes);
+    let verdicts = classify(base, read_at_base, &head, changes);
     let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
     let mut heads: Vec<Option<Environment>> = head.environments.into_iter().map(Some).collect();
     Detection::from_changes(
@@ -487,9 +500,10 @@ enum Side {
 }
 
 /// The verdict for each environment of `base` and `head`, sorted by name
-/// (see [`detect`]).
+/// (see [`detect_against`]).
 fn classify(
     base: Option<&Repository>,
+    read_at_base: Option<&BTreeSet<String>>,
     head: &Repository,
     changes: &[ChangedPath],
 ) -> Vec<(Side, Change, Vec<Reason>)> {
@@ -552,7 +566,12 @@ fn classify(
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let mut reasons: BTreeMap<&str, Why> = BTreeMap::new();
-        let (side, change) = match (bases.get(name), heads.get(name)) {
+        let at_head = heads.get(name);
+        let at_base = match bases.get(name) {
+            None if read_at_base.is_some_and(|read| !read.contains(name)) => at_head,
+            found => found,
+        };
+        let (side, change) = match (at_base, at_head) {
             (None, Some(&(i, h))) => {
                 folder_reasons(&by_folder, h, &mut reasons);
                 if base.is_some() && config_changed && reasons.is_empty() {
@@ -581,7 +600,7 @@ fn classify(
                 for p in &shared_paths {
                     reasons.entry(p).or_insert(Why::Shared);
                 }
-                if b != h {
+                if !std::ptr::eq(b, h) && b != h {
                     config_reason(config_changed, h, &mut reasons);
                 }
                 let change = if reasons.is_empty() {

@@ -525,7 +525,8 @@ pub fn detect_between(
     // The head model is not needed afterwards: its environments move into
     // the result instead of being copied.
     Ok(crate::detect::detect_owned(
-        base_model.as_ref(),
+        base_model.model.as_ref(),
+        base_model.read.as_ref(),
         head_model,
         &changes,
     ))
@@ -550,7 +551,12 @@ fn detect_against(
         &changes,
         links,
     )?;
-    Ok(detect(base_model.as_ref(), head_model, &changes))
+    Ok(crate::detect::detect_against(
+        base_model.model.as_ref(),
+        base_model.read.as_ref(),
+        head_model,
+        &changes,
+    ))
 }
 
 /// The environment files of `head_model` (at `head`) that are symlinks.
@@ -567,6 +573,15 @@ fn links_at(
     Ok(tree.links_read())
 }
 
+/// The model at base that detection classifies the changes against.
+struct BaseModel {
+    /// `None`: there is no `gitops.yaml` at base.
+    model: Option<Repository>,
+    /// The names of the environments read at base, when not all were
+    /// ([`load_touched`]): every other one is the same as at head.
+    read: Option<BTreeSet<String>>,
+}
+
 /// The model at the base (`base_tree`) that [`detect`] needs to classify
 /// the `changes` against the model at head: every environment when
 /// `gitops.yaml` changed (`None` when the base has none), otherwise only
@@ -576,18 +591,24 @@ fn base_model(
     head_model: &Repository,
     changes: &[ChangedPath],
     links: &BTreeSet<String>,
-) -> Result<Option<Repository>> {
+) -> Result<BaseModel> {
     let base = base_tree.commit();
     let config_changed = changes
         .iter()
         .flat_map(ChangedPath::paths)
         .any(|p| p == CONFIG_FILE);
-    let base_model = if config_changed {
-        match Repository::load(base_tree) {
-            Ok(m) => Some(m),
-            Err(Error::NoConfig(_)) => None,
-            Err(Error::Invalid(problems)) => {
-                return Err(Error::Message(format!(
+    if !config_changed {
+        let (model, read) = load_touched(base_tree, head_model, changes, links)?;
+        return Ok(BaseModel {
+            model: Some(model),
+            read: Some(read),
+        });
+    }
+    let model = match Repository::load(base_tree) {
+        Ok(m) => Some(m),
+        Err(Error::NoConfig(_)) => None,
+        Err(Error::Invalid(problems)) => {
+            return Err(Error::Message(format!(
                 "gitops.yaml at the base revision {} is unusable ({}); compare from a later base",
                 base.to_hex_with_len(12),
                 problems
@@ -596,13 +617,10 @@ fn base_model(
                     .collect::<Vec<_>>()
                     .join("; ")
             )))
-            }
-            Err(e) => return Err(e),
         }
-    } else {
-        Some(load_touched(base_tree, head_model, changes, links)?)
+        Err(e) => return Err(e),
     };
-    Ok(base_model)
+    Ok(BaseModel { model, read: None })
 }
 
 /// `--base deployed`: classifies every environment against the commit it
@@ -716,19 +734,21 @@ fn commit_exists(repo: &gix::Repository, id: ObjectId) -> bool {
             .is_ok_and(|o| o.kind == gix::object::Kind::Commit)
 }
 
-/// The model at base when gitops.yaml did not change. An environment is
-/// resolved from gitops.yaml and its environment file alone, so one whose
-/// environment file did not change is the same at base as at head: only the
-/// folders whose environment file changed (added, modified, deleted) are
-/// read from `base`, plus those whose file at head is a symlink (`links`,
-/// paths read through one), as its target may have changed elsewhere.
-/// Other files changing inside a folder do not make it read again.
+/// The model at base when gitops.yaml did not change, and the names of the
+/// environment folders read for it. An environment is resolved from
+/// gitops.yaml and its environment file alone, so one whose environment
+/// file did not change is the same at base as at head: only the folders
+/// whose environment file changed (added, modified, deleted) are read from
+/// `base`, plus those whose file at head is a symlink (`links`, paths read
+/// through one), as its target may have changed elsewhere. Other files
+/// changing inside a folder do not make it read again. The model holds only
+/// the environments read (those that exist at base).
 fn load_touched(
     base: &GitTree,
     head: &Repository,
     changes: &[ChangedPath],
     links: &BTreeSet<String>,
-) -> Result<Repository> {
+) -> Result<(Repository, BTreeSet<String>)> {
     let root = normalize(&head.config.environments_path).unwrap_or_default();
     let file = normalize(&head.config.environment_file).unwrap_or_default();
     let touched: BTreeSet<String> = changes
@@ -741,19 +761,12 @@ fn load_touched(
             (inner == file).then(|| dir.rsplit('/').next().unwrap_or(dir).to_string())
         })
         .collect();
-    let mut model = Repository::load(&OnlyEnvs {
+    let model = Repository::load(&OnlyEnvs {
         inner: base,
         root,
         names: &touched,
     })?;
-    model.environments.extend(
-        head.environments
-            .iter()
-            .filter(|e| !touched.contains(&e.name))
-            .cloned(),
-    );
-    model.environments.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(model)
+    Ok((model, touched))
 }
 
 /// A source whose environments folder lists only the folders in `names`.
