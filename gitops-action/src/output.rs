@@ -1,5 +1,6 @@
 //! Shared output helpers: colour, diagnostics, GitHub annotations.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, PoisonError};
 
@@ -57,13 +58,14 @@ pub fn add_secret(secret: &str) {
     }
 }
 
-/// Removes every registered secret from `text` (see [`add_secret`]).
-pub fn redact(text: &str) -> String {
+/// Removes every registered secret from `text` (see [`add_secret`]); no
+/// copy when none is registered.
+pub fn redact(text: &str) -> Cow<'_, str> {
     let all = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
     if all.is_empty() {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
-    gitops_core::text::redact(text, &all)
+    Cow::Owned(gitops_core::text::redact(text, &all))
 }
 
 /// Prints `text` to standard output (what `print!` and `println!` do in
@@ -103,13 +105,13 @@ pub fn workflow_command_err(line: &str) {
     LINE_START.lock().unwrap_or_else(PoisonError::into_inner)[1] = true;
 }
 
-fn prepare(text: &str, stream: usize, actions: bool) -> String {
+fn prepare(text: &str, stream: usize, actions: bool) -> Cow<'_, str> {
     let text = redact(text);
     if !actions {
         return text;
     }
     let mut state = LINE_START.lock().unwrap_or_else(PoisonError::into_inner);
-    neutralize(&text, &mut state[stream])
+    Cow::Owned(neutralize(&text, &mut state[stream]))
 }
 
 /// Prints `value` as pretty JSON to standard output.

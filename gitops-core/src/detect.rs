@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::CONFIG_FILE;
+use crate::config::{Config, CONFIG_FILE};
 use crate::error::{Error, Result};
 use crate::model::{Environment, Repository};
 use crate::source::{normalize, normalized};
@@ -454,28 +454,34 @@ pub(crate) fn detect_against(
 ) -> Detection {
     let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
     Detection::from_changes(
-        classify(base, read_at_base, head, changes)
-            .into_iter()
-            .map(|(side, change, reasons)| {
-                let env = match side {
-                    Side::Head(i) => &head.environments[i],
-                    Side::Base(i) => &base_envs[i],
-                };
-                env_change(env, change, reasons)
-            })
-            .collect(),
+        classify(
+            base,
+            read_at_base,
+            head,
+            &Changed::new(&head.config, changes),
+        )
+        .into_iter()
+        .map(|(side, change, reasons)| {
+            let env = match side {
+                Side::Head(i) => &head.environments[i],
+                Side::Base(i) => &base_envs[i],
+            };
+            env_change(env, change, reasons)
+        })
+        .collect(),
     )
 }
 
 /// [`detect_against`] taking the model at head, whose environments then
-/// move into the result rather than being copied (for a caller done with it).
+/// move into the result rather than being copied (for a caller done with
+/// it), and the changes already read with its configuration.
 pub(crate) fn detect_owned(
     base: Option<&Repository>,
     read_at_base: Option<&BTreeSet<String>>,
     head: Repository,
-    changes: &[ChangedPath],
+    changed: &Changed<'_>,
 ) -> Detection {
-    let verdicts = classify(base, read_at_base, &head, changes);
+    let verdicts = classify(base, read_at_base, &head, changed);
     let base_envs: &[Environment] = base.map(|b| b.environments.as_slice()).unwrap_or(&[]);
     let mut heads: Vec<Option<Environment>> = head.environments.into_iter().map(Some).collect();
     Detection::from_changes(
@@ -492,6 +498,46 @@ pub(crate) fn detect_owned(
     )
 }
 
+/// The changed paths as [`classify`] reads them.
+pub(crate) struct Changed<'a> {
+    /// Normal, sorted, without duplicates and without those an `ignore`
+    /// glob matches; borrowed from the changes where already normal (a git
+    /// diff's are).
+    paths: Vec<Cow<'a, str>>,
+    /// Whether each of `paths` matches a `shared` glob.
+    shared: Vec<bool>,
+}
+
+impl<'a> Changed<'a> {
+    /// `changes` read with the `ignore` and `shared` globs of `config`.
+    pub(crate) fn new(config: &Config, changes: &'a [ChangedPath]) -> Self {
+        let ignore = crate::glob::set(&config.ignore);
+        let shared = crate::glob::set(&config.shared);
+        let mut paths: Vec<Cow<'a, str>> = changes
+            .iter()
+            .flat_map(ChangedPath::paths)
+            .filter_map(normalized)
+            .filter(|p| !p.is_empty())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        // Both glob sets match one candidate per path.
+        let mut is_shared = Vec::with_capacity(paths.len());
+        paths.retain(|p| {
+            let candidate = globset::Candidate::new(p.as_ref());
+            let kept = !ignore.is_match_candidate(&candidate);
+            if kept {
+                is_shared.push(shared.is_match_candidate(&candidate));
+            }
+            kept
+        });
+        Changed {
+            paths,
+            shared: is_shared,
+        }
+    }
+}
+
 /// Which model an environment's verdict describes it from, by index.
 #[derive(Clone, Copy)]
 enum Side {
@@ -505,27 +551,15 @@ fn classify(
     base: Option<&Repository>,
     read_at_base: Option<&BTreeSet<String>>,
     head: &Repository,
-    changes: &[ChangedPath],
+    changed: &Changed<'_>,
 ) -> Vec<(Side, Change, Vec<Reason>)> {
     let cfg = &head.config;
-    let ignore = crate::glob::set(&cfg.ignore);
-    let shared = crate::glob::set(&cfg.shared);
-
-    // The changed paths, sorted and without duplicates, borrowed from
-    // `changes` where they are already normal (a git diff's are).
-    let mut paths: Vec<Cow<'_, str>> = changes
-        .iter()
-        .flat_map(ChangedPath::paths)
-        .filter_map(normalized)
-        .filter(|p| !p.is_empty())
-        .collect();
-    paths.sort_unstable();
-    paths.dedup();
-    paths.retain(|p| !ignore.is_match(p.as_ref()));
+    let paths = &changed.paths;
     let shared_paths: Vec<&str> = paths
         .iter()
-        .map(AsRef::as_ref)
-        .filter(|p| shared.is_match(p))
+        .zip(&changed.shared)
+        .filter(|(_, shared)| **shared)
+        .map(|(p, _)| p.as_ref())
         .collect();
     let changed = |path: &str| paths.binary_search_by(|p| p.as_ref().cmp(path)).is_ok();
     let config_changed = changed(CONFIG_FILE);
@@ -543,7 +577,7 @@ fn classify(
         roots.extend(normalize(&b.config.environments_path));
     }
     let mut by_folder: HashMap<&str, Vec<&str>> = HashMap::new();
-    for p in &paths {
+    for p in paths {
         for root in &roots {
             if let Some(dir) = env_folder(p, root) {
                 by_folder.entry(dir).or_default().push(p);

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::CONFIG_FILE;
 use crate::deploy::BaseDeclaration;
 use crate::deployed::{classify, AtCommit, BaseDetection, Deployed};
-use crate::detect::{detect, env_folder, ChangedPath, Detection};
+use crate::detect::{detect, env_folder, Changed, ChangedPath, Detection};
 use crate::error::{Error, Result};
 use crate::model::Repository;
 use crate::source::{normalize, Entry, GitTree, Source};
@@ -44,9 +44,10 @@ fn both(
     Ok(all)
 }
 
-/// `changes` sorted by path.
+/// `changes` sorted by path. A stable sort, as it merges the runs already
+/// sorted (what each thread's [`SplitDiff::take`] returns) in linear time.
 fn sorted(mut changes: Vec<ChangedPath>) -> Vec<ChangedPath> {
-    changes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
     changes
 }
 
@@ -127,8 +128,9 @@ impl SplitDiff {
     }
 
     /// Diffs the pieces that no other thread has taken, one at a time,
-    /// reading objects through `repo`, until none is left. Returns nothing
-    /// before [`SplitDiff::plan`] has run.
+    /// reading objects through `repo`, until none is left; returns their
+    /// changed files sorted by path. Returns nothing before
+    /// [`SplitDiff::plan`] has run.
     fn take(&self, repo: &gix::Repository) -> Result<Vec<ChangedPath>> {
         let Some(pieces) = self.pieces.get() else {
             return Ok(Vec::new());
@@ -140,6 +142,7 @@ impl SplitDiff {
         loop {
             let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(piece) = pieces.get(next) else {
+                files.out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
                 return Ok(files.out);
             };
             let lhs = match piece.base {
@@ -521,14 +524,22 @@ pub fn detect_between(
     let (head_model, links) = head_model?;
     let changes = sorted(changes?);
     let base_tree = head_tree.at(base)?;
-    let base_model = base_model(&base_tree, &head_model, &changes, &links)?;
-    // The head model is not needed afterwards: its environments move into
-    // the result instead of being copied.
+    // The changed paths are read with head's globs on a second thread while
+    // this one reads the model at base.
+    let (base_model, changed) = std::thread::scope(|s| {
+        let read = s.spawn(|| Changed::new(&head_model.config, &changes));
+        let base_model = base_model(&base_tree, &head_model, &changes, &links);
+        let changed = read
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (base_model, changed)
+    });
+    let base_model = base_model?;
     Ok(crate::detect::detect_owned(
         base_model.model.as_ref(),
         base_model.read.as_ref(),
         head_model,
-        &changes,
+        &changed,
     ))
 }
 
