@@ -1079,6 +1079,15 @@ pub(crate) mod tests {
         write(dir, "ops/a.txt", "next to a");
         let second = commit(dir);
 
+        // The changes as `git_name_status` words them, sorted.
+        let words = |changes: &[ChangedPath]| {
+            let mut out: Vec<String> = changes
+                .iter()
+                .map(|c| format!("{:?} {}", c.status, c.path))
+                .collect();
+            out.sort();
+            out
+        };
         let repo = crate::source::open_repo(dir).unwrap();
         for prefix in ["ops", ""] {
             let want = git_name_status(dir, first, second, prefix);
@@ -1097,21 +1106,11 @@ pub(crate) mod tests {
                     helper.join().unwrap()
                 });
                 got.extend(theirs);
-                let mut got: Vec<String> = got
-                    .iter()
-                    .map(|c| format!("{:?} {}", c.status, c.path))
-                    .collect();
-                got.sort();
-                assert_eq!(got, want, "prefix `{prefix}`, {min_pieces} pieces");
+                assert_eq!(words(&got), want, "prefix `{prefix}`, {min_pieces} pieces");
             }
             let whole = changed_paths(&repo, first, second, prefix).unwrap();
             assert!(whole.is_sorted_by(|a, b| a.path < b.path));
-            let mut whole: Vec<String> = whole
-                .iter()
-                .map(|c| format!("{:?} {}", c.status, c.path))
-                .collect();
-            whole.sort();
-            assert_eq!(whole, want, "changed_paths, prefix `{prefix}`");
+            assert_eq!(words(&whole), want, "changed_paths, prefix `{prefix}`");
         }
     }
 

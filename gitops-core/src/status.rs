@@ -12,9 +12,11 @@ use std::time::Duration;
 use crate::aws::ClientFactory;
 use crate::board::{self, Board, BoardKind};
 use crate::deploy::inspect::{
-    inspect_all, mark_pending, orphans_of, remediate_all, InspectOptions, PendingError,
+    inspect_all_listed, list_bases, observe_listed, orphans_of, pending_from, remediate_all,
+    InspectOptions, PendingError,
 };
 use crate::deploy::{self, Desired, Executor};
+use crate::deployed::RegionStacks;
 use crate::detect::{Change, EnvChange};
 use crate::drift::{EnvDrift, Remediation};
 use crate::report::{DriftReport, StatusReport};
@@ -112,8 +114,24 @@ impl Prepared {
         concurrency: usize,
         local: bool,
     ) -> Vec<EnvDrift> {
+        self.inspect_listed(factory, options, concurrency, local, &[])
+            .await
+    }
+
+    /// [`Prepared::inspect`] with the stacks of some regions and roles
+    /// already listed.
+    async fn inspect_listed(
+        &self,
+        factory: Arc<dyn ClientFactory>,
+        options: InspectOptions,
+        concurrency: usize,
+        local: bool,
+        listed: &[RegionStacks],
+    ) -> Vec<EnvDrift> {
         let desired = self.desired.clone();
-        let mut all = inspect_all(factory, desired, self.keys.clone(), options, concurrency).await;
+        let keys = self.keys.clone();
+        let mut all =
+            inspect_all_listed(factory, desired, keys, options, concurrency, listed).await;
         if local {
             all.iter_mut()
                 .for_each(EnvDrift::ignore_termination_protection);
@@ -218,20 +236,19 @@ pub async fn status(
     concurrency: usize,
     local: bool,
 ) -> StatusOutcome {
+    // Each region and role is listed once: for the inspection and for
+    // what is deployed there.
+    let listed = list_bases(factory.clone(), &p.model, concurrency).await;
     let options = InspectOptions::new().with_templates(false);
+    let known = listed.as_deref().unwrap_or_default();
     let mut drifts = p
-        .inspect(factory.clone(), options, concurrency, local)
+        .inspect_listed(factory.clone(), options, concurrency, local, known)
         .await;
     let (repo, id, prefix) = (&p.repo, p.head_id, &p.prefix);
-    let pending = mark_pending(
-        factory,
-        repo,
-        id,
-        prefix,
-        &p.model,
-        concurrency,
-        &mut drifts,
-    );
+    let pending = async {
+        let deployed = observe_listed(factory, &p.model, concurrency, listed?).await?;
+        pending_from(&deployed, repo, id, prefix, &p.model, &mut drifts)
+    };
     let pending_error = pending.await.err();
     let report = StatusReport {
         commit: p.head.clone(),

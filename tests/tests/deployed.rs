@@ -146,9 +146,14 @@ fn undeployed_commits_are_reconciled_and_a_second_run_changes_nothing() {
     );
     assert!(!text.contains("prod:"), "{text}");
 
-    // status: what --base deployed would act on.
+    // status: what --base deployed would act on, from one listing of the
+    // region's stacks (for the rows and for what is deployed).
+    moto.record();
     let out = run(&repo, &moto, &["status", "--format", "json"]);
     assert!(out.status.success(), "{out:?}");
+    let ops = moto.operations();
+    let listings = ops.iter().filter(|o| *o == "DescribeStacks").count();
+    assert_eq!(listings, 1, "{ops:?}");
     let v = json_of(&out);
     for (name, pending) in [("dev", true), ("qa", true), ("prod", false)] {
         assert_eq!(entry(&v, name)["pending"], pending, "{name}: {v}");

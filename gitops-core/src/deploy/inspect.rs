@@ -326,6 +326,20 @@ pub async fn inspect_all(
     options: InspectOptions,
     concurrency: usize,
 ) -> Vec<EnvDrift> {
+    inspect_all_listed(factory, desired, keys, options, concurrency, &[]).await
+}
+
+/// [`inspect_all`] with the stacks of some regions and roles already
+/// listed (`listed`, from [`list_bases`]): those are not listed again,
+/// whatever the number of environments there.
+pub(crate) async fn inspect_all_listed(
+    factory: Arc<dyn ClientFactory>,
+    desired: Vec<Desired>,
+    keys: Vec<PromotedKey>,
+    options: InspectOptions,
+    concurrency: usize,
+    listed: &[RegionStacks],
+) -> Vec<EnvDrift> {
     type Location = (String, Option<String>);
     let location = |d: &Desired| -> Location {
         (d.environment.region.clone(), d.environment.role_arn.clone())
@@ -338,6 +352,14 @@ pub async fn inspect_all(
     // stacks of the busy ones.
     let mut listings: BTreeMap<Location, Arc<Listing>> = BTreeMap::new();
     for (loc, n) in &counts {
+        let known = listed
+            .iter()
+            .find(|l| l.region == loc.0 && l.role_arn == loc.1);
+        if let Some(known) = known {
+            let by_name = known.stacks.iter().map(|s| (s.name.clone(), s.clone()));
+            listings.insert(loc.clone(), Arc::new(by_name.collect()));
+            continue;
+        }
         let Ok(clients) = factory.clients(&loc.0, loc.1.as_deref()).await else {
             continue;
         };
@@ -606,16 +628,29 @@ pub async fn observe_bases(
     head: &Repository,
     concurrency: usize,
 ) -> AwsResult<Deployed> {
-    let fan = FanOut::new(concurrency);
-    let failed = |service: &'static str, operation: &'static str, e: fanout::TaskError| {
-        AwsError::new(
-            service,
-            operation,
-            crate::aws::AwsErrorKind::Other,
-            e.to_string(),
-        )
-    };
-    let listed = fan
+    let listings = list_bases(factory.clone(), head, concurrency).await?;
+    observe_listed(factory, head, concurrency, listings).await
+}
+
+/// A fan-out task that failed (panicked or was cancelled), as an AWS error.
+fn failed(service: &'static str, operation: &'static str, e: fanout::TaskError) -> AwsError {
+    AwsError::new(
+        service,
+        operation,
+        crate::aws::AwsErrorKind::Other,
+        e.to_string(),
+    )
+}
+
+/// The stacks of each region and role of [`base_locations`]: one
+/// paginated DescribeStacks each, `concurrency` at a time per region and
+/// role; the first error if any fails.
+pub(crate) async fn list_bases(
+    factory: Arc<dyn ClientFactory>,
+    head: &Repository,
+    concurrency: usize,
+) -> AwsResult<Vec<RegionStacks>> {
+    let listed = FanOut::new(concurrency)
         .run(
             base_locations(head),
             |loc| loc.clone(),
@@ -633,6 +668,18 @@ pub async fn observe_bases(
     for r in listed {
         listings.push(r.map_err(|e| failed("CloudFormation", "DescribeStacks", e))??);
     }
+    Ok(listings)
+}
+
+/// [`observe_bases`] with the stacks already listed (`listings`, from
+/// [`list_bases`]).
+pub(crate) async fn observe_listed(
+    factory: Arc<dyn ClientFactory>,
+    head: &Repository,
+    concurrency: usize,
+    listings: Vec<RegionStacks>,
+) -> AwsResult<Deployed> {
+    let fan = FanOut::new(concurrency);
     let without = Deployed::from_listings(head, &listings, &BTreeMap::new());
     let pipelines: Vec<(String, String, Option<String>)> = head
         .environments
@@ -700,7 +747,19 @@ pub async fn mark_pending(
     drifts: &mut [EnvDrift],
 ) -> Result<(), PendingError> {
     let deployed = observe_bases(factory, head_model, concurrency).await?;
-    let detection = crate::git::detect_deployed(repo, head, prefix, head_model, &deployed)?;
+    pending_from(&deployed, repo, head, prefix, head_model, drifts)
+}
+
+/// [`mark_pending`] with what is deployed already read.
+pub(crate) fn pending_from(
+    deployed: &Deployed,
+    repo: &gix::Repository,
+    head: gix::ObjectId,
+    prefix: &str,
+    head_model: &Repository,
+    drifts: &mut [EnvDrift],
+) -> Result<(), PendingError> {
+    let detection = crate::git::detect_deployed(repo, head, prefix, head_model, deployed)?;
     crate::deployed::mark_pending(drifts, &detection);
     Ok(())
 }
