@@ -485,13 +485,13 @@ pub fn detect_between(
     // The head model loads on a second thread while this one diffs; once
     // loaded, that thread takes pieces of the diff too. A gix handle
     // cannot cross threads, so that thread opens the repository again
-    // (with this handle's options); should that fail, the model loads here
-    // after the diff.
+    // (with this handle's options); should that fail (or the thread not
+    // start), the model loads here after the diff.
     let git_dir = repo.git_dir().to_owned();
     let options = repo.open_options().clone();
     let diff = SplitDiff::new(PIECES);
     let (head_model, changes) = std::thread::scope(|s| {
-        let helper = s.spawn(|| {
+        let helper = std::thread::Builder::new().spawn_scoped(s, || {
             let mut own = gix::open_opts(git_dir, options).ok()?;
             own.object_cache_size(None);
             let tree = match GitTree::new(own, head, prefix) {
@@ -506,16 +506,17 @@ pub fn detect_between(
             found.extend(diff.take(repo)?);
             Ok(found)
         });
-        match helper.join() {
-            Ok(Some((loaded, theirs))) => (loaded, both(mine, theirs)),
-            // The second handle did not open: the diff was all this thread's.
-            Ok(None) => (
+        match helper.map(|h| h.join()) {
+            Ok(Ok(Some((loaded, theirs)))) => (loaded, both(mine, theirs)),
+            // No second thread, or its handle did not open: the diff was
+            // all this thread's.
+            Err(_) | Ok(Ok(None)) => (
                 load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
                 mine,
             ),
             // The helper panicked, maybe holding pieces of the diff: diff
             // again here rather than miss them.
-            Err(_) => (
+            Ok(Err(_)) => (
                 load_checked(&head_tree).map(|model| (model, head_tree.links_read())),
                 changed_paths(repo, base, head, prefix),
             ),
@@ -524,14 +525,18 @@ pub fn detect_between(
     let (head_model, links) = head_model?;
     let changes = sorted(changes?);
     let base_tree = head_tree.at(base)?;
-    // The changed paths are read with head's globs on a second thread while
-    // this one reads the model at base.
+    // The changed paths are read with head's globs on a second thread (or
+    // here, should it not start) while this one reads the model at base.
+    let read = || Changed::new(&head_model.config, &changes);
     let (base_model, changed) = std::thread::scope(|s| {
-        let read = s.spawn(|| Changed::new(&head_model.config, &changes));
+        let reading = std::thread::Builder::new().spawn_scoped(s, read);
         let base_model = base_model(&base_tree, &head_model, &changes, &links);
-        let changed = read
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let changed = match reading {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => read(),
+        };
         (base_model, changed)
     });
     let base_model = base_model?;
