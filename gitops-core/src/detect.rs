@@ -440,13 +440,13 @@ pub fn all_updated(head: &Repository) -> Detection {
 /// Paths matching an `ignore` glob never count. The globs, the environments
 /// folder and the pipeline template come from `head`'s configuration.
 pub fn detect(base: Option<&Repository>, head: &Repository, changes: &[ChangedPath]) -> Detection {
-    detect_against(base, None, head, changes)
+    detect_partial(base, None, head, changes)
 }
 
 /// [`detect`]; with `read_at_base`, `base` was read only for the
 /// environments so named (those the change may have touched), and every
 /// other environment at head is the same at base (rather than created).
-pub(crate) fn detect_against(
+pub(crate) fn detect_partial(
     base: Option<&Repository>,
     read_at_base: Option<&BTreeSet<String>>,
     head: &Repository,
@@ -472,7 +472,7 @@ pub(crate) fn detect_against(
     )
 }
 
-/// [`detect_against`] taking the model at head, whose environments then
+/// [`detect_partial`] taking the model at head, whose environments then
 /// move into the result rather than being copied (for a caller done with
 /// it), and the changes already read with its configuration.
 pub(crate) fn detect_owned(
@@ -546,7 +546,7 @@ enum Side {
 }
 
 /// The verdict for each environment of `base` and `head`, sorted by name
-/// (see [`detect_against`]).
+/// (see [`detect_partial`]).
 fn classify(
     base: Option<&Repository>,
     read_at_base: Option<&BTreeSet<String>>,

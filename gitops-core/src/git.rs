@@ -109,11 +109,11 @@ impl SplitDiff {
         let mut pieces = Vec::new();
         let mut out = Vec::new();
         let (mut lhs, mut rhs) = (Vec::new(), Vec::new());
+        let kind = repo.object_hash();
         while let Some(piece) = open.pop_front() {
             match (piece.base, piece.head) {
                 (Some(b), Some(h)) if b == h => {}
                 (Some(b), Some(h)) if pieces.len() + open.len() < self.min_pieces => {
-                    let kind = repo.object_hash();
                     let lhs = tree_data(repo, b, &mut lhs)?;
                     let rhs = tree_data(repo, h, &mut rhs)?;
                     one_level(&piece.path, lhs, rhs, kind, &mut open, &mut out)?;
@@ -567,7 +567,7 @@ fn detect_against(
         &changes,
         links,
     )?;
-    Ok(crate::detect::detect_against(
+    Ok(crate::detect::detect_partial(
         base_model.model.as_ref(),
         base_model.read.as_ref(),
         head_model,

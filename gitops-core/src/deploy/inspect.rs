@@ -731,26 +731,11 @@ pub(crate) async fn observe_listed(
     Ok(Deployed::from_listings(head, &listings, &succeeded))
 }
 
-/// `gitops status`'s `pending`: reads what is deployed ([`observe_bases`]),
-/// classifies every environment against its deployed commit
-/// ([`crate::git::detect_deployed`], `head` being the commit `head_model`
-/// was read at, under `prefix` in `repo`) and sets each row's `pending`
-/// (`deployed::mark_pending`). On an error the rows stay unknown
-/// and the error is returned, as one line.
-pub async fn mark_pending(
-    factory: Arc<dyn ClientFactory>,
-    repo: &gix::Repository,
-    head: gix::ObjectId,
-    prefix: &str,
-    head_model: &Repository,
-    concurrency: usize,
-    drifts: &mut [EnvDrift],
-) -> Result<(), PendingError> {
-    let deployed = observe_bases(factory, head_model, concurrency).await?;
-    pending_from(&deployed, repo, head, prefix, head_model, drifts)
-}
-
-/// [`mark_pending`] with what is deployed already read.
+/// `gitops status`'s `pending`, from what is `deployed` (read with
+/// [`observe_listed`]): classifies every environment against its deployed
+/// commit ([`crate::git::detect_deployed`], `head` being the commit
+/// `head_model` was read at, under `prefix` in `repo`) and sets each row's
+/// `pending` (`deployed::mark_pending`). On an error the rows stay unknown.
 pub(crate) fn pending_from(
     deployed: &Deployed,
     repo: &gix::Repository,
@@ -764,7 +749,7 @@ pub(crate) fn pending_from(
     Ok(())
 }
 
-/// Why [`mark_pending`] could not tell which environments have changes pending.
+/// Why `gitops status` could not tell which environments have changes pending.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PendingError {
